@@ -1,0 +1,52 @@
+# greycloud: everything a fresh machine needs, from python3 and make alone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install generate check-generated lint format typecheck check test demo emulator bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## generate: regenerate the sync half and the packaged copy of _async_src/
+generate: $(STAMP)
+	$(BIN)/python tools/generate.py
+
+## check-generated: fail when generated code is stale, missing, extra, hand-edited or async
+check-generated: $(STAMP)
+	$(BIN)/python tools/generate.py --check
+
+lint: $(STAMP)
+	$(BIN)/ruff check greycloud _async_src tools tests bench
+	$(BIN)/ruff format --check greycloud _async_src tools tests bench
+
+format: $(STAMP)
+	$(BIN)/ruff format greycloud _async_src tools tests bench
+	$(BIN)/ruff check --fix greycloud _async_src tools tests bench
+	$(BIN)/python tools/generate.py
+
+## typecheck: mypy --strict on both halves (the package holds both)
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: check-generated lint typecheck
+
+## test: the README's test command: every check, then the whole suite
+test: check
+	$(BIN)/pytest -q
+
+## demo: the main job on the embedded emulator (no credentials, no network)
+demo: $(STAMP)
+	$(BIN)/greycloud run examples/prompts.jsonl -o results.jsonl --emulator
+
+emulator: $(STAMP)
+	$(BIN)/greycloud emulator
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .mypy_cache .pytest_cache .ruff_cache

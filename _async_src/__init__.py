@@ -1,0 +1,1 @@
+"""greycloud's client code; its hand-written source is _async_src/."""

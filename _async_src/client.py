@@ -1,0 +1,526 @@
+"""The Gemini client: generation, streaming, retries and token counting under the limiter.
+
+This file is the only hand-written copy of the client. ``make generate`` turns it into the
+sync client; keep comments and docstrings true for both.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any, Literal, overload
+
+from google import genai
+from google.genai import errors, types
+
+from .. import auth
+from .._primitives import (
+    AsyncLock,
+    async_close_iterator,
+    async_close_sdk,
+    async_run_blocking,
+    async_sdk,
+    async_sleep,
+)
+from .._request import (
+    Contents,
+    GenerateRequest,
+    SafetySettings,
+    build_request,
+    estimate_tokens,
+)
+from .._retry import backoff_delay, classify
+from ..config import GreyCloudConfig
+from ..errors import (
+    AuthError,
+    ConfigError,
+    QuotaExhaustedError,
+    RetryExhaustedError,
+    StreamInterruptedError,
+)
+from .rate_limiter import VertexRateLimiter
+
+logger = logging.getLogger(__name__)
+
+StreamItem = str | types.GenerateContentResponse
+
+DEFAULT_BASE_DELAY = 1.0
+DEFAULT_MAX_DELAY = 60.0
+# countTokens has its own quota on Vertex, so it is limited under its own key, not the model's.
+COUNT_TOKENS_KEY = "countTokens:{model}"
+# Errors that mean the service cannot count tokens for this request (not a passing failure).
+_CANNOT_COUNT_STATUS = frozenset({400, 404, 501})
+
+
+class GreyCloudAsyncClient:
+    """Gemini on Vertex AI (or the Gemini Developer API) with limits, retries and auth refresh.
+
+    ``rpm``, ``tpm`` and ``max_concurrency`` override the config's limits; pass ``rate_limiter``
+    instead to share one limiter between clients. ``credentials`` takes any google-auth
+    credentials; without it they come from the config (API key, ADC, impersonation, gcloud).
+    """
+
+    def __init__(
+        self,
+        config: GreyCloudConfig | None = None,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        max_concurrency: int | None = None,
+        *,
+        credentials: auth.Credentials | None = None,
+        rate_limiter: VertexRateLimiter | None = None,
+    ) -> None:
+        overrides = {
+            name: value
+            for name, value in (("rpm", rpm), ("tpm", tpm), ("max_concurrency", max_concurrency))
+            if value is not None
+        }
+        if rate_limiter is not None and overrides:
+            raise ConfigError(
+                "rate_limiter",
+                f"pass either rate_limiter= or {', '.join(overrides)}=, not both: "
+                "a shared limiter carries its own limits",
+            )
+        base = config if config is not None else GreyCloudConfig()
+        self.config = base.replace(**overrides) if overrides else base
+        self._owns_limiter = rate_limiter is None
+        self.rate_limiter = (
+            rate_limiter if rate_limiter is not None else VertexRateLimiter.from_config(self.config)
+        )
+        self._api_key = self.config.resolved_api_key()
+        self._credentials = credentials
+        if credentials is None and self._api_key is None:
+            self._credentials = auth.find_credentials(self.config)
+        self._sdk = self._build_sdk()
+        self._retired: list[genai.Client] = []
+        self._auth_lock = AsyncLock()
+        self._auth_generation = 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def client(self) -> genai.Client:
+        """The google-genai client in use (replaced after a credential refresh)."""
+        return self._sdk
+
+    def _build_sdk(self) -> genai.Client:
+        config = self.config
+        http_options = types.HttpOptions(
+            base_url=config.endpoint,
+            api_version=config.api_version,
+            timeout=None if config.timeout is None else int(config.timeout * 1000),
+            # greycloud owns retries, so that every attempt passes the limiter.
+            retry_options=types.HttpRetryOptions(attempts=1),
+        )
+        if self._api_key is not None:
+            return genai.Client(
+                vertexai=config.vertexai, api_key=self._api_key, http_options=http_options
+            )
+        return genai.Client(
+            vertexai=True,
+            project=config.project_id,
+            location=config.location,
+            credentials=self._credentials,
+            http_options=http_options,
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections (and the limiter, when this client created it)."""
+        for sdk in [*self._retired, self._sdk]:
+            await async_close_sdk(sdk)
+        self._retired.clear()
+        if self._owns_limiter:
+            await self.rate_limiter.aclose()
+
+    async def __aenter__(self) -> GreyCloudAsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- generation -------------------------------------------------------------------------
+
+    async def generate_content(
+        self,
+        contents: Contents,
+        model: str | None = None,
+        system_instruction: Any = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_output_tokens: int | None = None,
+        safety_settings: SafetySettings | None = None,
+        tools: list[types.Tool] | None = None,
+        thinking_level: str | None = None,
+        cached_content: str | None = None,
+        **kwargs: Any,
+    ) -> types.GenerateContentResponse:
+        """One generation call (no retries; see ``generate_with_retry``)."""
+        request = self._request(
+            contents,
+            model,
+            system_instruction,
+            temperature,
+            top_p,
+            max_output_tokens,
+            safety_settings,
+            tools,
+            thinking_level,
+            cached_content,
+            kwargs,
+        )
+        return await self._generate_once(request)
+
+    async def generate_content_stream(
+        self,
+        contents: Contents,
+        model: str | None = None,
+        system_instruction: Any = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_output_tokens: int | None = None,
+        safety_settings: SafetySettings | None = None,
+        tools: list[types.Tool] | None = None,
+        thinking_level: str | None = None,
+        cached_content: str | None = None,
+        return_chunks: bool = False,
+        **kwargs: Any,
+    ) -> AsyncIterator[StreamItem]:
+        """Stream the answer: text chunks, or the raw response chunks with ``return_chunks``."""
+        request = self._request(
+            contents,
+            model,
+            system_instruction,
+            temperature,
+            top_p,
+            max_output_tokens,
+            safety_settings,
+            tools,
+            thinking_level,
+            cached_content,
+            kwargs,
+        )
+        async for chunk in self._stream_once(request):
+            if return_chunks:
+                yield chunk
+            elif chunk.text:
+                yield chunk.text
+
+    @overload
+    async def generate_with_retry(
+        self,
+        contents: Contents,
+        max_retries: int = ...,
+        streaming: Literal[False] = ...,
+        base_delay: float = ...,
+        max_delay: float = ...,
+        return_chunks: bool = ...,
+        **generate_kwargs: Any,
+    ) -> types.GenerateContentResponse: ...
+
+    @overload
+    async def generate_with_retry(
+        self,
+        contents: Contents,
+        max_retries: int = ...,
+        *,
+        streaming: Literal[True],
+        base_delay: float = ...,
+        max_delay: float = ...,
+        return_chunks: bool = ...,
+        **generate_kwargs: Any,
+    ) -> AsyncIterator[StreamItem]: ...
+
+    async def generate_with_retry(
+        self,
+        contents: Contents,
+        max_retries: int = 5,
+        streaming: bool = False,
+        base_delay: float = DEFAULT_BASE_DELAY,
+        max_delay: float = DEFAULT_MAX_DELAY,
+        return_chunks: bool = False,
+        **generate_kwargs: Any,
+    ) -> types.GenerateContentResponse | AsyncIterator[StreamItem]:
+        """``generate_content`` (or, with ``streaming``, a stream) that retries transient errors.
+
+        Retried: 408, 429, 500, 502, 503, 504 and transport failures, with exponential backoff
+        and jitter capped at ``max_delay``, never sooner than the server's retry delay. Other
+        errors are raised at once. A stream that breaks is restarted; text already delivered is
+        never delivered twice (``StreamInterruptedError`` if the restart diverges from it).
+        """
+        if max_retries < 0:
+            raise ConfigError("max_retries", f"must be 0 or more, got {max_retries}")
+        request = self._request(contents, **generate_kwargs)
+        if streaming:
+            return self._stream_with_retry(
+                request, max_retries, base_delay, max_delay, return_chunks
+            )
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._generate_once(request)
+            except Exception as exc:
+                await self._wait_before_retry(exc, attempt, max_retries, base_delay, max_delay)
+
+    async def count_tokens(
+        self,
+        contents: Contents,
+        system_instruction: Any = None,
+        model: str | None = None,
+    ) -> int:
+        """Tokens in ``contents`` as the service counts them.
+
+        Falls back to an estimate, with a warning, only when the service cannot count this
+        request (the API or model does not support it); other errors are raised.
+        """
+        model = model or self.config.model
+        system = (
+            system_instruction
+            if system_instruction is not None
+            else (self.config.system_instruction)
+        )
+        count_config = (
+            types.CountTokensConfig(system_instruction=system) if system is not None else None
+        )
+        key = COUNT_TOKENS_KEY.format(model=model)
+        async with self.rate_limiter.limit(key, 0):
+            try:
+                result = await self._call_with_auth(
+                    "count_tokens", model=model, contents=contents, config=count_config
+                )
+            except (errors.APIError, ValueError, NotImplementedError) as exc:
+                code = exc.code if isinstance(exc, errors.APIError) else None
+                if code is not None and code not in _CANNOT_COUNT_STATUS:
+                    raise
+                estimate = estimate_tokens(contents, system)
+                logger.warning(
+                    "the service could not count tokens for %s (%s); using an estimate of %d",
+                    model,
+                    exc,
+                    estimate,
+                )
+                return estimate
+        return int(result.total_tokens or 0)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _request(
+        self,
+        contents: Contents,
+        model: str | None = None,
+        system_instruction: Any = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_output_tokens: int | None = None,
+        safety_settings: SafetySettings | None = None,
+        tools: list[types.Tool] | None = None,
+        thinking_level: str | None = None,
+        cached_content: str | None = None,
+        extra: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> GenerateRequest:
+        return build_request(
+            self.config,
+            contents,
+            model=model,
+            system_instruction=system_instruction,
+            temperature=temperature,
+            top_p=top_p,
+            max_output_tokens=max_output_tokens,
+            safety_settings=safety_settings,
+            tools=tools,
+            thinking_level=thinking_level,
+            cached_content=cached_content,
+            extra={**(extra or {}), **kwargs},
+        )
+
+    async def _call_with_auth(self, method: str, **arguments: Any) -> Any:
+        """Call ``models.<method>`` once, refreshing credentials and trying again after a 401."""
+        generation = self._auth_generation
+        try:
+            return await getattr(async_sdk(self._sdk).models, method)(**arguments)
+        except errors.ClientError as exc:
+            if exc.code != 401:
+                raise
+            await self._refresh_auth(generation, exc)
+        try:
+            return await getattr(async_sdk(self._sdk).models, method)(**arguments)
+        except errors.ClientError as exc:
+            if exc.code == 401:
+                raise self._auth_error(exc) from exc
+            raise
+
+    async def _generate_once(self, request: GenerateRequest) -> types.GenerateContentResponse:
+        async with self.rate_limiter.limit(request.model, request.estimated_tokens) as permit:
+            try:
+                response: types.GenerateContentResponse = await self._call_with_auth(
+                    "generate_content",
+                    model=request.model,
+                    contents=request.contents,
+                    config=request.config,
+                )
+            except errors.APIError as exc:
+                await self._report(request.model, exc)
+                raise
+            await permit.reconcile(response.usage_metadata)
+            return response
+
+    async def _stream_once(
+        self, request: GenerateRequest
+    ) -> AsyncIterator[types.GenerateContentResponse]:
+        """One streamed attempt holding one limiter slot until the stream ends in any way."""
+        async with self.rate_limiter.limit(request.model, request.estimated_tokens) as permit:
+            usage = None
+            for auth_attempt in (1, 2):
+                generation = self._auth_generation
+                received = False
+                stream = None
+                try:
+                    stream = await async_sdk(self._sdk).models.generate_content_stream(
+                        model=request.model, contents=request.contents, config=request.config
+                    )
+                    async for chunk in stream:
+                        received = True
+                        if chunk.usage_metadata is not None:
+                            usage = chunk.usage_metadata
+                        yield chunk
+                    break
+                except errors.APIError as exc:
+                    if exc.code == 401 and not received:
+                        if auth_attempt == 2:
+                            raise self._auth_error(exc) from exc
+                        await self._refresh_auth(generation, exc)
+                        continue
+                    await self._report(request.model, exc)
+                    raise
+                finally:
+                    if stream is not None:
+                        await async_close_iterator(stream)
+            await permit.reconcile(usage)
+
+    async def _stream_with_retry(
+        self,
+        request: GenerateRequest,
+        max_retries: int,
+        base_delay: float,
+        max_delay: float,
+        return_chunks: bool,
+    ) -> AsyncIterator[StreamItem]:
+        delivered = ""  # text the caller already has, across attempts
+        attempt = 0
+        while True:
+            attempt += 1
+            replayed = 0  # characters of this attempt that repeat what was delivered
+            try:
+                async for chunk in self._stream_once(request):
+                    text = chunk.text or ""
+                    overlap = min(len(text), len(delivered) - replayed)
+                    if overlap > 0:
+                        if text[:overlap] != delivered[replayed : replayed + overlap]:
+                            raise StreamInterruptedError(
+                                f"the restarted stream (attempt {attempt}) differs from the "
+                                f"{len(delivered)} characters already delivered",
+                                partial_text=delivered,
+                                attempts=attempt,
+                            )
+                        replayed += overlap
+                    fresh = text[overlap:] if overlap > 0 else text
+                    if overlap > 0 and not fresh and not chunk.usage_metadata:
+                        continue
+                    delivered += fresh
+                    if return_chunks:
+                        yield chunk if overlap == 0 else _with_text(chunk, fresh)
+                    elif fresh:
+                        yield fresh
+                return
+            except StreamInterruptedError:
+                raise
+            except Exception as exc:
+                try:
+                    await self._wait_before_retry(exc, attempt, max_retries, base_delay, max_delay)
+                except RetryExhaustedError as exhausted:
+                    if delivered:
+                        raise StreamInterruptedError(
+                            f"the stream broke after {len(delivered)} characters and "
+                            f"{attempt} attempts: {exc}",
+                            partial_text=delivered,
+                            attempts=attempt,
+                        ) from exhausted.last_error
+                    raise
+
+    async def _wait_before_retry(
+        self,
+        exc: Exception,
+        attempt: int,
+        max_retries: int,
+        base_delay: float,
+        max_delay: float,
+    ) -> None:
+        """Return after the backoff if ``exc`` may be retried; otherwise raise."""
+        failure = classify(exc)
+        if failure.per_day:
+            raise QuotaExhaustedError(
+                f"a per-day quota is exhausted ({failure.quota_id}); retrying cannot help "
+                "before it resets",
+                failure.quota_id,
+            ) from exc
+        if not failure.transient:
+            raise exc
+        if attempt > max_retries:
+            raise RetryExhaustedError(attempt, exc) from exc
+        delay = backoff_delay(attempt, base_delay, max_delay, failure.retry_after)
+        logger.info("attempt %d failed (%s); retrying in %.2fs", attempt, _describe(exc), delay)
+        await async_sleep(delay)
+
+    async def _report(self, model: str, exc: errors.APIError) -> None:
+        failure = classify(exc)
+        if failure.rate_limited:
+            await self.rate_limiter.report_rate_limited(
+                model, failure.retry_after, per_day=failure.per_day
+            )
+
+    async def _refresh_auth(self, seen_generation: int, exc: errors.APIError) -> None:
+        """Refresh the credentials and rebuild the SDK client, once for concurrent 401s."""
+        async with self._auth_lock:
+            if self._auth_generation != seen_generation:
+                return  # another call refreshed them meanwhile
+            if self._credentials is None:
+                raise self._auth_error(exc) from exc
+            logger.info("the server rejected the credentials (401); refreshing them")
+            self._credentials = await async_run_blocking(
+                auth.refresh_credentials, self._credentials, self.config
+            )
+            self._retired.append(self._sdk)
+            self._sdk = self._build_sdk()
+            self._auth_generation += 1
+
+    def _auth_error(self, exc: errors.APIError) -> AuthError:
+        if self._api_key is not None:
+            return AuthError(
+                f"the API key was rejected: {exc.message}",
+                fix_command="check the key in api_key, API_KEY_FILE or GOOGLE_API_KEY",
+            )
+        return AuthError(
+            f"the credentials were rejected after a refresh: {exc.message}",
+            fix_command=auth.LOGIN_COMMAND,
+        )
+
+
+def _with_text(chunk: types.GenerateContentResponse, text: str) -> types.GenerateContentResponse:
+    """A copy of ``chunk`` whose only text is ``text`` (the part not delivered before)."""
+    copy = chunk.model_copy(deep=True)
+    if copy.candidates and copy.candidates[0].content is not None:
+        copy.candidates[0].content.parts = [types.Part(text=text)] if text else []
+    return copy
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, errors.APIError):
+        return f"{exc.code} {exc.status}"
+    return type(exc).__name__

@@ -1,0 +1,245 @@
+"""The only hand-written async/sync pairs in greycloud.
+
+The async source under ``_async_src/`` never names ``asyncio``, ``.aio``, ``sleep`` or ``gather``:
+it calls the ``async_*`` / ``Async*`` names below. The generator maps each of them to its ``sync_*``
+/ ``Sync*`` twin (see ``tools/generate.py``), and every pair here has the same call shape, so
+``await async_sleep(x)`` becomes ``sync_sleep(x)`` and means the same thing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Any, TypeAlias, TypeVar
+
+from google import genai
+from google.genai.client import AsyncClient as _SdkAsyncClient
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+# -- sleeping ----------------------------------------------------------------------------------
+
+
+async def async_sleep(seconds: float) -> None:
+    """Wait with the event loop free."""
+    await asyncio.sleep(max(0.0, seconds))
+
+
+def sync_sleep(seconds: float) -> None:
+    """Wait in the calling thread."""
+    time.sleep(max(0.0, seconds))
+
+
+# -- locks, semaphores, events -----------------------------------------------------------------
+
+
+class AsyncLock:
+    """A mutual-exclusion lock for tasks (``async with lock:``)."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> None:
+        await self._lock.acquire()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._lock.release()
+
+
+class SyncLock:
+    """A mutual-exclusion lock for threads (``with lock:``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._lock.release()
+
+
+class AsyncSemaphore:
+    """At most ``value`` tasks inside at once (``async with semaphore:``)."""
+
+    def __init__(self, value: int) -> None:
+        self._semaphore = asyncio.Semaphore(value)
+
+    async def __aenter__(self) -> None:
+        await self._semaphore.acquire()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._semaphore.release()
+
+    async def acquire(self) -> None:
+        await self._semaphore.acquire()
+
+    def release(self) -> None:
+        self._semaphore.release()
+
+
+class SyncSemaphore:
+    """At most ``value`` threads inside at once (``with semaphore:``)."""
+
+    def __init__(self, value: int) -> None:
+        self._semaphore = threading.Semaphore(value)
+
+    def __enter__(self) -> None:
+        self._semaphore.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._semaphore.release()
+
+    def acquire(self) -> None:
+        self._semaphore.acquire()
+
+    def release(self) -> None:
+        self._semaphore.release()
+
+
+class AsyncEvent:
+    """A flag tasks can wait on, with a timeout in seconds (True when set)."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    async def wait(self, timeout: float | None = None) -> bool:
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+
+class SyncEvent:
+    """A flag threads can wait on, with a timeout in seconds (True when set)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._event.wait(timeout)
+
+
+# -- blocking work -----------------------------------------------------------------------------
+
+
+async def async_run_blocking(func: Callable[..., R], *args: object) -> R:
+    """Run blocking I/O (files, Cloud Storage, gcloud) in a worker thread."""
+    return await asyncio.to_thread(func, *args)
+
+
+def sync_run_blocking(func: Callable[..., R], *args: object) -> R:
+    """In sync code blocking work simply runs in the caller's thread."""
+    return func(*args)
+
+
+async def async_map_bounded(
+    func: Callable[[T], Awaitable[R]], items: Iterable[T], limit: int
+) -> list[R]:
+    """``[await func(x) for x in items]`` with at most ``limit`` running at once, in order."""
+    semaphore = asyncio.Semaphore(limit)
+
+    async def run(item: T) -> R:
+        async with semaphore:
+            return await func(item)
+
+    return list(await asyncio.gather(*(run(item) for item in items)))
+
+
+def sync_map_bounded(func: Callable[[T], R], items: Iterable[T], limit: int) -> list[R]:
+    """``[func(x) for x in items]`` on at most ``limit`` threads, in order."""
+    with ThreadPoolExecutor(max_workers=limit) as pool:
+        return list(pool.map(func, items))
+
+
+async def async_close_iterator(iterator: AsyncIterator[Any]) -> None:
+    """Close an iterator early (an SDK stream: its HTTP response is released now, not at GC)."""
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def sync_close_iterator(iterator: Iterator[Any]) -> None:
+    """Close an iterator early (an SDK stream: its HTTP response is released now, not at GC)."""
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        close()
+
+
+# A unit of work handed to a limiter: a coroutine object, or in sync code a function to call.
+AsyncWork: TypeAlias = Awaitable[T]
+SyncWork: TypeAlias = Callable[[], T]
+
+
+async def async_run_work(work: AsyncWork[T]) -> T:
+    return await work
+
+
+def sync_run_work(work: SyncWork[T]) -> T:
+    return work()
+
+
+# -- the SDK surface ---------------------------------------------------------------------------
+
+AsyncSdk = _SdkAsyncClient
+SyncSdk = genai.Client
+
+
+def async_sdk(client: genai.Client) -> AsyncSdk:
+    """The SDK's async surface (``client.aio``): ``.models``, ``.caches``, ``.batches``."""
+    return client.aio
+
+
+def sync_sdk(client: genai.Client) -> SyncSdk:
+    """The SDK's sync surface: the client itself."""
+    return client
+
+
+async def async_close_sdk(client: genai.Client) -> None:
+    """Close the HTTP connections of the SDK (the async ones and the idle sync ones)."""
+    await client.aio.aclose()
+    client.close()
+
+
+def sync_close_sdk(client: genai.Client) -> None:
+    """Close the HTTP connections of the SDK's sync surface."""
+    client.close()
