@@ -7,7 +7,7 @@ sync client; keep comments and docstrings true for both.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any, Literal, overload
 
@@ -30,7 +30,7 @@ from .._request import (
     build_request,
     estimate_tokens,
 )
-from .._retry import backoff_delay, classify
+from .._retry import backoff_delay, classify, is_rejected_api_key
 from ..config import GreyCloudConfig
 from ..errors import (
     AuthError,
@@ -44,6 +44,8 @@ from .rate_limiter import VertexRateLimiter
 logger = logging.getLogger(__name__)
 
 StreamItem = str | types.GenerateContentResponse
+# on_retry(failed_attempt, error, delay_seconds): told before each backoff sleep.
+RetryCallback = Callable[[int, BaseException, float], None]
 
 DEFAULT_BASE_DELAY = 1.0
 DEFAULT_MAX_DELAY = 60.0
@@ -220,6 +222,7 @@ class GreyCloudAsyncClient:
         base_delay: float = ...,
         max_delay: float = ...,
         return_chunks: bool = ...,
+        on_retry: RetryCallback | None = ...,
         **generate_kwargs: Any,
     ) -> types.GenerateContentResponse: ...
 
@@ -233,6 +236,7 @@ class GreyCloudAsyncClient:
         base_delay: float = ...,
         max_delay: float = ...,
         return_chunks: bool = ...,
+        on_retry: RetryCallback | None = ...,
         **generate_kwargs: Any,
     ) -> AsyncIterator[StreamItem]: ...
 
@@ -244,6 +248,7 @@ class GreyCloudAsyncClient:
         base_delay: float = DEFAULT_BASE_DELAY,
         max_delay: float = DEFAULT_MAX_DELAY,
         return_chunks: bool = False,
+        on_retry: RetryCallback | None = None,
         **generate_kwargs: Any,
     ) -> types.GenerateContentResponse | AsyncIterator[StreamItem]:
         """``generate_content`` (or, with ``streaming``, a stream) that retries transient errors.
@@ -252,13 +257,15 @@ class GreyCloudAsyncClient:
         and jitter capped at ``max_delay``, never sooner than the server's retry delay. Other
         errors are raised at once. A stream that breaks is restarted; text already delivered is
         never delivered twice (``StreamInterruptedError`` if the restart diverges from it).
+        ``on_retry(attempt, error, delay)`` is called before each backoff sleep, e.g. to count
+        retries; ``attempt`` is the number of the attempt that failed (1 for the first).
         """
         if max_retries < 0:
             raise ConfigError("max_retries", f"must be 0 or more, got {max_retries}")
         request = self._request(contents, **generate_kwargs)
         if streaming:
             return self._stream_with_retry(
-                request, max_retries, base_delay, max_delay, return_chunks
+                request, max_retries, base_delay, max_delay, return_chunks, on_retry
             )
         attempt = 0
         while True:
@@ -266,7 +273,9 @@ class GreyCloudAsyncClient:
             try:
                 return await self._generate_once(request)
             except Exception as exc:
-                await self._wait_before_retry(exc, attempt, max_retries, base_delay, max_delay)
+                await self._wait_before_retry(
+                    exc, attempt, max_retries, base_delay, max_delay, on_retry
+                )
 
     async def count_tokens(
         self,
@@ -341,20 +350,16 @@ class GreyCloudAsyncClient:
         )
 
     async def _call_with_auth(self, method: str, **arguments: Any) -> Any:
-        """Call ``models.<method>`` once, refreshing credentials and trying again after a 401."""
-        generation = self._auth_generation
-        try:
-            return await getattr(async_sdk(self._sdk).models, method)(**arguments)
-        except errors.ClientError as exc:
-            if exc.code != 401:
-                raise
-            await self._refresh_auth(generation, exc)
-        try:
-            return await getattr(async_sdk(self._sdk).models, method)(**arguments)
-        except errors.ClientError as exc:
-            if exc.code == 401:
-                raise self._auth_error(exc) from exc
-            raise
+        """Call ``models.<method>``; after a 401, refresh the credentials and call once more."""
+        attempt = 0
+        while True:
+            attempt += 1
+            generation = self._auth_generation
+            try:
+                return await getattr(async_sdk(self._sdk).models, method)(**arguments)
+            except errors.ClientError as exc:
+                if not await self._recover_auth(exc, attempt, generation):
+                    raise
 
     async def _generate_once(self, request: GenerateRequest) -> types.GenerateContentResponse:
         async with self.rate_limiter.limit(request.model, request.estimated_tokens) as permit:
@@ -392,10 +397,7 @@ class GreyCloudAsyncClient:
                         yield chunk
                     break
                 except errors.APIError as exc:
-                    if exc.code == 401 and not received:
-                        if auth_attempt == 2:
-                            raise self._auth_error(exc) from exc
-                        await self._refresh_auth(generation, exc)
+                    if not received and await self._recover_auth(exc, auth_attempt, generation):
                         continue
                     await self._report(request.model, exc)
                     raise
@@ -411,26 +413,27 @@ class GreyCloudAsyncClient:
         base_delay: float,
         max_delay: float,
         return_chunks: bool,
+        on_retry: RetryCallback | None,
     ) -> AsyncIterator[StreamItem]:
         delivered = ""  # text the caller already has, across attempts
         attempt = 0
         while True:
             attempt += 1
-            replayed = 0  # characters of this attempt that repeat what was delivered
+            position = 0  # characters of text this attempt has produced so far
             try:
                 async for chunk in self._stream_once(request):
                     text = chunk.text or ""
-                    overlap = min(len(text), len(delivered) - replayed)
-                    if overlap > 0:
-                        if text[:overlap] != delivered[replayed : replayed + overlap]:
-                            raise StreamInterruptedError(
-                                f"the restarted stream (attempt {attempt}) differs from the "
-                                f"{len(delivered)} characters already delivered",
-                                partial_text=delivered,
-                                attempts=attempt,
-                            )
-                        replayed += overlap
-                    fresh = text[overlap:] if overlap > 0 else text
+                    # The start of a restarted stream repeats what the caller already has.
+                    overlap = max(0, min(len(text), len(delivered) - position))
+                    if text[:overlap] != delivered[position : position + overlap]:
+                        raise StreamInterruptedError(
+                            f"the restarted stream (attempt {attempt}) differs from the "
+                            f"{len(delivered)} characters already delivered",
+                            partial_text=delivered,
+                            attempts=attempt,
+                        )
+                    position += len(text)
+                    fresh = text[overlap:]
                     if overlap > 0 and not fresh and not chunk.usage_metadata:
                         continue
                     delivered += fresh
@@ -443,7 +446,9 @@ class GreyCloudAsyncClient:
                 raise
             except Exception as exc:
                 try:
-                    await self._wait_before_retry(exc, attempt, max_retries, base_delay, max_delay)
+                    await self._wait_before_retry(
+                        exc, attempt, max_retries, base_delay, max_delay, on_retry
+                    )
                 except RetryExhaustedError as exhausted:
                     if delivered:
                         raise StreamInterruptedError(
@@ -461,6 +466,7 @@ class GreyCloudAsyncClient:
         max_retries: int,
         base_delay: float,
         max_delay: float,
+        on_retry: RetryCallback | None = None,
     ) -> None:
         """Return after the backoff if ``exc`` may be retried; otherwise raise."""
         failure = classify(exc)
@@ -476,6 +482,8 @@ class GreyCloudAsyncClient:
             raise RetryExhaustedError(attempt, exc) from exc
         delay = backoff_delay(attempt, base_delay, max_delay, failure.retry_after)
         logger.info("attempt %d failed (%s); retrying in %.2fs", attempt, _describe(exc), delay)
+        if on_retry is not None:
+            on_retry(attempt, exc, delay)
         await async_sleep(delay)
 
     async def _report(self, model: str, exc: errors.APIError) -> None:
@@ -484,6 +492,19 @@ class GreyCloudAsyncClient:
             await self.rate_limiter.report_rate_limited(
                 model, failure.retry_after, per_day=failure.per_day
             )
+
+    async def _recover_auth(self, exc: errors.APIError, attempt: int, generation: int) -> bool:
+        """True when ``exc`` was a 401 that a credential refresh fixed (so try again).
+
+        Raises ``AuthError`` when the credentials are still rejected after a refresh or an API
+        key is invalid; False for every other error (a 403 included: no refresh fixes it).
+        """
+        if is_rejected_api_key(exc) or (exc.code == 401 and attempt > 1):
+            raise self._auth_error(exc) from exc
+        if exc.code != 401:
+            return False
+        await self._refresh_auth(generation, exc)
+        return True
 
     async def _refresh_auth(self, seen_generation: int, exc: errors.APIError) -> None:
         """Refresh the credentials and rebuild the SDK client, once for concurrent 401s."""

@@ -72,6 +72,11 @@ def _error_details(exc: errors.APIError) -> list[dict[str, Any]]:
     return [d for d in details or [] if isinstance(d, dict)]
 
 
+def is_rejected_api_key(exc: errors.APIError) -> bool:
+    """The Google APIs answer a bad API key with 400 and reason ``API_KEY_INVALID``."""
+    return any(detail.get("reason") == "API_KEY_INVALID" for detail in _error_details(exc))
+
+
 def quota_id_of(exc: errors.APIError) -> str | None:
     for detail in _error_details(exc):
         if detail.get("@type", "").endswith("google.rpc.QuotaFailure"):

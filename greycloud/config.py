@@ -183,7 +183,7 @@ class GreyCloudConfig:
                 "Vertex AI needs a Google Cloud project; set PROJECT_ID (or GCP_PROJECT) "
                 "or pass project_id=, or use an API key (use_api_key=True)",
             )
-        if not self.vertexai and not self.use_api_key and self.api_key is None:
+        if not self.vertexai:
             # The Gemini Developer API only takes API keys.
             self.use_api_key = True
         if self.use_api_key and self.api_key is None and self.api_key_file is None:

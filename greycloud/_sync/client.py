@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# source-sha256: d377ab257e4cf6fb
+# source-sha256: 52bf226c693ac0f6
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -10,7 +10,7 @@ sync client; keep comments and docstrings true for both.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, Literal, overload
 
@@ -33,7 +33,7 @@ from .._request import (
     build_request,
     estimate_tokens,
 )
-from .._retry import backoff_delay, classify
+from .._retry import backoff_delay, classify, is_rejected_api_key
 from ..config import GreyCloudConfig
 from ..errors import (
     AuthError,
@@ -47,6 +47,8 @@ from .rate_limiter import SyncVertexRateLimiter
 logger = logging.getLogger(__name__)
 
 StreamItem = str | types.GenerateContentResponse
+# on_retry(failed_attempt, error, delay_seconds): told before each backoff sleep.
+RetryCallback = Callable[[int, BaseException, float], None]
 
 DEFAULT_BASE_DELAY = 1.0
 DEFAULT_MAX_DELAY = 60.0
@@ -225,6 +227,7 @@ class GreyCloudClient:
         base_delay: float = ...,
         max_delay: float = ...,
         return_chunks: bool = ...,
+        on_retry: RetryCallback | None = ...,
         **generate_kwargs: Any,
     ) -> types.GenerateContentResponse: ...
 
@@ -238,6 +241,7 @@ class GreyCloudClient:
         base_delay: float = ...,
         max_delay: float = ...,
         return_chunks: bool = ...,
+        on_retry: RetryCallback | None = ...,
         **generate_kwargs: Any,
     ) -> Iterator[StreamItem]: ...
 
@@ -249,6 +253,7 @@ class GreyCloudClient:
         base_delay: float = DEFAULT_BASE_DELAY,
         max_delay: float = DEFAULT_MAX_DELAY,
         return_chunks: bool = False,
+        on_retry: RetryCallback | None = None,
         **generate_kwargs: Any,
     ) -> types.GenerateContentResponse | Iterator[StreamItem]:
         """``generate_content`` (or, with ``streaming``, a stream) that retries transient errors.
@@ -257,13 +262,15 @@ class GreyCloudClient:
         and jitter capped at ``max_delay``, never sooner than the server's retry delay. Other
         errors are raised at once. A stream that breaks is restarted; text already delivered is
         never delivered twice (``StreamInterruptedError`` if the restart diverges from it).
+        ``on_retry(attempt, error, delay)`` is called before each backoff sleep, e.g. to count
+        retries; ``attempt`` is the number of the attempt that failed (1 for the first).
         """
         if max_retries < 0:
             raise ConfigError("max_retries", f"must be 0 or more, got {max_retries}")
         request = self._request(contents, **generate_kwargs)
         if streaming:
             return self._stream_with_retry(
-                request, max_retries, base_delay, max_delay, return_chunks
+                request, max_retries, base_delay, max_delay, return_chunks, on_retry
             )
         attempt = 0
         while True:
@@ -271,7 +278,7 @@ class GreyCloudClient:
             try:
                 return self._generate_once(request)
             except Exception as exc:
-                self._wait_before_retry(exc, attempt, max_retries, base_delay, max_delay)
+                self._wait_before_retry(exc, attempt, max_retries, base_delay, max_delay, on_retry)
 
     def count_tokens(
         self,
@@ -346,20 +353,16 @@ class GreyCloudClient:
         )
 
     def _call_with_auth(self, method: str, **arguments: Any) -> Any:
-        """Call ``models.<method>`` once, refreshing credentials and trying again after a 401."""
-        generation = self._auth_generation
-        try:
-            return getattr(sync_sdk(self._sdk).models, method)(**arguments)
-        except errors.ClientError as exc:
-            if exc.code != 401:
-                raise
-            self._refresh_auth(generation, exc)
-        try:
-            return getattr(sync_sdk(self._sdk).models, method)(**arguments)
-        except errors.ClientError as exc:
-            if exc.code == 401:
-                raise self._auth_error(exc) from exc
-            raise
+        """Call ``models.<method>``; after a 401, refresh the credentials and call once more."""
+        attempt = 0
+        while True:
+            attempt += 1
+            generation = self._auth_generation
+            try:
+                return getattr(sync_sdk(self._sdk).models, method)(**arguments)
+            except errors.ClientError as exc:
+                if not self._recover_auth(exc, attempt, generation):
+                    raise
 
     def _generate_once(self, request: GenerateRequest) -> types.GenerateContentResponse:
         with self.rate_limiter.limit(request.model, request.estimated_tokens) as permit:
@@ -395,10 +398,7 @@ class GreyCloudClient:
                         yield chunk
                     break
                 except errors.APIError as exc:
-                    if exc.code == 401 and not received:
-                        if auth_attempt == 2:
-                            raise self._auth_error(exc) from exc
-                        self._refresh_auth(generation, exc)
+                    if not received and self._recover_auth(exc, auth_attempt, generation):
                         continue
                     self._report(request.model, exc)
                     raise
@@ -414,26 +414,27 @@ class GreyCloudClient:
         base_delay: float,
         max_delay: float,
         return_chunks: bool,
+        on_retry: RetryCallback | None,
     ) -> Iterator[StreamItem]:
         delivered = ""  # text the caller already has, across attempts
         attempt = 0
         while True:
             attempt += 1
-            replayed = 0  # characters of this attempt that repeat what was delivered
+            position = 0  # characters of text this attempt has produced so far
             try:
                 for chunk in self._stream_once(request):
                     text = chunk.text or ""
-                    overlap = min(len(text), len(delivered) - replayed)
-                    if overlap > 0:
-                        if text[:overlap] != delivered[replayed : replayed + overlap]:
-                            raise StreamInterruptedError(
-                                f"the restarted stream (attempt {attempt}) differs from the "
-                                f"{len(delivered)} characters already delivered",
-                                partial_text=delivered,
-                                attempts=attempt,
-                            )
-                        replayed += overlap
-                    fresh = text[overlap:] if overlap > 0 else text
+                    # The start of a restarted stream repeats what the caller already has.
+                    overlap = max(0, min(len(text), len(delivered) - position))
+                    if text[:overlap] != delivered[position : position + overlap]:
+                        raise StreamInterruptedError(
+                            f"the restarted stream (attempt {attempt}) differs from the "
+                            f"{len(delivered)} characters already delivered",
+                            partial_text=delivered,
+                            attempts=attempt,
+                        )
+                    position += len(text)
+                    fresh = text[overlap:]
                     if overlap > 0 and not fresh and not chunk.usage_metadata:
                         continue
                     delivered += fresh
@@ -446,7 +447,9 @@ class GreyCloudClient:
                 raise
             except Exception as exc:
                 try:
-                    self._wait_before_retry(exc, attempt, max_retries, base_delay, max_delay)
+                    self._wait_before_retry(
+                        exc, attempt, max_retries, base_delay, max_delay, on_retry
+                    )
                 except RetryExhaustedError as exhausted:
                     if delivered:
                         raise StreamInterruptedError(
@@ -464,6 +467,7 @@ class GreyCloudClient:
         max_retries: int,
         base_delay: float,
         max_delay: float,
+        on_retry: RetryCallback | None = None,
     ) -> None:
         """Return after the backoff if ``exc`` may be retried; otherwise raise."""
         failure = classify(exc)
@@ -479,6 +483,8 @@ class GreyCloudClient:
             raise RetryExhaustedError(attempt, exc) from exc
         delay = backoff_delay(attempt, base_delay, max_delay, failure.retry_after)
         logger.info("attempt %d failed (%s); retrying in %.2fs", attempt, _describe(exc), delay)
+        if on_retry is not None:
+            on_retry(attempt, exc, delay)
         sync_sleep(delay)
 
     def _report(self, model: str, exc: errors.APIError) -> None:
@@ -487,6 +493,19 @@ class GreyCloudClient:
             self.rate_limiter.report_rate_limited(
                 model, failure.retry_after, per_day=failure.per_day
             )
+
+    def _recover_auth(self, exc: errors.APIError, attempt: int, generation: int) -> bool:
+        """True when ``exc`` was a 401 that a credential refresh fixed (so try again).
+
+        Raises ``AuthError`` when the credentials are still rejected after a refresh or an API
+        key is invalid; False for every other error (a 403 included: no refresh fixes it).
+        """
+        if is_rejected_api_key(exc) or (exc.code == 401 and attempt > 1):
+            raise self._auth_error(exc) from exc
+        if exc.code != 401:
+            return False
+        self._refresh_auth(generation, exc)
+        return True
 
     def _refresh_auth(self, seen_generation: int, exc: errors.APIError) -> None:
         """Refresh the credentials and rebuild the SDK client, once for concurrent 401s."""

@@ -1,0 +1,1 @@
+"""Tests written once against the client; tests/_sync/ is generated from them."""
