@@ -1,0 +1,32 @@
+"""``greycloud.testing``: a local Vertex AI emulator that the real google-genai SDK talks to.
+
+    from greycloud.testing import VertexEmulator, Fault
+
+    with VertexEmulator(rpm=5) as emu:
+        config = emu.config()                     # a GreyCloudConfig pointing at it
+        emu.inject(Fault.status(503), times=2)    # the next two requests fail
+
+It serves generateContent, streamGenerateContent, countTokens, cachedContents and
+batchPredictionJobs over real HTTP on 127.0.0.1, with quotas, auth and scripted faults.
+Needs the ``emulator`` extra (aiohttp). The pytest fixture ``vertex_emulator`` comes from
+``greycloud.testing.pytest_plugin``; ``serve()`` runs one in the foreground.
+"""
+
+from __future__ import annotations
+
+from ._auth import EmulatorCredentials
+from ._emulator import VertexEmulator
+from ._faults import Fault
+from ._records import RequestRecord
+from ._serve import serve
+from ._state import EmulatorStats, ModelStats
+
+__all__ = [
+    "EmulatorCredentials",
+    "EmulatorStats",
+    "Fault",
+    "ModelStats",
+    "RequestRecord",
+    "VertexEmulator",
+    "serve",
+]

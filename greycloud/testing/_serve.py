@@ -1,0 +1,72 @@
+"""``serve()``: run the emulator in the foreground until Ctrl-C (the CLI's emulator mode)."""
+
+from __future__ import annotations
+
+import threading
+
+from ._emulator import VertexEmulator
+
+
+def serve(
+    port: int = 8080,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    latency: float = 0.0,
+    *,
+    event_delay: float = 0.0,
+    host: str = "127.0.0.1",
+    project: str = "test-project",
+    location: str = "us-central1",
+    model_quotas: dict[str, dict[str, int | None]] | None = None,
+    batch_step: float = 0.2,
+    accept_any_token: bool = True,
+    stop: threading.Event | None = None,
+) -> None:
+    """Serve on ``host:port`` until Ctrl-C (or until ``stop`` is set), printing how to use it.
+
+    Any bearer token is accepted by default, so a client using real Application Default
+    Credentials works unchanged; pass ``accept_any_token=False`` to demand the emulator's own.
+    Nothing is recorded per request beyond the last few thousand (kept for ``requests()``).
+    """
+    emulator = VertexEmulator(
+        port=port,
+        host=host,
+        rpm=rpm,
+        tpm=tpm,
+        latency=latency,
+        event_delay=event_delay,
+        project=project,
+        location=location,
+        model_quotas=model_quotas,
+        batch_step=batch_step,
+        max_records=1000,
+        accept_any_token=accept_any_token,
+    )
+    with emulator:
+        limits = (
+            f"rpm={rpm or 'unlimited'}, tpm={tpm or 'unlimited'}, latency={latency}s, "
+            f"event_delay={event_delay}s"
+        )
+        print(f"Vertex AI emulator listening on {emulator.base_url} ({limits})", flush=True)
+        print(
+            "Point greycloud at it:\n"
+            f"    GreyCloudConfig(project_id={project!r}, location={location!r}, "
+            f"endpoint={emulator.base_url!r}, api_version='v1')\n"
+            "or the raw SDK:\n"
+            f"    genai.Client(vertexai=True, project={project!r}, location={location!r}, "
+            f"http_options=types.HttpOptions(base_url={emulator.base_url!r}, api_version='v1'))\n"
+            "Environment:\n"
+            f"    export PROJECT_ID={project} LOCATION={location}\n"
+            f"    export GOOGLE_VERTEX_BASE_URL={emulator.base_url}\n"
+            f"API key (x-goog-api-key): {emulator.api_key}\n"
+            f"Bearer token: {emulator.token}"
+            + ("  (any bearer token is accepted)" if accept_any_token else "")
+            + "\nPress Ctrl-C to stop.",
+            flush=True,
+        )
+        waiter = stop or threading.Event()
+        try:
+            while not waiter.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            print("\nStopping the emulator.", flush=True)
