@@ -1,0 +1,10 @@
+"""Suite-wide settings: tests reach nothing beyond this machine's loopback interface."""
+
+from __future__ import annotations
+
+import os
+
+# google-auth would otherwise probe the GCE metadata server when looking for credentials.
+os.environ["NO_GCE_CHECK"] = "true"
+os.environ["GCE_METADATA_HOST"] = "127.0.0.1:9"
+os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
