@@ -23,12 +23,12 @@ check-generated: $(STAMP)
 	$(BIN)/python tools/generate.py --check
 
 lint: $(STAMP)
-	$(BIN)/ruff check greycloud _async_src tools tests bench
-	$(BIN)/ruff format --check greycloud _async_src tools tests bench
+	$(BIN)/ruff check greycloud _async_src tools tests bench examples
+	$(BIN)/ruff format --check greycloud _async_src tools tests bench examples
 
 format: $(STAMP)
-	$(BIN)/ruff format greycloud _async_src tools tests bench
-	$(BIN)/ruff check --fix greycloud _async_src tools tests bench
+	$(BIN)/ruff format greycloud _async_src tools tests bench examples
+	$(BIN)/ruff check --fix greycloud _async_src tools tests bench examples
 	$(BIN)/python tools/generate.py
 
 ## typecheck: mypy --strict on both halves (the package holds both)
@@ -41,9 +41,13 @@ check: check-generated lint typecheck
 test: check
 	$(BIN)/pytest -q
 
-## demo: the main job on the embedded emulator (no credentials, no network)
+## demo: the main job on the embedded emulator (no credentials, no network): a tour of the
+## clients, then a rate-limited bulk run over examples/prompts.jsonl with progress
 demo: $(STAMP)
-	$(BIN)/greycloud run examples/prompts.jsonl -o results.jsonl --emulator
+	$(BIN)/python examples/demo.py
+	rm -f demo-results.jsonl
+	$(BIN)/greycloud run examples/prompts.jsonl -o demo-results.jsonl --emulator --rpm 300 --concurrency 8
+	@echo "answers: demo-results.jsonl"
 
 emulator: $(STAMP)
 	$(BIN)/greycloud emulator

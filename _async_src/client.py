@@ -39,6 +39,7 @@ from ..errors import (
     RetryExhaustedError,
     StreamInterruptedError,
 )
+from .grounding import SearchGrounding
 from .rate_limiter import VertexRateLimiter
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class GreyCloudAsyncClient:
         if credentials is None and self._api_key is None:
             self._credentials = auth.find_credentials(self.config)
         self._sdk = self._build_sdk()
+        self._grounding = SearchGrounding(self.config, lambda: self._credentials, self._api_key)
         self._retired: list[genai.Client] = []
         self._auth_lock = AsyncLock()
         self._auth_generation = 0
@@ -105,6 +107,11 @@ class GreyCloudAsyncClient:
     def client(self) -> genai.Client:
         """The google-genai client in use (replaced after a credential refresh)."""
         return self._sdk
+
+    @property
+    def credentials(self) -> auth.Credentials | None:
+        """The google-auth credentials in use (None with an API key)."""
+        return self._credentials
 
     def _build_sdk(self) -> genai.Client:
         config = self.config
@@ -132,6 +139,7 @@ class GreyCloudAsyncClient:
         for sdk in [*self._retired, self._sdk]:
             await async_close_sdk(sdk)
         self._retired.clear()
+        self._grounding.close()
         if self._owns_limiter:
             await self.rate_limiter.aclose()
 
@@ -163,7 +171,7 @@ class GreyCloudAsyncClient:
         **kwargs: Any,
     ) -> types.GenerateContentResponse:
         """One generation call (no retries; see ``generate_with_retry``)."""
-        request = self._request(
+        request = await self._prepare(
             contents,
             model,
             system_instruction,
@@ -194,7 +202,7 @@ class GreyCloudAsyncClient:
         **kwargs: Any,
     ) -> AsyncIterator[StreamItem]:
         """Stream the answer: text chunks, or the raw response chunks with ``return_chunks``."""
-        request = self._request(
+        request = await self._prepare(
             contents,
             model,
             system_instruction,
@@ -262,7 +270,7 @@ class GreyCloudAsyncClient:
         """
         if max_retries < 0:
             raise ConfigError("max_retries", f"must be 0 or more, got {max_retries}")
-        request = self._request(contents, **generate_kwargs)
+        request = await self._prepare(contents, **generate_kwargs)
         if streaming:
             return self._stream_with_retry(
                 request, max_retries, base_delay, max_delay, return_chunks, on_retry
@@ -301,7 +309,7 @@ class GreyCloudAsyncClient:
         async with self.rate_limiter.limit(key, 0):
             try:
                 result = await self._call_with_auth(
-                    "count_tokens", model=model, contents=contents, config=count_config
+                    "models", "count_tokens", model=model, contents=contents, config=count_config
                 )
             except (errors.APIError, ValueError, NotImplementedError) as exc:
                 code = exc.code if isinstance(exc, errors.APIError) else None
@@ -319,7 +327,7 @@ class GreyCloudAsyncClient:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _request(
+    async def _prepare(
         self,
         contents: Contents,
         model: str | None = None,
@@ -334,7 +342,8 @@ class GreyCloudAsyncClient:
         extra: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> GenerateRequest:
-        return build_request(
+        """The request to send: call arguments resolved against the config, then grounded."""
+        request = build_request(
             self.config,
             contents,
             model=model,
@@ -348,15 +357,19 @@ class GreyCloudAsyncClient:
             cached_content=cached_content,
             extra={**(extra or {}), **kwargs},
         )
+        return await self._grounding.ground(request, explicit_tools=tools is not None)
 
-    async def _call_with_auth(self, method: str, **arguments: Any) -> Any:
-        """Call ``models.<method>``; after a 401, refresh the credentials and call once more."""
+    async def _call_with_auth(self, surface: str, method: str, **arguments: Any) -> Any:
+        """Call the SDK's ``<surface>.<method>`` (e.g. ``models.generate_content``); after a
+        401, refresh the credentials and call once more. Also used by the cache and batch
+        classes, so that every service call refreshes credentials the same way."""
         attempt = 0
         while True:
             attempt += 1
             generation = self._auth_generation
             try:
-                return await getattr(async_sdk(self._sdk).models, method)(**arguments)
+                service = getattr(async_sdk(self._sdk), surface)
+                return await getattr(service, method)(**arguments)
             except errors.ClientError as exc:
                 if not await self._recover_auth(exc, attempt, generation):
                     raise
@@ -365,6 +378,7 @@ class GreyCloudAsyncClient:
         async with self.rate_limiter.limit(request.model, request.estimated_tokens) as permit:
             try:
                 response: types.GenerateContentResponse = await self._call_with_auth(
+                    "models",
                     "generate_content",
                     model=request.model,
                     contents=request.contents,
@@ -545,3 +559,34 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, errors.APIError):
         return f"{exc.code} {exc.status}"
     return type(exc).__name__
+
+
+def borrow_or_build_client(
+    client: GreyCloudAsyncClient | None,
+    config: GreyCloudConfig | None,
+    credentials: auth.Credentials | None,
+    rate_limiter: VertexRateLimiter | None,
+) -> tuple[GreyCloudAsyncClient, bool]:
+    """The client a cache or batch object works through, and whether it owns (closes) it.
+
+    A given ``client`` is shared as it is, so it cannot be combined with the arguments that
+    would build another one.
+    """
+    if client is None:
+        built = GreyCloudAsyncClient(config, credentials=credentials, rate_limiter=rate_limiter)
+        return built, True
+    given = [
+        name
+        for name, value in (
+            ("config", config),
+            ("credentials", credentials),
+            ("rate_limiter", rate_limiter),
+        )
+        if value is not None
+    ]
+    if given:
+        raise ConfigError(
+            "client",
+            f"pass either client= or {', '.join(given)}=, not both: the client carries its own",
+        )
+    return client, False

@@ -51,9 +51,7 @@ async def burst(emulator: VertexEmulator) -> None:
     config = emulator.config(rpm=RPM, max_concurrency=16)
     started = time.monotonic()
     async with GreyCloudAsyncClient(config, credentials=emulator.credentials) as client:
-        await asyncio.gather(
-            *(client.generate_with_retry(f"Question {i}?") for i in range(BURST))
-        )
+        await asyncio.gather(*(client.generate_with_retry(f"Question {i}?") for i in range(BURST)))
     elapsed = time.monotonic() - started
     stats = emulator.stats()[config.model]
     print(

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from ._async.batch import GreyCloudAsyncBatch
+from ._async.cache import GreyCloudAsyncCache
 from ._async.client import GreyCloudAsyncClient
 from ._async.rate_limiter import VertexRateLimiter
+from ._sync.batch import GreyCloudBatch
+from ._sync.cache import GreyCloudCache
 from ._sync.client import GreyCloudClient
 from ._sync.rate_limiter import SyncVertexRateLimiter
 from .config import GreyCloudConfig
 from .errors import (
     AuthError,
+    BatchInputError,
+    BatchJobFailedError,
+    BatchResultsNotFoundError,
+    BucketNotFoundError,
+    CacheTooSmallError,
     ConfigError,
     GreyCloudError,
+    LimiterStorageError,
     QuotaExhaustedError,
     RequestTooLargeError,
     RetryExhaustedError,
@@ -19,11 +29,21 @@ from .errors import (
 
 __all__ = [
     "AuthError",
+    "BatchInputError",
+    "BatchJobFailedError",
+    "BatchResultsNotFoundError",
+    "BucketNotFoundError",
+    "CacheTooSmallError",
     "ConfigError",
+    "GreyCloudAsyncBatch",
+    "GreyCloudAsyncCache",
     "GreyCloudAsyncClient",
+    "GreyCloudBatch",
+    "GreyCloudCache",
     "GreyCloudClient",
     "GreyCloudConfig",
     "GreyCloudError",
+    "LimiterStorageError",
     "QuotaExhaustedError",
     "RequestTooLargeError",
     "RetryExhaustedError",

@@ -243,3 +243,29 @@ async def async_close_sdk(client: genai.Client) -> None:
 def sync_close_sdk(client: genai.Client) -> None:
     """Close the HTTP connections of the SDK's sync surface."""
     client.close()
+
+
+# -- Redis (an optional extra: imported only when a limiter is given redis:// storage) ----------
+
+import typing as _typing  # noqa: E402  (kept next to the only pair that needs it)
+
+if _typing.TYPE_CHECKING:
+    import redis
+    import redis.asyncio
+
+    AsyncRedis: TypeAlias = redis.asyncio.Redis
+    SyncRedis: TypeAlias = redis.Redis
+
+
+def async_redis_from_url(url: str, **options: Any) -> AsyncRedis:
+    """A ``redis.asyncio`` client for ``url`` (connects lazily, on the first command)."""
+    import redis.asyncio
+
+    return redis.asyncio.Redis.from_url(url, **options)
+
+
+def sync_redis_from_url(url: str, **options: Any) -> SyncRedis:
+    """A ``redis`` client for ``url`` (connects lazily, on the first command)."""
+    import redis
+
+    return redis.Redis.from_url(url, **options)

@@ -84,6 +84,7 @@ class GreyCloudConfig:
     )
     use_vertex_ai_search: bool = False
     grounding_mode: Literal["inject", "tool"] = "inject"
+    search_endpoint: str | None = None  # Discovery Engine base URL; None: from the location
 
     # Batch jobs and Cloud Storage.
     batch_gcs_bucket: str | None = field(default_factory=lambda: _env("BATCH_GCS_BUCKET"))
@@ -168,6 +169,13 @@ class GreyCloudConfig:
                 f"{store!r} is not a datastore path; expected "
                 "projects/PROJECT/locations/LOCATION/collections/default_collection/"
                 "dataStores/DATASTORE_ID",
+            )
+        if self.search_endpoint is not None and not self.search_endpoint.startswith(
+            ("http://", "https://")
+        ):
+            raise ConfigError(
+                "search_endpoint",
+                f"must be an http(s):// base URL or None, got {self.search_endpoint!r}",
             )
         if self.use_vertex_ai_search and store is None:
             raise ConfigError(

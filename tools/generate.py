@@ -45,6 +45,8 @@ REPLACEMENTS = {
     "AsyncLock": "SyncLock",
     "AsyncSemaphore": "SyncSemaphore",
     "AsyncEvent": "SyncEvent",
+    "async_redis_from_url": "sync_redis_from_url",
+    "AsyncRedis": "SyncRedis",
     # the public classes
     "GreyCloudAsyncClient": "GreyCloudClient",
     "GreyCloudAsyncCache": "GreyCloudCache",

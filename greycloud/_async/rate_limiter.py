@@ -1,47 +1,80 @@
 # DO NOT EDIT: a copy of _async_src/rate_limiter.py by tools/generate.py.
 # Change _async_src/rate_limiter.py and run `make generate`.
-# source-sha256: f32c3481df8d0666
-"""The client-side limiter every call passes: requests and tokens per minute, and concurrency.
+# source-sha256: 5401ad216347a61b
+"""``VertexRateLimiter``: every call waits here for a start inside its model's quota.
 
-A simple, correct limiter: per model, a rolling 60-second log of (start, tokens); a request starts
-when both its request and its token count fit in the window. Concurrency is one semaphore.
+Each request books its start across requests per minute, tokens per minute and (optionally)
+requests per day in one O(1) step (``greycloud._limiter``), then sleeps exactly until that start:
+first come, first served, with no polling. A concurrency slot, handed out in arrival order, is
+held from before the booking until the ``limit`` block ends in any way. After the response,
+``Permit.reconcile`` corrects the token estimate with the real usage; a request cancelled before
+its start gives its booking back. 429s slow the rate and hold new starts until the server's
+retry delay; successes bring the rate back step by step.
+
+The quota lives in memory, or in Redis (``storage="redis://..."``) so that many processes share
+one quota. One limiter may be shared by every task of an event loop (or, for the generated sync
+twin, every thread).
 """
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import TypeVar
+from types import TracebackType
+from typing import Literal, TypeVar
 
 from google.genai import types
 
-from .._primitives import AsyncLock, AsyncSemaphore, AsyncWork, async_run_work, async_sleep
-from ..config import GreyCloudConfig
-from ..errors import RequestTooLargeError
+from .._limiter.core import Booking, LimiterCore
+from .._limiter.quota import TokenCounting, build_quotas, counted_tokens
+from .._limiter.stats import LimiterStats
+from .._primitives import AsyncEvent, AsyncWork, async_run_work, async_sleep
+from ..config import STORAGE_UNAVAILABLE, TOKEN_COUNTING, GreyCloudConfig
+from ..errors import ConfigError
+from .limiter_store import LimiterStore, MemoryStore
 
 T = TypeVar("T")
-WINDOW = 60.0
 DEFAULT_MODEL_KEY = "default"
 
 
-@dataclass
 class Permit:
-    """A granted start. ``reconcile`` corrects the token estimate with the real usage."""
+    """A granted start, valid for the whole ``limit`` block."""
 
-    model: str
-    tokens: int
-    _entry: list[float]
+    def __init__(self, limiter: VertexRateLimiter, booking: Booking, waited: float) -> None:
+        self._limiter = limiter
+        self._booking = booking
+        self.model = booking.model
+        self.tokens = booking.estimate
+        self.start = booking.local_start
+        """When the request was booked to start, on the limiter's clock."""
+        self.waited = waited
+        """Seconds spent waiting for the start (concurrency slot included)."""
 
     async def reconcile(self, usage: types.GenerateContentResponseUsageMetadata | None) -> None:
-        if usage is not None and usage.prompt_token_count is not None:
-            self._entry[1] = float(usage.prompt_token_count)
+        """Correct the booked tokens with the response's usage (once; None is ignored)."""
+        actual = counted_tokens(usage, self._limiter.token_counting)
+        if actual is not None:
+            await self._limiter._store.reconcile(self._booking, actual)
 
 
 class VertexRateLimiter:
-    """Keeps calls inside requests-per-minute, tokens-per-minute and concurrency limits."""
+    """Keeps calls inside each model's requests, tokens and concurrency limits.
+
+    ``rpm``, ``tpm`` and ``max_concurrency`` apply to every model; ``model_limits`` overrides
+    them per model (keys rpm, tpm, rpd, max_concurrency). ``token_counting`` says which tokens
+    a response used: "input" (how Vertex counts) or "total" (input, output and thinking).
+    ``storage`` is None (this process only) or a redis:// URL shared by many processes, with
+    ``storage_unavailable`` choosing what happens when Redis cannot be reached.
+
+    Tuning, rarely needed: ``token_slack`` (share of the token quota kept so that no 60-second
+    window can overfill; requests larger than it occupy a longer slot), ``clock_margin``
+    (seconds allowed between a booked start and the server receiving the request), ``backoff``
+    and ``recovery_step`` (rate change on a 429 and per recovery step), ``lease_ttl`` (seconds
+    after which the Redis concurrency lease of a dead process expires), ``calibrate`` (scale
+    token estimates by the observed ratio of real usage to estimate).
+    """
 
     def __init__(
         self,
@@ -49,55 +82,210 @@ class VertexRateLimiter:
         tpm: int = 250_000,
         max_concurrency: int = 10,
         *,
+        model_limits: Mapping[str, Mapping[str, int]] | None = None,
+        token_counting: TokenCounting = "input",
+        storage: str | None = None,
+        storage_unavailable: Literal["fail", "wait", "local"] = "fail",
         clock: Callable[[], float] = time.monotonic,
+        token_slack: float = 0.015,
+        clock_margin: float = 0.2,
+        backoff: float = 0.7,
+        recovery_step: float = 0.05,
+        lease_ttl: float = 300.0,
+        redis_prefix: str = "greycloud:limiter",
+        calibrate: bool = True,
     ) -> None:
+        if token_counting not in TOKEN_COUNTING:
+            raise ConfigError("token_counting", f"must be input or total, got {token_counting!r}")
+        if storage_unavailable not in STORAGE_UNAVAILABLE:
+            raise ConfigError(
+                "rate_limit_storage_unavailable",
+                f"must be fail, wait or local, got {storage_unavailable!r}",
+            )
+        default, overrides = build_quotas(rpm, tpm, max_concurrency, model_limits)
         self.rpm = rpm
         self.tpm = tpm
         self.max_concurrency = max_concurrency
+        self.model_limits = model_limits
+        self.token_counting: TokenCounting = token_counting
         self._clock = clock
-        self._lock = AsyncLock()
-        self._slots = AsyncSemaphore(max_concurrency)
-        self._logs: dict[str, deque[list[float]]] = {}
+        self._core = LimiterCore(
+            default,
+            overrides,
+            clock=clock,
+            token_slack=token_slack,
+            margin=clock_margin,
+            backoff=backoff,
+            recovery_step=recovery_step,
+            calibrate=calibrate,
+        )
+        self._store: LimiterStore
+        if storage is None:
+            self._store = MemoryStore(self._core)
+        else:
+            try:
+                from .limiter_redis import RedisStore
+            except ImportError as exc:
+                raise ConfigError(
+                    "rate_limit_storage",
+                    'Redis storage needs redis-py: pip install "greycloud[redis]"',
+                ) from exc
+            self._store = RedisStore(
+                storage,
+                self._core,
+                unavailable=storage_unavailable,
+                prefix=redis_prefix,
+                lease_ttl=lease_ttl,
+            )
 
     @classmethod
     def from_config(cls, config: GreyCloudConfig) -> VertexRateLimiter:
-        return cls(config.rpm, config.tpm, config.max_concurrency)
+        """A limiter with the limits, token counting and storage of ``config``."""
+        return cls(
+            config.rpm,
+            config.tpm,
+            config.max_concurrency,
+            model_limits=config.model_limits,
+            token_counting=config.token_counting,
+            storage=config.rate_limit_storage,
+            storage_unavailable=config.rate_limit_storage_unavailable,
+        )
 
-    async def _book(self, model: str, tokens: int) -> list[float]:
-        if tokens > self.tpm:
-            raise RequestTooLargeError(model, tokens, self.tpm)
-        while True:
-            async with self._lock:
-                now = self._clock()
-                log = self._logs.setdefault(model, deque())
-                while log and log[0][0] <= now - WINDOW:
-                    log.popleft()
-                used = sum(entry[1] for entry in log)
-                if len(log) < self.rpm and used + tokens <= self.tpm:
-                    entry = [now, float(tokens)]
-                    log.append(entry)
-                    return entry
-                wait = log[0][0] + WINDOW - now
-            await async_sleep(wait)
+    # -- waiting for a start --------------------------------------------------------------------
 
     @asynccontextmanager
     async def limit(self, model: str, tokens: int) -> AsyncIterator[Permit]:
-        """Wait for a start inside the limits and hold a concurrency slot until the block ends."""
-        async with self._slots:
-            entry = await self._book(model, tokens)
-            yield Permit(model, tokens, entry)
+        """Wait for a start inside ``model``'s limits; hold a concurrency slot for the block.
+
+        A request larger than the whole token quota raises ``RequestTooLargeError`` at once.
+        Leaving the block normally counts as a success; leaving it before the start (cancelled)
+        gives the booking back.
+        """
+        core = self._core
+        core.check_size(model, tokens)
+        entered = self._clock()
+        core.enter_waiting(model)
+        booking: Booking | None = None
+        holds_slot = started = False
+        try:
+            await self._acquire_slot(model)
+            holds_slot = True
+            booking = await self._store.book(model, tokens)
+            await self._wait_for_start(booking)
+            await self._wait_for_turn(booking)
+            started = True
+        finally:
+            waited = self._clock() - entered
+            core.leave_waiting(model, waited, started)
+            if booking is not None:
+                self._pass_turn(booking)
+            if not started:
+                try:
+                    if booking is not None:
+                        await self._store.refund(booking)
+                finally:
+                    if holds_slot:
+                        self._release_slot(model)
+        assert booking is not None
+        success = False
+        try:
+            yield Permit(self, booking, waited)
+            success = True
+        finally:
+            core.leave_in_flight(model)
+            self._release_slot(model)
+            await self._store.release(booking, success)
+
+    async def _wait_for_start(self, booking: Booking) -> None:
+        while True:
+            delay = booking.local_start - self._clock()
+            if delay > 0:
+                await async_sleep(delay)
+            # A 429 reported meanwhile may have moved every pending start later.
+            if await self._store.confirm(booking) <= 0:
+                return
+
+    async def _wait_for_turn(self, booking: Booking) -> None:
+        """Start strictly in booking order, even when an earlier waiter was woken late."""
+        if self._core.my_turn(booking):
+            return
+        event = AsyncEvent()
+        if not self._core.my_turn(booking, event):
+            await event.wait()
+
+    def _pass_turn(self, booking: Booking) -> None:
+        waker = self._core.pass_turn(booking)
+        if waker is not None:
+            waker.set()
+
+    async def _acquire_slot(self, model: str) -> None:
+        if self._core.try_acquire(model):
+            return
+        event = AsyncEvent()
+        if self._core.acquire_or_enqueue(model, event):
+            return
+        try:
+            await event.wait()
+        except BaseException:
+            if not self._core.abandon(model, event):
+                # The slot was handed over just as we left: pass it on.
+                self._release_slot(model)
+            raise
+
+    def _release_slot(self, model: str) -> None:
+        waker = self._core.release_slot(model)
+        if waker is not None:
+            waker.set()
+
+    # -- feedback -------------------------------------------------------------------------------
 
     async def report_rate_limited(
         self, model: str, retry_delay: float | None, *, per_day: bool = False
     ) -> None:
-        """The server said 429 for ``model``; this simple limiter only lets the retry wait."""
+        """The server answered 429 for ``model``: slow down and hold new starts.
 
-    async def aclose(self) -> None:
-        """Release what the limiter holds (nothing, in memory)."""
+        ``retry_delay`` is the server's RetryInfo in seconds (None: a short default hold). A
+        per-day quota is only counted: waiting minutes cannot help it.
+        """
+        await self._store.report_rate_limited(model, retry_delay, per_day)
 
     async def call_with_limits(
         self, prompt_tokens_est: int, coro: AsyncWork[T], model: str = DEFAULT_MODEL_KEY
     ) -> T:
-        """Run ``coro`` once the limits allow a request of ``prompt_tokens_est`` tokens."""
-        async with self.limit(model, prompt_tokens_est):
-            return await async_run_work(coro)
+        """Run ``coro`` once the limits allow a request of ``prompt_tokens_est`` tokens.
+
+        A result with ``usage_metadata`` reconciles the estimate by itself.
+        """
+        started = False
+        try:
+            async with self.limit(model, prompt_tokens_est) as permit:
+                started = True
+                result = await async_run_work(coro)
+                usage = getattr(result, "usage_metadata", None)
+                if isinstance(usage, types.GenerateContentResponseUsageMetadata):
+                    await permit.reconcile(usage)
+                return result
+        finally:
+            if not started and inspect.iscoroutine(coro):
+                coro.close()  # never run: close it rather than leave it un-awaited
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def stats(self) -> LimiterStats:
+        """Waiting and in-flight requests, effective rates per model, 429s and time waited."""
+        return self._core.stats(self._store.storage_name())
+
+    async def aclose(self) -> None:
+        """Release the storage's connections (Redis); the limiter must not be used after."""
+        await self._store.aclose()
+
+    async def __aenter__(self) -> VertexRateLimiter:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# source-sha256: 52bf226c693ac0f6
+# source-sha256: 5f295d58e9768e8e
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -42,6 +42,7 @@ from ..errors import (
     RetryExhaustedError,
     StreamInterruptedError,
 )
+from .grounding import SearchGrounding
 from .rate_limiter import SyncVertexRateLimiter
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ class GreyCloudClient:
         if credentials is None and self._api_key is None:
             self._credentials = auth.find_credentials(self.config)
         self._sdk = self._build_sdk()
+        self._grounding = SearchGrounding(self.config, lambda: self._credentials, self._api_key)
         self._retired: list[genai.Client] = []
         self._auth_lock = SyncLock()
         self._auth_generation = 0
@@ -110,6 +112,11 @@ class GreyCloudClient:
     def client(self) -> genai.Client:
         """The google-genai client in use (replaced after a credential refresh)."""
         return self._sdk
+
+    @property
+    def credentials(self) -> auth.Credentials | None:
+        """The google-auth credentials in use (None with an API key)."""
+        return self._credentials
 
     def _build_sdk(self) -> genai.Client:
         config = self.config
@@ -137,6 +144,7 @@ class GreyCloudClient:
         for sdk in [*self._retired, self._sdk]:
             sync_close_sdk(sdk)
         self._retired.clear()
+        self._grounding.close()
         if self._owns_limiter:
             self.rate_limiter.close()
 
@@ -168,7 +176,7 @@ class GreyCloudClient:
         **kwargs: Any,
     ) -> types.GenerateContentResponse:
         """One generation call (no retries; see ``generate_with_retry``)."""
-        request = self._request(
+        request = self._prepare(
             contents,
             model,
             system_instruction,
@@ -199,7 +207,7 @@ class GreyCloudClient:
         **kwargs: Any,
     ) -> Iterator[StreamItem]:
         """Stream the answer: text chunks, or the raw response chunks with ``return_chunks``."""
-        request = self._request(
+        request = self._prepare(
             contents,
             model,
             system_instruction,
@@ -267,7 +275,7 @@ class GreyCloudClient:
         """
         if max_retries < 0:
             raise ConfigError("max_retries", f"must be 0 or more, got {max_retries}")
-        request = self._request(contents, **generate_kwargs)
+        request = self._prepare(contents, **generate_kwargs)
         if streaming:
             return self._stream_with_retry(
                 request, max_retries, base_delay, max_delay, return_chunks, on_retry
@@ -304,7 +312,7 @@ class GreyCloudClient:
         with self.rate_limiter.limit(key, 0):
             try:
                 result = self._call_with_auth(
-                    "count_tokens", model=model, contents=contents, config=count_config
+                    "models", "count_tokens", model=model, contents=contents, config=count_config
                 )
             except (errors.APIError, ValueError, NotImplementedError) as exc:
                 code = exc.code if isinstance(exc, errors.APIError) else None
@@ -322,7 +330,7 @@ class GreyCloudClient:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _request(
+    def _prepare(
         self,
         contents: Contents,
         model: str | None = None,
@@ -337,7 +345,8 @@ class GreyCloudClient:
         extra: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> GenerateRequest:
-        return build_request(
+        """The request to send: call arguments resolved against the config, then grounded."""
+        request = build_request(
             self.config,
             contents,
             model=model,
@@ -351,15 +360,19 @@ class GreyCloudClient:
             cached_content=cached_content,
             extra={**(extra or {}), **kwargs},
         )
+        return self._grounding.ground(request, explicit_tools=tools is not None)
 
-    def _call_with_auth(self, method: str, **arguments: Any) -> Any:
-        """Call ``models.<method>``; after a 401, refresh the credentials and call once more."""
+    def _call_with_auth(self, surface: str, method: str, **arguments: Any) -> Any:
+        """Call the SDK's ``<surface>.<method>`` (e.g. ``models.generate_content``); after a
+        401, refresh the credentials and call once more. Also used by the cache and batch
+        classes, so that every service call refreshes credentials the same way."""
         attempt = 0
         while True:
             attempt += 1
             generation = self._auth_generation
             try:
-                return getattr(sync_sdk(self._sdk).models, method)(**arguments)
+                service = getattr(sync_sdk(self._sdk), surface)
+                return getattr(service, method)(**arguments)
             except errors.ClientError as exc:
                 if not self._recover_auth(exc, attempt, generation):
                     raise
@@ -368,6 +381,7 @@ class GreyCloudClient:
         with self.rate_limiter.limit(request.model, request.estimated_tokens) as permit:
             try:
                 response: types.GenerateContentResponse = self._call_with_auth(
+                    "models",
                     "generate_content",
                     model=request.model,
                     contents=request.contents,
@@ -546,3 +560,34 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, errors.APIError):
         return f"{exc.code} {exc.status}"
     return type(exc).__name__
+
+
+def borrow_or_build_client(
+    client: GreyCloudClient | None,
+    config: GreyCloudConfig | None,
+    credentials: auth.Credentials | None,
+    rate_limiter: SyncVertexRateLimiter | None,
+) -> tuple[GreyCloudClient, bool]:
+    """The client a cache or batch object works through, and whether it owns (closes) it.
+
+    A given ``client`` is shared as it is, so it cannot be combined with the arguments that
+    would build another one.
+    """
+    if client is None:
+        built = GreyCloudClient(config, credentials=credentials, rate_limiter=rate_limiter)
+        return built, True
+    given = [
+        name
+        for name, value in (
+            ("config", config),
+            ("credentials", credentials),
+            ("rate_limiter", rate_limiter),
+        )
+        if value is not None
+    ]
+    if given:
+        raise ConfigError(
+            "client",
+            f"pass either client= or {', '.join(given)}=, not both: the client carries its own",
+        )
+    return client, False

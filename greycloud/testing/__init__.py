@@ -6,8 +6,9 @@
         config = emu.config()                     # a GreyCloudConfig pointing at it
         emu.inject(Fault.status(503), times=2)    # the next two requests fail
 
-It serves generateContent, streamGenerateContent, countTokens, cachedContents and
-batchPredictionJobs over real HTTP on 127.0.0.1, with quotas, auth and scripted faults.
+It serves generateContent, streamGenerateContent, countTokens, cachedContents,
+batchPredictionJobs and Vertex AI Search ``:search`` over real HTTP on 127.0.0.1, with quotas,
+auth and scripted faults.
 Needs the ``emulator`` extra (aiohttp). The pytest fixture ``vertex_emulator`` comes from
 ``greycloud.testing.pytest_plugin``; ``serve()`` runs one in the foreground.
 """
@@ -18,6 +19,7 @@ from ._auth import EmulatorCredentials
 from ._emulator import VertexEmulator
 from ._faults import Fault
 from ._records import RequestRecord
+from ._search import SearchDocument
 from ._serve import serve
 from ._state import EmulatorStats, ModelStats
 
@@ -27,6 +29,7 @@ __all__ = [
     "Fault",
     "ModelStats",
     "RequestRecord",
+    "SearchDocument",
     "VertexEmulator",
     "serve",
 ]

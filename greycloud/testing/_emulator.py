@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._auth import EmulatorCredentials
 from ._faults import Fault
 from ._records import RequestRecord
+from ._search import SearchDocument
 from ._server import start_server
 from ._state import EmulatorState, EmulatorStats, Responder
 
@@ -45,6 +46,9 @@ class VertexEmulator:
     of PENDING and RUNNING.
     ``max_records``: how many requests ``requests()`` keeps (oldest dropped; None = all).
     ``accept_any_token``: let any bearer token in (for pointing real tools at it).
+    ``gcs_endpoint``: the Cloud Storage endpoint (e.g. a ``GcsEmulator``'s) from which batch
+    jobs read their input and to which they write ``predictions.jsonl``; without it
+    ``STORAGE_EMULATOR_HOST`` is used, and with neither, batch jobs only change state.
 
     Quotas apply to generateContent and streamGenerateContent only: countTokens has its own,
     much larger quota on Vertex AI, so here it is free. Bearer tokens and API keys are both
@@ -67,6 +71,7 @@ class VertexEmulator:
         batch_step: float = 0.2,
         max_records: int | None = 10_000,
         accept_any_token: bool = False,
+        gcs_endpoint: str | None = None,
     ) -> None:
         self.host = host
         self._requested_port = port
@@ -86,6 +91,8 @@ class VertexEmulator:
             max_records=max_records,
             accept_any_token=accept_any_token,
         )
+        self._gcs_endpoint = gcs_endpoint
+        self._state.gcs_endpoint = gcs_endpoint
         self._credentials = EmulatorCredentials(self._state.tokens)
         self._port: int | None = None
         self._thread: threading.Thread | None = None
@@ -203,6 +210,7 @@ class VertexEmulator:
             "location": self.location,
             "endpoint": self.base_url,
             "api_version": "v1",
+            "search_endpoint": self.base_url,
         }
         values.update(overrides)
         return GreyCloudConfig(**values)
@@ -317,6 +325,26 @@ class VertexEmulator:
     def batch_step(self, seconds: float) -> None:
         self._state.batches.step = seconds
 
+    @property
+    def gcs_endpoint(self) -> str | None:
+        """The Cloud Storage endpoint batch jobs use (settable while running; see the class)."""
+        return self._state.gcs_endpoint
+
+    @gcs_endpoint.setter
+    def gcs_endpoint(self, endpoint: str | None) -> None:
+        self._state.gcs_endpoint = endpoint
+
+    def set_search_documents(
+        self,
+        documents: Iterable[SearchDocument | Mapping[str, str]],
+        *,
+        datastore: str | None = None,
+    ) -> None:
+        """The documents Vertex AI Search ``:search`` finds, for one ``datastore`` path or (None)
+        every datastore without its own set. Dicts take ``title``, ``content``, ``link`` and
+        ``id``. ``reset()`` goes back to a small built-in set."""
+        self._state.search.set_documents(documents, datastore)
+
     # -- faults ------------------------------------------------------------------------------
 
     def inject(
@@ -351,13 +379,14 @@ class VertexEmulator:
         return list(self._state.records.copy())  # copy() is atomic; the server appends
 
     def reset(self) -> None:
-        """Forget requests, stats, quota windows, faults, caches, batch jobs and scripted
-        answers; restore the quotas and latency given at construction, forget expirations
-        (every minted token is valid again), and hand out fresh credentials."""
+        """Forget requests, stats, quota windows, faults, caches, batch jobs, search documents
+        and scripted answers; restore the quotas and latency given at construction, forget
+        expirations (every minted token is valid again), and hand out fresh credentials."""
         self._state.reset()
         self._state.latency = self._latency
         self._state.event_delay = self._event_delay
         self._state.batches.step = self._batch_step
+        self._state.gcs_endpoint = self._gcs_endpoint
         tokens = self._state.tokens
         tokens.revive()
         self._credentials = EmulatorCredentials(tokens)

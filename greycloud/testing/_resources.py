@@ -1,8 +1,9 @@
 """Cached contents and batch prediction jobs: the emulator's stored resources.
 
 Both run on the emulator's clock (see :class:`Timeline`), so a test with an injected clock can
-expire a cache or advance a batch job without sleeping. Batch jobs only keep their record and
-move through their states on time; running their input lines is not done yet.
+expire a cache or advance a batch job without sleeping. A batch job moves through its states on
+time; when the store has a runner that can reach Cloud Storage, the job's input is also run
+(see ``_batch_runner``) and the job succeeds or fails by what that run found.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._answers import prompt_tokens
+
+if TYPE_CHECKING:
+    from ._batch_runner import BatchRunner, RunOutcome
 
 DEFAULT_CACHE_TTL = 3600.0
 
@@ -194,14 +198,23 @@ class _Job:
     body: dict[str, Any]
     created: float
     cancelled: float | None = field(default=None)
+    run_started: bool = False  # a run of the input was started (it ends in ``outcome``)
+    outcome: RunOutcome | None = None
+    finished: float | None = None  # when the run ended, on the emulator's clock
 
 
 class BatchStore:
-    """batchPredictionJobs: PENDING, then RUNNING after ``step`` s, SUCCEEDED after 2 × ``step``."""
+    """batchPredictionJobs: PENDING, then RUNNING after ``step`` s, SUCCEEDED after 2 × ``step``.
+
+    With a ``runner`` that is enabled, the input is run when the job is first seen RUNNING; the
+    job stays RUNNING until both the run and its ``step`` are over, then SUCCEEDED (or FAILED
+    with the run's error).
+    """
 
     def __init__(self, timeline: Timeline, step: float) -> None:
         self._timeline = timeline
         self.step = step
+        self.runner: BatchRunner | None = None
         self._lock = threading.Lock()
         self._jobs: dict[str, _Job] = {}
         self._ids = itertools.count(random.randrange(10**18, 9 * 10**18))
@@ -219,7 +232,32 @@ class BatchStore:
             return "JOB_STATE_PENDING", None, None
         if now < started + self.step:
             return "JOB_STATE_RUNNING", started, None
+        if job.run_started:
+            if job.outcome is None or job.finished is None:
+                return "JOB_STATE_RUNNING", started, None
+            end = max(started + self.step, job.finished)
+            if job.outcome.error is not None:
+                return "JOB_STATE_FAILED", started, end
         return "JOB_STATE_SUCCEEDED", started, started + self.step
+
+    def _advance(self, job: _Job, now: float) -> None:
+        """Start running the job's input once it is RUNNING (called with the lock held)."""
+        runner = self.runner
+        if job.run_started or job.cancelled is not None or runner is None:
+            return
+        if now < job.created + self.step or not runner.enabled():
+            return
+        job.run_started = True
+        project = job.name.split("/")[1]
+        folder = "prediction-model-" + self._timeline.stamp(job.created + self.step)
+
+        def run() -> None:
+            outcome = runner.run(job.body, project, folder)
+            with self._lock:
+                job.outcome = outcome
+                job.finished = self._timeline.clock()
+
+        threading.Thread(target=run, name=f"batch-{job.name}", daemon=True).start()
 
     def _view(self, job: _Job, now: float) -> dict[str, Any]:
         state, start, end = self._state(job, now)
@@ -235,6 +273,17 @@ class BatchStore:
             view["startTime"] = stamp(start)
         if end is not None:
             view["endTime"] = stamp(end)
+        outcome = job.outcome
+        if outcome is not None and state in ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED"):
+            if outcome.error is not None:
+                view["error"] = outcome.error
+            else:
+                view["outputInfo"] = {"gcsOutputDirectory": outcome.output_directory}
+                view["completionStats"] = {
+                    "successfulCount": str(outcome.succeeded),
+                    "failedCount": str(outcome.failed),
+                    "incompleteCount": "0",
+                }
         return view
 
     def create(self, parent: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -254,8 +303,11 @@ class BatchStore:
         return job
 
     def get(self, name: str) -> dict[str, Any]:
+        now = self._timeline.clock()
         with self._lock:
-            return self._view(self._find(name), self._timeline.clock())
+            job = self._find(name)
+            self._advance(job, now)
+            return self._view(job, now)
 
     def cancel(self, name: str) -> dict[str, Any]:
         now = self._timeline.clock()
@@ -287,9 +339,10 @@ class BatchStore:
         prefix = f"{parent}/batchPredictionJobs/"
         now = self._timeline.clock()
         with self._lock:
-            views = [
-                self._view(job, now) for name, job in self._jobs.items() if name.startswith(prefix)
-            ]
+            jobs = [job for name, job in self._jobs.items() if name.startswith(prefix)]
+            for job in jobs:
+                self._advance(job, now)
+            views = [self._view(job, now) for job in jobs]
         items, token = page(views, page_size, page_token)
         result: dict[str, Any] = {"batchPredictionJobs": items}
         if token:

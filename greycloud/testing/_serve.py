@@ -43,30 +43,32 @@ def serve(
         accept_any_token=accept_any_token,
     )
     with emulator:
-        limits = (
-            f"rpm={rpm or 'unlimited'}, tpm={tpm or 'unlimited'}, latency={latency}s, "
-            f"event_delay={event_delay}s"
-        )
-        print(f"Vertex AI emulator listening on {emulator.base_url} ({limits})", flush=True)
-        print(
-            "Point greycloud at it:\n"
-            f"    GreyCloudConfig(project_id={project!r}, location={location!r}, "
-            f"endpoint={emulator.base_url!r}, api_version='v1')\n"
-            "or the raw SDK:\n"
-            f"    genai.Client(vertexai=True, project={project!r}, location={location!r}, "
-            f"http_options=types.HttpOptions(base_url={emulator.base_url!r}, api_version='v1'))\n"
-            "Environment:\n"
-            f"    export PROJECT_ID={project} LOCATION={location}\n"
-            f"    export GOOGLE_VERTEX_BASE_URL={emulator.base_url}\n"
-            f"API key (x-goog-api-key): {emulator.api_key}\n"
-            f"Bearer token: {emulator.token}"
-            + ("  (any bearer token is accepted)" if accept_any_token else "")
-            + "\nPress Ctrl-C to stop.",
-            flush=True,
-        )
-        waiter = stop or threading.Event()
         try:
+            limits = (
+                f"rpm={rpm or 'unlimited'}, tpm={tpm or 'unlimited'}, latency={latency}s, "
+                f"event_delay={event_delay}s"
+            )
+            print(f"Vertex AI emulator listening on {emulator.base_url} ({limits})", flush=True)
+            print(
+                "Point greycloud at it:\n"
+                f"    GreyCloudConfig(project_id={project!r}, location={location!r}, "
+                f"endpoint={emulator.base_url!r}, api_version='v1')\n"
+                "or the raw SDK:\n"
+                f"    genai.Client(vertexai=True, project={project!r}, location={location!r}, "
+                "http_options=types.HttpOptions("
+                f"base_url={emulator.base_url!r}, api_version='v1'))\n"
+                "Environment:\n"
+                f"    export PROJECT_ID={project} LOCATION={location}\n"
+                f"    export GOOGLE_VERTEX_BASE_URL={emulator.base_url}\n"
+                f"API key (x-goog-api-key): {emulator.api_key}\n"
+                f"Bearer token: {emulator.token}"
+                + ("  (any bearer token is accepted)" if accept_any_token else "")
+                + "\nPress Ctrl-C to stop.",
+                flush=True,
+            )
+            waiter = stop or threading.Event()
             while not waiter.wait(0.5):
                 pass
+        # The banner is inside the try: a Ctrl-C right after it must still stop cleanly.
         except KeyboardInterrupt:
             print("\nStopping the emulator.", flush=True)

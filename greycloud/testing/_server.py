@@ -24,6 +24,7 @@ from ._quota import Refusal
 from ._records import RequestRecord
 from ._resources import ResourceError
 from ._rpc import dumps, error_body, quota_details, retry_after_header
+from ._search import parse_search_path
 from ._state import EmulatorState
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,8 @@ _INVALID_JSON = object()
 class Route:
     """What a URL path addresses.
 
-    ``kind``: "model" (a model method), "caches"/"cache", "batches"/"batch"/"batch_cancel".
+    ``kind``: "model" (a model method), "caches"/"cache", "batches"/"batch"/"batch_cancel",
+    "search" (Vertex AI Search; ``name`` is the datastore).
     ``parent``: the resource parent ("projects/P/locations/L", or "" on the Developer API).
     """
 
@@ -58,6 +60,11 @@ def parse_route(path: str) -> Route | None:
     parts = path.strip("/").split("/")
     if len(parts) < 2:
         return None
+    searched = parse_search_path(parts)
+    if searched is not None:
+        in_project, in_location, datastore = searched
+        parent = f"projects/{in_project}/locations/{in_location}"
+        return Route("search", in_project, in_location, parent, name=datastore)
     version = parts[0]
     project: str | None
     location: str | None
@@ -239,7 +246,9 @@ class Handler:
 
         try:
             if route.kind == "model":
-                return await self._model(request, route, body, stream_fault)
+                return await self._model(request, record, route, body, stream_fault)
+            if route.kind == "search":
+                return self._search(request, route, body)
             return self._resource(request, route, body)
         except ResourceError as exc:
             return error_response(exc.code, exc.message)
@@ -247,7 +256,12 @@ class Handler:
     # -- models -----------------------------------------------------------------------------
 
     async def _model(
-        self, request: web.BaseRequest, route: Route, body: Any, fault: Fault | None
+        self,
+        request: web.BaseRequest,
+        record: RequestRecord,
+        route: Route,
+        body: Any,
+        fault: Fault | None,
     ) -> web.StreamResponse:
         state = self.state
         model = route.model
@@ -290,7 +304,7 @@ class Handler:
         events = [
             b"data: " + dumps(event) + b"\r\n\r\n" for event in stream_events(answer, envelope)
         ]
-        return await self._stream(request, events, fault)
+        return await self._stream(request, record, events, fault)
 
     def _count_tokens(self, body: dict[str, Any]) -> web.Response:
         inner = body.get("generateContentRequest")
@@ -305,12 +319,18 @@ class Handler:
         )
 
     async def _stream(
-        self, request: web.BaseRequest, events: list[bytes], fault: Fault | None
+        self,
+        request: web.BaseRequest,
+        record: RequestRecord,
+        events: list[bytes],
+        fault: Fault | None,
     ) -> web.StreamResponse:
         response = web.StreamResponse(status=200, headers=_SSE_HEADERS)
         # Chunked framing, so a connection closed mid-stream is an error for the client.
         response.enable_chunked_encoding()
         await response.prepare(request)
+        # Recorded now: the client may have read every event before this handler returns.
+        record.status = response.status
         pause = self.state.event_delay
         if fault is not None and fault.kind == "event_delay":
             pause = fault.seconds
@@ -337,6 +357,11 @@ class Handler:
                 await asyncio.sleep(0.05)
             _close(request, reset=fault.reset)
         return response
+
+    def _search(self, request: web.BaseRequest, route: Route, body: Any) -> web.Response:
+        if request.method != "POST" or route.name is None:
+            return error_response(405, f"{request.method} is not supported on {request.path}.")
+        return json_response(self.state.search.search(route.name, body))
 
     # -- caches and batch jobs --------------------------------------------------------------
 

@@ -15,10 +15,12 @@ from typing import Any
 
 from ._answers import Answer
 from ._auth import TokenStore
+from ._batch_runner import BatchRunner, answer_request
 from ._faults import FaultQueue
 from ._quota import QuotaBook, Refusal
 from ._records import RequestRecord
 from ._resources import BatchStore, CacheStore, Timeline
+from ._search import SearchIndex
 
 Responder = Callable[[dict[str, Any]], str]
 
@@ -99,6 +101,13 @@ class EmulatorState:
         self.records: deque[RequestRecord] = deque(maxlen=max_records)
         self.caches = CacheStore(self.timeline)
         self.batches = BatchStore(self.timeline, batch_step)
+        # Where batch jobs read and write Cloud Storage (None: STORAGE_EMULATOR_HOST, if set).
+        self.gcs_endpoint: str | None = None
+        self.batches.runner = BatchRunner(
+            lambda model, request: answer_request(self, model, request),
+            lambda: self.gcs_endpoint,
+        )
+        self.search = SearchIndex()
         self.responder: Responder | None = None
         self.scripted: dict[str | None, str] = {}
         self._initial_quotas = (rpm, tpm, model_quotas)
@@ -190,5 +199,6 @@ class EmulatorState:
         self.faults.clear()
         self.caches.clear()
         self.batches.clear()
+        self.search.reset()
         self.responder = None
         self.scripted = {}

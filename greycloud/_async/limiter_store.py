@@ -1,0 +1,70 @@
+# DO NOT EDIT: a copy of _async_src/limiter_store.py by tools/generate.py.
+# Change _async_src/limiter_store.py and run `make generate`.
+# source-sha256: 88e2977d78f23917
+"""Where the limiter keeps its quota state: the ``LimiterStore`` interface and the in-memory store.
+
+A store books starts, gives back bookings that never started, corrects tokens after the
+response and adapts to 429s. The in-memory store is the pure ``LimiterCore`` behind the same
+interface as the Redis store (``limiter_redis``), whose operations are network calls.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .._limiter.core import Booking, LimiterCore
+
+
+class LimiterStore(Protocol):
+    """The operations the limiter needs from its quota state."""
+
+    def storage_name(self) -> str: ...
+
+    async def book(self, model: str, tokens: int) -> Booking: ...
+
+    async def confirm(self, booking: Booking) -> float: ...
+
+    async def refund(self, booking: Booking) -> None: ...
+
+    async def reconcile(self, booking: Booking, actual: int) -> None: ...
+
+    async def release(self, booking: Booking, success: bool) -> None: ...
+
+    async def report_rate_limited(
+        self, model: str, retry_delay: float | None, per_day: bool
+    ) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class MemoryStore:
+    """The quota of this process only, in a ``LimiterCore``: every operation is O(1) and local."""
+
+    def __init__(self, core: LimiterCore) -> None:
+        self._core = core
+
+    def storage_name(self) -> str:
+        return "memory"
+
+    async def book(self, model: str, tokens: int) -> Booking:
+        return self._core.book(model, tokens)
+
+    async def confirm(self, booking: Booking) -> float:
+        return self._core.confirm(booking)
+
+    async def refund(self, booking: Booking) -> None:
+        self._core.refund(booking)
+
+    async def reconcile(self, booking: Booking, actual: int) -> None:
+        self._core.reconcile(booking, actual)
+
+    async def release(self, booking: Booking, success: bool) -> None:
+        self._core.finish(booking, success)
+
+    async def report_rate_limited(
+        self, model: str, retry_delay: float | None, per_day: bool
+    ) -> None:
+        self._core.report_rate_limited(model, retry_delay, per_day)
+
+    async def aclose(self) -> None:
+        return None

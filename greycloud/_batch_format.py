@@ -1,0 +1,303 @@
+"""Batch input and output lines (pure, no I/O), shared by both batch clients.
+
+Input: one JSON object per line, ``{"key": ID, "request": GenerateContentRequest}``, the request
+in the camelCase JSON of the Vertex AI API (``contents``, ``generationConfig``,
+``systemInstruction``, ``safetySettings``, ...). Vertex AI copies every field of an input line
+other than ``request`` into its prediction line, so ``key`` is how a result finds its request.
+
+Output (``predictions.jsonl``): the input line's extra fields plus ``request``, ``response``
+(a GenerateContentResponse) and ``status`` (empty on success, the error otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import pydantic
+from google.genai import types
+
+from .errors import BatchInputError
+
+KEY_FIELD = "key"
+PREDICTIONS_FILE = "predictions.jsonl"
+
+# GenerateContentRequest fields, by both spellings proto JSON accepts, and how to check them.
+_REQUEST_FIELDS: dict[str, tuple[type[pydantic.BaseModel] | None, bool]] = {
+    # camelCase name: (SDK type of the value or of each item, whether it is a list)
+    "contents": (types.Content, True),
+    "systemInstruction": (types.Content, False),
+    "generationConfig": (types.GenerationConfig, False),
+    "safetySettings": (types.SafetySetting, True),
+    "tools": (types.Tool, True),
+    "toolConfig": (types.ToolConfig, False),
+    "cachedContent": (None, False),
+    "labels": (None, False),
+}
+_SNAKE = {
+    "system_instruction": "systemInstruction",
+    "generation_config": "generationConfig",
+    "safety_settings": "safetySettings",
+    "tool_config": "toolConfig",
+    "cached_content": "cachedContent",
+}
+# GenerateContentConfig fields that live outside generationConfig in the request.
+_CONFIG_TOP_LEVEL = {
+    "system_instruction": "systemInstruction",
+    "safety_settings": "safetySettings",
+    "tools": "tools",
+    "tool_config": "toolConfig",
+    "cached_content": "cachedContent",
+    "labels": "labels",
+}
+# Client-side settings of GenerateContentConfig that mean nothing in a batch line.
+_CONFIG_IGNORED = frozenset({"http_options", "automatic_function_calling"})
+_GENERATION_FIELDS = frozenset(types.GenerationConfig.model_fields)
+
+
+class BatchResult(NamedTuple):
+    """One prediction line: the request's id, and its response or its error (one is None)."""
+
+    request_id: str | None
+    response: types.GenerateContentResponse | None
+    error: str | None
+
+
+def _json(model: pydantic.BaseModel) -> Any:
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _reason(exc: pydantic.ValidationError, where: str) -> str:
+    problem = exc.errors()[0]
+    path = ".".join(str(part) for part in (where, *problem["loc"]) if part != "")
+    return f"{path}: {problem['msg']} (got {problem.get('input')!r})"
+
+
+def _check(value: Any, kind: type[pydantic.BaseModel], where: str) -> Any:
+    try:
+        return _json(value if isinstance(value, kind) else kind.model_validate(value))
+    except pydantic.ValidationError as exc:
+        raise ValueError(_reason(exc, where)) from None
+
+
+def _part(value: Any, where: str) -> Any:
+    if isinstance(value, str):
+        return {"text": value}
+    return _check(value, types.Part, where)
+
+
+def _is_content(value: Any) -> bool:
+    return isinstance(value, types.Content) or (
+        isinstance(value, Mapping) and ("parts" in value or "role" in value)
+    )
+
+
+def content_json(value: Any, where: str, role: str | None = "user") -> dict[str, Any]:
+    """One Content from a string, a Part, a Content, a dict or a list of parts."""
+    if _is_content(value):
+        content: dict[str, Any] = _check(value, types.Content, where)
+    else:
+        items = value if isinstance(value, list) else [value]
+        content = {"parts": [_part(item, f"{where}.parts.{i}") for i, item in enumerate(items)]}
+        if role is not None:
+            content["role"] = role
+    if not content.get("parts"):
+        raise ValueError(f"{where} has no parts")
+    return content
+
+
+def contents_json(value: Any) -> list[dict[str, Any]]:
+    """The ``contents`` list from anything google-genai accepts as contents."""
+    if value is None or (isinstance(value, (str, list)) and not value):
+        raise ValueError("contents is empty")
+    if isinstance(value, list) and any(_is_content(item) for item in value):
+        return [content_json(item, f"contents.{i}") for i, item in enumerate(value)]
+    return [content_json(value, "contents.0")]
+
+
+def _field_json(name: str, value: Any) -> Any:
+    kind, many = _REQUEST_FIELDS[name]
+    if name == "contents":
+        return contents_json(value)
+    if name == "systemInstruction":
+        return content_json(value, name, role=None)
+    if kind is None:
+        return value
+    if many:
+        if not isinstance(value, list):
+            raise ValueError(f"{name} must be a list")
+        return [_check(item, kind, f"{name}.{i}") for i, item in enumerate(value)]
+    return _check(value, kind, name)
+
+
+def _config_fields(config: Any) -> dict[str, Any]:
+    """A GenerateContentConfig (object or dict) as request fields."""
+    try:
+        checked = (
+            config
+            if isinstance(config, types.GenerateContentConfig)
+            else types.GenerateContentConfig.model_validate(config)
+        )
+    except pydantic.ValidationError as exc:
+        raise ValueError(_reason(exc, "config")) from None
+    fields: dict[str, Any] = {}
+    generation: dict[str, Any] = {}
+    for name in checked.model_fields_set:
+        value = getattr(checked, name)
+        if value is None or name in _CONFIG_IGNORED:
+            continue
+        if name in _CONFIG_TOP_LEVEL:
+            fields[_CONFIG_TOP_LEVEL[name]] = value
+        elif name in _GENERATION_FIELDS:
+            generation[name] = value
+        else:
+            raise ValueError(f"config.{name} is not supported in a batch request")
+    if generation:
+        fields["generationConfig"] = types.GenerationConfig(**generation)
+    return fields
+
+
+def request_json(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A checked GenerateContentRequest in camelCase JSON, from request fields in either case.
+
+    ``config`` (a GenerateContentConfig, as google-genai takes it) is spread into the request.
+    Raises ``ValueError`` saying what is wrong.
+    """
+    merged: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name == "config":
+            if value is not None:
+                merged.update(_config_fields(value))
+            continue
+        camel = _SNAKE.get(name, name)
+        if camel not in _REQUEST_FIELDS:
+            raise ValueError(f"unknown field {name!r} in a GenerateContentRequest")
+        if camel in merged:
+            raise ValueError(f"{camel} is given twice")
+        merged[camel] = value
+    if "contents" not in merged:
+        raise ValueError("contents is missing")
+    return {name: _field_json(name, value) for name, value in merged.items() if value is not None}
+
+
+def _model_id(model: str) -> str:
+    return model.rsplit("/", 1)[-1]
+
+
+def request_line(item: Any, index: int, model: str) -> dict[str, Any]:
+    """The input line for one request given as an ``InlinedRequest`` or a dict.
+
+    A dict is a request (``{"contents": ..., "generationConfig": ...}``, or google-genai's
+    ``{"contents": ..., "config": ...}``), optionally with a ``key``; or a whole line
+    ``{"key": ..., "request": {...}, ...}`` whose other fields are kept. Raises ValueError.
+    """
+    key: Any = None
+    extra: dict[str, Any] = {}
+    if isinstance(item, types.InlinedRequest):
+        if item.model is not None and _model_id(item.model) != _model_id(model):
+            raise ValueError(f"model {item.model!r} differs from the job's model {model!r}")
+        key = (item.metadata or {}).get(KEY_FIELD)
+        request = request_json({"contents": item.contents, "config": item.config})
+    elif isinstance(item, Mapping):
+        fields = dict(item)
+        key = fields.pop(KEY_FIELD, None)
+        if "request" in fields:
+            body = fields.pop("request")
+            if not isinstance(body, Mapping):
+                raise ValueError("request must be a JSON object")
+            extra = fields
+            request = request_json(body)
+        else:
+            request = request_json(fields)
+    else:
+        raise ValueError(
+            f"expected a google.genai.types.InlinedRequest or a dict, got {type(item).__name__}"
+        )
+    if key is None:
+        key = f"request-{index}"
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"{KEY_FIELD} must be a non-empty string, got {key!r}")
+    return {**extra, KEY_FIELD: key, "request": request}
+
+
+def _unique(lines: list[dict[str, Any]], positions: list[int], from_file: bool) -> None:
+    seen: dict[str, int] = {}
+    for line, position in zip(lines, positions, strict=True):
+        key = line[KEY_FIELD]
+        if key in seen:
+            raise BatchInputError(
+                position, f"{KEY_FIELD} {key!r} is already used at {seen[key]}", line=from_file
+            )
+        seen[key] = position
+
+
+def request_lines(items: Sequence[Any], model: str) -> list[dict[str, Any]]:
+    """Input lines for a list of requests; ``BatchInputError`` names the first bad one."""
+    if isinstance(items, (str, bytes, Mapping)) or not items:
+        raise BatchInputError(0, "batch_requests must be a non-empty list of requests")
+    lines = []
+    for index, item in enumerate(items):
+        try:
+            lines.append(request_line(item, index, model))
+        except ValueError as exc:
+            raise BatchInputError(index, str(exc)) from None
+    _unique(lines, list(range(len(lines))), from_file=False)
+    return lines
+
+
+def lines_from_jsonl(text: str, model: str) -> list[dict[str, Any]]:
+    """Input lines from JSONL text (one request or line per row; blank rows skipped)."""
+    lines = []
+    numbers = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            item = json.loads(raw)
+        except ValueError as exc:
+            raise BatchInputError(number, f"not valid JSON ({exc})", line=True) from None
+        try:
+            lines.append(request_line(item, number - 1, model))
+        except ValueError as exc:
+            raise BatchInputError(number, str(exc), line=True) from None
+        numbers.append(number)
+    if not lines:
+        raise BatchInputError(1, "the file holds no requests", line=True)
+    _unique(lines, numbers, from_file=True)
+    return lines
+
+
+def to_jsonl(lines: Iterable[Mapping[str, Any]]) -> bytes:
+    text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+    return text.encode()
+
+
+def prediction_files(names: Iterable[str]) -> list[str]:
+    """The ``predictions.jsonl`` objects among ``names`` (Vertex AI may shard them), in order."""
+    return sorted(name for name in names if name.rsplit("/", 1)[-1].endswith(PREDICTIONS_FILE))
+
+
+def parse_prediction(raw: str) -> BatchResult:
+    """One prediction line as (request id, response, error)."""
+    try:
+        line = json.loads(raw)
+    except ValueError as exc:
+        return BatchResult(None, None, f"unreadable prediction line ({exc})")
+    if not isinstance(line, dict):
+        return BatchResult(None, None, "unreadable prediction line (not a JSON object)")
+    key = line.get(KEY_FIELD)
+    request_id = None if key is None else str(key)
+    status = line.get("status")
+    body = line.get("response")
+    if status or not isinstance(body, dict):
+        return BatchResult(request_id, None, str(status or "the line has no response"))
+    try:
+        response = types.GenerateContentResponse.model_validate(body)
+    except pydantic.ValidationError as exc:
+        return BatchResult(request_id, None, f"unreadable response ({_reason(exc, 'response')})")
+    return BatchResult(request_id, response, None)
+
+
+def parse_predictions(text: str) -> list[BatchResult]:
+    return [parse_prediction(raw) for raw in text.splitlines() if raw.strip()]

@@ -1,0 +1,184 @@
+"""Running prompt lines through the client: a fixed pool of workers, one result line each.
+
+Retries, backoff and the rate limits stay in the client (``generate_with_retry`` and its
+limiter); the runner only counts retries through ``on_retry``. Each result is written to the
+journal (durably) before it is counted, so whatever the progress shows is already on disk.
+Cancelling the run (Ctrl-C) cancels the requests in flight; their lines are simply not written
+and run again next time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from .._async.client import GreyCloudAsyncClient
+from ..errors import AuthError, QuotaExhaustedError
+from .journal import Outcome, OutputJournal
+from .progress import Reporter, RunTally
+from .prompts import LineId, PromptLine
+from .results import LineResult, answered, failed, is_rate_limited
+
+T = TypeVar("T")
+
+# Errors that every later line would hit too: they stop the run instead of failing each line.
+RUN_STOPPING_ERRORS = (AuthError, QuotaExhaustedError)
+
+
+class RunStopped(Exception):
+    """The run stopped early because of an error no later line could avoid."""
+
+    def __init__(self, cause: BaseException) -> None:
+        self.cause = cause
+        super().__init__(str(cause))
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Which input lines this run sends, given what the output already holds."""
+
+    to_run: list[PromptLine]
+    already_answered: int
+    already_failed: int  # kept as they are (not re-run without --retry-failed)
+    retry_ids: set[LineId]  # failed lines that will run again (--retry-failed)
+
+
+def plan_run(
+    lines: Sequence[PromptLine], recorded: dict[LineId, Outcome], retry_failed: bool
+) -> RunPlan:
+    to_run: list[PromptLine] = []
+    answered_count = failed_count = 0
+    retry_ids: set[LineId] = set()
+    for line in lines:
+        outcome = recorded.get(line.id)
+        if outcome is None:
+            to_run.append(line)
+        elif outcome == "ok":
+            answered_count += 1
+        elif retry_failed:
+            retry_ids.add(line.id)
+            to_run.append(line)
+        else:
+            failed_count += 1
+    return RunPlan(to_run, answered_count, failed_count, retry_ids)
+
+
+class BulkRunner:
+    """Sends lines with ``concurrency`` workers and journals every result as it arrives."""
+
+    def __init__(
+        self,
+        client: GreyCloudAsyncClient,
+        journal: OutputJournal,
+        tally: RunTally,
+        reporter: Reporter,
+        *,
+        max_retries: int,
+        concurrency: int,
+    ) -> None:
+        self._client = client
+        self._journal = journal
+        self._tally = tally
+        self._reporter = reporter
+        self._max_retries = max_retries
+        self._concurrency = concurrency
+
+    async def run(self, lines: Sequence[PromptLine]) -> None:
+        """Run every line; raises ``RunStopped`` on an error that would fail all the rest."""
+        pending = iter(lines)  # shared: each worker takes the next line when it is free
+        workers = [
+            asyncio.create_task(self._work(pending))
+            for _ in range(min(self._concurrency, len(lines)))
+        ]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _work(self, pending: Iterator[PromptLine]) -> None:
+        for line in pending:
+            result = await self._run_line(line)
+            # No await between the answer and the fsync: a cancel cannot split them.
+            self._journal.append(result.as_json())
+            self._tally.add_result(result)
+            self._reporter.update()
+
+    async def _run_line(self, line: PromptLine) -> LineResult:
+        model = line.model or self._client.config.model
+        failed_attempts = 0
+        rate_limited = 0
+
+        def on_retry(attempt: int, error: BaseException, delay: float) -> None:
+            nonlocal failed_attempts, rate_limited
+            failed_attempts = attempt
+            refused = is_rate_limited(error)
+            rate_limited += refused
+            self._tally.add_retry(refused)
+            self._reporter.update()
+
+        try:
+            response = await self._client.generate_with_retry(
+                line.contents,
+                max_retries=self._max_retries,
+                on_retry=on_retry,
+                model=line.model,
+                system_instruction=line.system_instruction,
+                **line.settings,
+            )
+        except RUN_STOPPING_ERRORS as exc:
+            raise RunStopped(exc) from exc
+        except Exception as exc:  # any other failure belongs to this line alone
+            if is_rate_limited(exc):
+                rate_limited += 1
+                self._tally.rate_limited += 1
+            return failed(line, model, exc, failed_attempts + 1, rate_limited)
+        return answered(line, model, response, failed_attempts + 1, rate_limited)
+
+
+async def until_signalled(work: Awaitable[T]) -> tuple[T | None, int | None]:
+    """Await ``work``; on SIGINT or SIGTERM cancel it and return ``(None, signal number)``.
+
+    A second signal while the first is being handled exits at once: everything reported is
+    already on disk, so nothing is lost by not waiting for the clean-up.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    received: list[int] = []
+
+    def on_signal(number: int) -> None:
+        if received:
+            os._exit(128 + number)
+        received.append(number)
+        task.cancel()
+
+    installed = _install_handlers(loop, on_signal)
+    try:
+        return await work, None
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        if sys.version_info >= (3, 11):
+            task.uncancel()
+        return None, received[0]
+    finally:
+        for number in installed:
+            loop.remove_signal_handler(number)
+
+
+def _install_handlers(loop: asyncio.AbstractEventLoop, handler: Callable[[int], None]) -> list[int]:
+    installed = []
+    for number in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(number, handler, int(number))
+        except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
+            continue
+        installed.append(int(number))
+    return installed

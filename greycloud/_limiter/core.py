@@ -1,0 +1,539 @@
+"""``LimiterCore``: the in-memory state of every model's quota, booked in one atomic step.
+
+Pure: no I/O, no sleeping, time from an injected clock. One ``threading.Lock`` guards all state;
+every operation under it is O(1) and never waits, so the same core serves tasks (the async
+limiter) and threads (the sync one). The waiting itself, and Redis, live in the limiter halves.
+
+Per model it keeps one GCRA bucket per dimension (see ``gcra``), a concurrency count with a FIFO
+queue of waiters, the adaptation state (rate factor, hold, shift), a calibration ratio between
+token estimates and real usage, and the counters behind ``stats()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from ..errors import RequestTooLargeError
+from .gcra import THETA, Dimension, earliest_start, place, same_time, slot_length
+from .quota import Quota
+from .stats import LimiterStats, ModelStats
+
+logger = logging.getLogger(__name__)
+
+TOKENS = 1  # index of the token dimension in every bucket (requests come first)
+DEFAULT_HOLD = 1.0  # seconds to hold new starts after a 429 that gave no retry delay
+CALIBRATION_WEIGHT = 0.1  # weight of each response in the running means behind calibration
+
+
+class Waker(Protocol):
+    """Anything a queued waiter can be woken through (an event of either half)."""
+
+    def set(self) -> None: ...
+
+
+class Booking:
+    """One booked start: when, and which slot of each dimension it holds.
+
+    Times are on the store's clock (``start``) and on the limiter's clock (``local_start``);
+    for the in-memory store they are the same clock.
+    """
+
+    __slots__ = (
+        "cost",
+        "epoch",
+        "estimate",
+        "lease",
+        "lengths",
+        "local_start",
+        "model",
+        "rates",
+        "reconciled",
+        "shift",
+        "slot_ends",
+        "slot_starts",
+        "source",
+        "start",
+        "ticket",
+    )
+
+    def __init__(
+        self,
+        model: str,
+        estimate: int,
+        cost: int,
+        start: float,
+        shift: float,
+        epoch: int,
+        rates: list[float],
+        lengths: list[float],
+        slot_starts: list[float],
+        slot_ends: list[float],
+    ) -> None:
+        self.model = model
+        self.estimate = estimate
+        self.cost = cost
+        self.start = start
+        self.local_start = start
+        self.shift = shift
+        self.epoch = epoch
+        self.rates = rates
+        self.lengths = lengths
+        self.slot_starts = slot_starts
+        self.slot_ends = slot_ends
+        self.lease: str | None = None
+        self.source: object = None
+        self.reconciled = False
+        self.ticket = -1
+
+    def move(self, delta: float) -> None:
+        """Shift the booking later by ``delta`` seconds (a hold imposed before it started)."""
+        self.start += delta
+        self.local_start += delta
+        self.slot_starts = [value + delta for value in self.slot_starts]
+        self.slot_ends = [value + delta for value in self.slot_ends]
+
+
+class _Bucket:
+    """Everything the core keeps for one model."""
+
+    __slots__ = (
+        "base_rates",
+        "bursts",
+        "calibration",
+        "dims",
+        "epoch",
+        "factor",
+        "hold",
+        "in_flight",
+        "last_start",
+        "next_ticket",
+        "passed",
+        "per_day",
+        "queue",
+        "quota",
+        "rate_limited",
+        "seen_actual",
+        "seen_estimate",
+        "serving",
+        "shift",
+        "slots",
+        "successes",
+        "tats",
+        "turn_waiters",
+        "wait_seconds",
+        "waiting",
+    )
+
+    def __init__(self, quota: Quota, dims: tuple[Dimension, ...], margin: float) -> None:
+        self.quota = quota
+        self.dims = dims
+        self.base_rates = [dim.rate(margin) for dim in dims]
+        self.bursts = [dim.burst for dim in dims]
+        self.tats = [-math.inf] * len(dims)
+        self.last_start = -math.inf  # the latest start booked so far
+        self.factor = 1.0
+        self.hold = -math.inf
+        self.shift = 0.0
+        self.epoch = 0
+        self.successes = 0
+        self.calibration = 1.0
+        self.seen_estimate = 0.0
+        self.seen_actual = 0.0
+        self.slots = 0
+        self.queue: OrderedDict[Waker, None] = OrderedDict()
+        self.waiting = 0
+        self.in_flight = 0
+        self.rate_limited = 0
+        self.per_day = 0
+        self.wait_seconds = 0.0
+        # Start order: tickets in booking order; ``serving`` is the next one allowed to start.
+        self.next_ticket = 0
+        self.serving = 0
+        self.passed: set[int] = set()
+        self.turn_waiters: dict[int, Waker] = {}
+
+
+class LimiterCore:
+    """The quota state of every model a limiter serves, with O(1) atomic operations.
+
+    ``token_slack`` is the share of each token quota kept as slack (see ``gcra``); ``margin`` the
+    seconds allowed between a booked start and the server seeing the request. On a 429 the rate
+    factor is multiplied by ``backoff`` (at most once per hold) and new starts are held for the
+    server's retry delay; each run of successes as long as a minute's requests (at least
+    ``recover_after``) adds ``recovery_step`` back. ``calibrate`` scales token estimates by the
+    running ratio of real usage to estimate.
+    """
+
+    def __init__(
+        self,
+        default: Quota,
+        overrides: Mapping[str, Quota] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        token_slack: float = 0.015,
+        margin: float = 0.2,
+        backoff: float = 0.7,
+        recovery_step: float = 0.05,
+        min_factor: float = 0.05,
+        recover_after: int = 10,
+        calibrate: bool = True,
+    ) -> None:
+        if not 0.0 <= token_slack < 1.0:
+            raise ValueError(f"token_slack must be in [0, 1), got {token_slack}")
+        if not 0.0 < backoff < 1.0:
+            raise ValueError(f"backoff must be in (0, 1), got {backoff}")
+        self.default = default
+        self.overrides = dict(overrides or {})
+        self.clock = clock
+        self.token_slack = token_slack
+        self.margin = margin
+        self.backoff = backoff
+        self.recovery_step = recovery_step
+        self.min_factor = min_factor
+        self.recover_after = recover_after
+        self.calibrate = calibrate
+        self._lock = threading.Lock()
+        self._buckets: dict[str, _Bucket] = {}
+
+    # -- quotas ---------------------------------------------------------------------------------
+
+    def quota_for(self, model: str) -> Quota:
+        return self.overrides.get(model, self.default)
+
+    def dimensions(self, model: str) -> tuple[Dimension, ...]:
+        return self._bucket(model).dims
+
+    def _bucket(self, model: str) -> _Bucket:
+        bucket = self._buckets.get(model)
+        if bucket is None:
+            quota = self.quota_for(model)
+            bucket = _Bucket(quota, quota.dimensions(self.token_slack), self.margin)
+            bucket = self._buckets.setdefault(model, bucket)
+        return bucket
+
+    def check_size(self, model: str, tokens: int) -> None:
+        """Fail at once for a request that could never fit in the token quota."""
+        if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
+            raise TypeError(f"tokens must be a non-negative int, got {tokens!r}")
+        limit = self.quota_for(model).tpm
+        if tokens > limit:
+            raise RequestTooLargeError(model, tokens, limit)
+
+    def cost_of(self, model: str, tokens: int) -> int:
+        """The tokens to book for an estimate: calibrated by past usage, within the quota."""
+        bucket = self._bucket(model)
+        if tokens <= 0 or bucket.calibration == 1.0:
+            return tokens
+        return min(bucket.quota.tpm, math.ceil(tokens * bucket.calibration))
+
+    # -- booking --------------------------------------------------------------------------------
+
+    def book(self, model: str, tokens: int) -> Booking:
+        """Book the earliest start that every dimension of ``model``'s quota allows."""
+        self.check_size(model, tokens)
+        with self._lock:
+            bucket = self._bucket(model)
+            cost = self.cost_of(model, tokens)
+            now = self.clock()
+            effective_now = now if now > bucket.hold else bucket.hold
+            factor = bucket.factor
+            rates = [rate * factor for rate in bucket.base_rates]
+            lengths = [
+                slot_length(cost if index == TOKENS else 1, dim.slack, rate)
+                for index, (dim, rate) in enumerate(zip(bucket.dims, rates, strict=True))
+            ]
+            start = earliest_start(effective_now, bucket.tats, lengths, bucket.bursts)
+            slot_starts, slot_ends = place(bucket.tats, lengths, start)
+            bucket.last_start = start
+            booking = Booking(
+                model,
+                tokens,
+                cost,
+                start,
+                bucket.shift,
+                bucket.epoch,
+                rates,
+                lengths,
+                slot_starts,
+                slot_ends,
+            )
+            booking.ticket = bucket.next_ticket
+            bucket.next_ticket += 1
+            return booking
+
+    def confirm(self, booking: Booking) -> float:
+        """Seconds a waiting booking must still wait because a hold was imposed since it booked.
+
+        The booking (and every pending booking) was moved later by that much; 0 when not.
+        """
+        with self._lock:
+            delta = self._bucket(booking.model).shift - booking.shift
+            if delta <= 0:
+                return 0.0
+            booking.shift += delta
+            booking.move(delta)
+            return delta
+
+    def refund(self, booking: Booking) -> None:
+        """Give back a booking that never started.
+
+        Its slot is returned when it is still the last one booked in a dimension; otherwise
+        later bookings are already placed after it and the slot stays (always safe).
+        """
+        with self._lock:
+            bucket = self._bucket(booking.model)
+            delta = bucket.shift - booking.shift
+            for index, end in enumerate(booking.slot_ends):
+                if same_time(bucket.tats[index], end + delta):
+                    bucket.tats[index] = booking.slot_starts[index] + delta
+
+    def reconcile(self, booking: Booking, actual: int) -> None:
+        """Correct a started booking's tokens with the real count from the response."""
+        with self._lock:
+            if booking.reconciled:
+                return
+            booking.reconciled = True
+            bucket = self._bucket(booking.model)
+            self._learn(bucket, booking.estimate, actual)
+            slack = bucket.dims[TOKENS].slack
+            new_length = slot_length(actual, slack, booking.rates[TOKENS])
+            bucket.tats[TOKENS] = adjusted_tat(
+                bucket.tats[TOKENS],
+                booking.slot_ends[TOKENS],
+                booking.start,
+                booking.lengths[TOKENS],
+                new_length,
+                bucket.last_start,
+            )
+
+    def learn(self, model: str, estimate: int, actual: int) -> None:
+        """Update the calibration ratio of ``model`` (used by stores that keep TATs elsewhere)."""
+        with self._lock:
+            self._learn(self._bucket(model), estimate, actual)
+
+    def _learn(self, bucket: _Bucket, estimate: int, actual: int) -> None:
+        # The ratio of running means (not the mean of ratios, which random errors bias upwards).
+        if not self.calibrate or estimate <= 0 or actual < 0:
+            return
+        if bucket.seen_estimate == 0.0:
+            bucket.seen_estimate, bucket.seen_actual = float(estimate), float(actual)
+        else:
+            bucket.seen_estimate += CALIBRATION_WEIGHT * (estimate - bucket.seen_estimate)
+            bucket.seen_actual += CALIBRATION_WEIGHT * (actual - bucket.seen_actual)
+        bucket.calibration = min(5.0, max(0.2, bucket.seen_actual / bucket.seen_estimate))
+
+    # -- adaptation -----------------------------------------------------------------------------
+
+    def finish(self, booking: Booking, success: bool) -> None:
+        """A started request ended; a success counts towards recovering the rate."""
+        with self._lock:
+            bucket = self._bucket(booking.model)
+            if not success or bucket.factor >= 1.0 or booking.epoch != bucket.epoch:
+                return
+            bucket.successes += 1
+            if bucket.successes >= self.recovery_threshold(bucket.quota, bucket.factor):
+                bucket.successes = 0
+                bucket.factor = min(1.0, bucket.factor + self.recovery_step)
+                logger.info(
+                    "rate for %s recovering: %.0f%% of the configured quota",
+                    booking.model,
+                    bucket.factor * 100,
+                )
+
+    def recovery_threshold(self, quota: Quota, factor: float) -> int:
+        """Successes in a row before the next recovery step: about a minute of requests."""
+        return max(self.recover_after, math.ceil(factor * quota.rpm))
+
+    def report_rate_limited(self, model: str, retry_delay: float | None, per_day: bool) -> None:
+        """A 429: slow down and hold new starts until the retry delay (not for per-day quotas)."""
+        self.count_rate_limited(model, per_day)
+        if per_day:
+            return
+        with self._lock:
+            bucket = self._bucket(model)
+            now = self.clock()
+            delay = DEFAULT_HOLD if retry_delay is None else max(0.0, retry_delay)
+            if bucket.hold <= now:
+                # A new overload: shrink once; further 429s during the hold are the same episode.
+                bucket.factor = max(self.min_factor, bucket.factor * self.backoff)
+                bucket.epoch += 1
+                bucket.successes = 0
+                logger.warning(
+                    "429 for %s: slowing to %.0f%% of the configured quota, holding new starts "
+                    "for %.1fs",
+                    model,
+                    bucket.factor * 100,
+                    delay,
+                )
+            extra = now + delay - max(bucket.hold, now)
+            if extra > 0:
+                for index, tat in enumerate(bucket.tats):
+                    if tat > now:
+                        bucket.tats[index] = tat + extra
+                if bucket.last_start > now:
+                    bucket.last_start += extra
+                bucket.shift += extra
+                bucket.hold = now + delay
+
+    def count_rate_limited(self, model: str, per_day: bool) -> None:
+        with self._lock:
+            bucket = self._bucket(model)
+            if per_day:
+                bucket.per_day += 1
+                logger.warning(
+                    "429 for %s is a per-day quota: not slowing the per-minute rate", model
+                )
+            else:
+                bucket.rate_limited += 1
+
+    def observe_factor(self, model: str, factor: float) -> None:
+        """Record the rate factor a shared store reported (for ``stats()``)."""
+        with self._lock:
+            self._bucket(model).factor = factor
+
+    # -- concurrency (FIFO) ---------------------------------------------------------------------
+
+    def try_acquire(self, model: str) -> bool:
+        """Take a concurrency slot if one is free and nobody is queued before us."""
+        with self._lock:
+            bucket = self._bucket(model)
+            if bucket.slots < bucket.quota.max_concurrency and not bucket.queue:
+                bucket.slots += 1
+                return True
+            return False
+
+    def acquire_or_enqueue(self, model: str, waker: Waker) -> bool:
+        """Take a slot now (True) or queue ``waker`` to be handed one in arrival order."""
+        with self._lock:
+            bucket = self._bucket(model)
+            if bucket.slots < bucket.quota.max_concurrency and not bucket.queue:
+                bucket.slots += 1
+                return True
+            bucket.queue[waker] = None
+            return False
+
+    def release_slot(self, model: str) -> Waker | None:
+        """Free a slot, or hand it straight to the first queued waiter (returned, to be woken)."""
+        with self._lock:
+            bucket = self._bucket(model)
+            if bucket.queue:
+                waker, _ = bucket.queue.popitem(last=False)
+                return waker
+            bucket.slots -= 1
+            return None
+
+    def abandon(self, model: str, waker: Waker) -> bool:
+        """Leave the queue; False when a slot was already handed over (release it then)."""
+        with self._lock:
+            return self._bucket(model).queue.pop(waker, False) is None
+
+    # -- start order ----------------------------------------------------------------------------
+
+    def take_ticket(self, booking: Booking) -> None:
+        """Give a booking made elsewhere (Redis) its place in this process's start order."""
+        with self._lock:
+            bucket = self._bucket(booking.model)
+            booking.ticket = bucket.next_ticket
+            bucket.next_ticket += 1
+
+    def my_turn(self, booking: Booking, waker: Waker | None = None) -> bool:
+        """Whether every earlier booking has started or left, so this one may start now.
+
+        Its booked time has come, but a waiter woken late (a busy loop, a thread waiting for the
+        GIL) must not start before one booked earlier: when it is not yet its turn, ``waker``
+        (if given) is woken when it is.
+        """
+        with self._lock:
+            bucket = self._bucket(booking.model)
+            if booking.ticket == bucket.serving:
+                return True
+            if waker is not None:
+                bucket.turn_waiters[booking.ticket] = waker
+            return False
+
+    def pass_turn(self, booking: Booking) -> Waker | None:
+        """The booking started, or left without starting: let the next one go (returned to wake)."""
+        with self._lock:
+            bucket = self._bucket(booking.model)
+            bucket.turn_waiters.pop(booking.ticket, None)
+            if booking.ticket != bucket.serving:
+                bucket.passed.add(booking.ticket)
+                return None
+            bucket.serving += 1
+            while bucket.serving in bucket.passed:
+                bucket.passed.remove(bucket.serving)
+                bucket.serving += 1
+            return bucket.turn_waiters.pop(bucket.serving, None)
+
+    # -- counters -------------------------------------------------------------------------------
+
+    def enter_waiting(self, model: str) -> None:
+        with self._lock:
+            self._bucket(model).waiting += 1
+
+    def leave_waiting(self, model: str, waited: float, started: bool) -> None:
+        with self._lock:
+            bucket = self._bucket(model)
+            bucket.waiting -= 1
+            bucket.wait_seconds += waited
+            if started:
+                bucket.in_flight += 1
+
+    def leave_in_flight(self, model: str) -> None:
+        with self._lock:
+            self._bucket(model).in_flight -= 1
+
+    def stats(self, storage: str) -> LimiterStats:
+        with self._lock:
+            models = {
+                model: ModelStats(
+                    rpm=bucket.factor * bucket.base_rates[0] * 60.0,
+                    tpm=bucket.factor * bucket.base_rates[TOKENS] * 60.0,
+                    rate_factor=bucket.factor,
+                    waiting=bucket.waiting,
+                    in_flight=bucket.in_flight,
+                    rate_limited=bucket.rate_limited,
+                    rate_limited_per_day=bucket.per_day,
+                    wait_seconds=bucket.wait_seconds,
+                )
+                for model, bucket in self._buckets.items()
+            }
+        return LimiterStats(
+            waiting=sum(m.waiting for m in models.values()),
+            in_flight=sum(m.in_flight for m in models.values()),
+            rate_limited=sum(m.rate_limited for m in models.values()),
+            wait_seconds=sum(m.wait_seconds for m in models.values()),
+            storage=storage,
+            models=models,
+        )
+
+
+def adjusted_tat(
+    tat: float,
+    end: float,
+    start: float,
+    old_length: float,
+    new_length: float,
+    last_start: float,
+) -> float:
+    """The token TAT after a started booking's slot changes from ``old_length`` to ``new_length``.
+
+    The difference is applied where the schedule stands now, after every booking so far: more
+    tokens than booked push the next starts later, fewer bring them earlier, but never before
+    the latest booked start (``last_start``: starts stay in booking order), and, when this is
+    still the last slot, never into the middle of what the request really used. The error of
+    requests still in flight is the one thing the envelope cannot see; the slack and the margin
+    absorb it, and calibration keeps it unbiased.
+    """
+    if new_length > old_length:
+        return max(tat, end) + (new_length - old_length)
+    if new_length < old_length:
+        floor = start + (1.0 - THETA) * new_length if same_time(tat, end) else last_start
+        return max(min(tat, tat - (old_length - new_length)), floor)
+    return tat

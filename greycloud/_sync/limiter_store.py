@@ -1,0 +1,66 @@
+# DO NOT EDIT: generated from _async_src/limiter_store.py by tools/generate.py.
+# Change _async_src/limiter_store.py and run `make generate`.
+# source-sha256: 88e2977d78f23917
+"""Where the limiter keeps its quota state: the ``LimiterStore`` interface and the in-memory store.
+
+A store books starts, gives back bookings that never started, corrects tokens after the
+response and adapts to 429s. The in-memory store is the pure ``LimiterCore`` behind the same
+interface as the Redis store (``limiter_redis``), whose operations are network calls.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .._limiter.core import Booking, LimiterCore
+
+
+class LimiterStore(Protocol):
+    """The operations the limiter needs from its quota state."""
+
+    def storage_name(self) -> str: ...
+
+    def book(self, model: str, tokens: int) -> Booking: ...
+
+    def confirm(self, booking: Booking) -> float: ...
+
+    def refund(self, booking: Booking) -> None: ...
+
+    def reconcile(self, booking: Booking, actual: int) -> None: ...
+
+    def release(self, booking: Booking, success: bool) -> None: ...
+
+    def report_rate_limited(self, model: str, retry_delay: float | None, per_day: bool) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryStore:
+    """The quota of this process only, in a ``LimiterCore``: every operation is O(1) and local."""
+
+    def __init__(self, core: LimiterCore) -> None:
+        self._core = core
+
+    def storage_name(self) -> str:
+        return "memory"
+
+    def book(self, model: str, tokens: int) -> Booking:
+        return self._core.book(model, tokens)
+
+    def confirm(self, booking: Booking) -> float:
+        return self._core.confirm(booking)
+
+    def refund(self, booking: Booking) -> None:
+        self._core.refund(booking)
+
+    def reconcile(self, booking: Booking, actual: int) -> None:
+        self._core.reconcile(booking, actual)
+
+    def release(self, booking: Booking, success: bool) -> None:
+        self._core.finish(booking, success)
+
+    def report_rate_limited(self, model: str, retry_delay: float | None, per_day: bool) -> None:
+        self._core.report_rate_limited(model, retry_delay, per_day)
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,141 @@
+"""The limiter with its quota in Redis: shared between limiters, and explicit when Redis is down.
+
+Written once here; ``make generate`` produces the sync twin in tests/_sync/. Needs a real
+``redis-server`` (the ``redis_url`` fixture starts one); several processes booking at once are
+tested in tests/test_limiter_redis.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from greycloud import LimiterStorageError, VertexRateLimiter
+from greycloud._primitives import async_map_bounded, async_run_blocking, async_sleep
+from tests.redis_fixture import RedisServer, RedisTarget, free_port
+
+GAP = 60.2 / 600  # seconds between starts at 600 requests per minute
+
+
+def _limiter(target: RedisTarget, **options: object) -> VertexRateLimiter:
+    options.setdefault("rpm", 600)
+    options.setdefault("tpm", 10**6)
+    return VertexRateLimiter(
+        storage=target.url,
+        redis_prefix=target.prefix,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+async def test_two_limiters_share_one_quota(redis_url: RedisTarget) -> None:
+    first, second = _limiter(redis_url), _limiter(redis_url)
+    began = time.monotonic()
+    entered = []
+    for limiter in (first, second, first, second):
+        async with limiter.limit("m", 10):
+            entered.append(time.monotonic() - began)
+    assert entered == [pytest.approx(i * GAP, abs=0.03) for i in range(4)]
+    assert first.stats().storage == "redis"
+    await first.aclose()
+    await second.aclose()
+
+
+async def test_a_429_seen_by_one_holds_the_other(redis_url: RedisTarget) -> None:
+    first, second = _limiter(redis_url), _limiter(redis_url)
+    await first.report_rate_limited("m", 0.3)
+    began = time.monotonic()
+    async with second.limit("m", 1):
+        assert time.monotonic() - began >= 0.28
+    assert second.stats().models["m"].rate_factor == pytest.approx(0.7)
+    assert first.stats().models["m"].rate_limited == 1
+    await first.aclose()
+    await second.aclose()
+
+
+async def test_concurrency_slots_are_shared(redis_url: RedisTarget) -> None:
+    first = _limiter(redis_url, rpm=60_000, max_concurrency=1)
+    second = _limiter(redis_url, rpm=60_000, max_concurrency=1)
+
+    async def use(index: int) -> float:
+        if index == 0:
+            async with first.limit("m", 1):
+                await async_sleep(0.2)
+            return 0.0
+        await async_sleep(0.05)
+        began = time.monotonic()
+        async with second.limit("m", 1):
+            return time.monotonic() - began
+
+    _, waited = await async_map_bounded(use, [0, 1], 2)
+    assert waited >= 0.1
+    await first.aclose()
+    await second.aclose()
+
+
+async def test_refunds_and_reconciliation_reach_redis(redis_url: RedisTarget) -> None:
+    limiter = _limiter(redis_url, tpm=60_000, calibrate=False)
+    store = limiter._store
+    await store.book("m", 1)
+    second = await store.book("m", 1)
+    await store.refund(second)
+    third = await store.book("m", 1)
+    assert third.start == pytest.approx(second.start, abs=1e-6)
+    await store.reconcile(third, 10_000)
+    fourth = await store.book("m", 1)
+    assert fourth.start - third.start > 10  # the extra tokens pushed the next start
+    for booking in (third, fourth):
+        await store.release(booking, True)
+    await limiter.aclose()
+
+
+async def test_unreachable_redis_can_fail(caplog: pytest.LogCaptureFixture) -> None:
+    limiter = VertexRateLimiter(storage=f"redis://127.0.0.1:{free_port()}/0")
+    began = time.monotonic()
+    with pytest.raises(LimiterStorageError, match="unreachable"):
+        async with limiter.limit("m", 1):
+            pass
+    assert time.monotonic() - began < 2
+    assert (limiter.stats().waiting, limiter.stats().in_flight) == (0, 0)
+    await limiter.aclose()
+
+
+async def test_unreachable_redis_can_fall_back_to_memory(caplog: pytest.LogCaptureFixture) -> None:
+    limiter = VertexRateLimiter(
+        rpm=600, storage=f"redis://127.0.0.1:{free_port()}/0", storage_unavailable="local"
+    )
+    with caplog.at_level(logging.WARNING):
+        async with limiter.limit("m", 1):
+            assert limiter.stats().storage == "local fallback"
+    assert "limiting locally" in caplog.text
+    await limiter.aclose()
+
+
+async def test_unreachable_redis_can_be_waited_for(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()
+    limiter = VertexRateLimiter(storage=f"redis://127.0.0.1:{port}/0", storage_unavailable="wait")
+    servers: list[RedisServer] = []
+
+    async def step(index: int) -> float:
+        if index == 0:
+            await async_sleep(0.4)
+            servers.append(await async_run_blocking(RedisServer, tmp_path, port))
+            return 0.0
+        began = time.monotonic()
+        async with limiter.limit("m", 1):
+            return time.monotonic() - began
+
+    try:
+        with caplog.at_level(logging.WARNING):
+            _, waited = await async_map_bounded(step, [0, 1], 2)
+    finally:
+        for server in servers:
+            server.stop()
+    assert waited >= 0.3
+    assert "retrying" in caplog.text
+    assert limiter.stats().storage == "redis"
+    await limiter.aclose()

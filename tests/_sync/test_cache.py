@@ -1,0 +1,191 @@
+# DO NOT EDIT: generated from tests/_async/test_cache.py by tools/generate.py.
+# Change tests/_async/test_cache.py and run `make generate`.
+# source-sha256: 306ea534e1f720df
+"""The cache client against the emulator: lifecycle, generation with a cache, size and MIME checks.
+
+Written once here; ``make generate`` produces the sync twin in tests/_sync/.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from greycloud import CacheTooSmallError, ConfigError, GreyCloudCache, GreyCloudClient
+from greycloud.testing import VertexEmulator
+
+MODEL = "gemini-2.5-flash"
+# About 2,600 tokens at the emulator's four characters a token: above Vertex AI's 2,048.
+LONG_TEXT = "The reference manual explains every setting in detail. " * 190
+
+
+@pytest.fixture
+def cache(vertex_emulator: VertexEmulator) -> Iterator[GreyCloudCache]:
+    config = vertex_emulator.config(rpm=100_000, tpm=100_000_000, max_concurrency=64)
+    with GreyCloudCache(config, credentials=vertex_emulator.credentials) as cache:
+        yield cache
+
+
+def camel(value: Any) -> Any:
+    """``value`` with camelCase keys (the SDK sends some nested fields in snake_case)."""
+    if isinstance(value, dict):
+        return {
+            "".join(w if i == 0 else w.title() for i, w in enumerate(k.split("_"))): camel(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [camel(item) for item in value]
+    return value
+
+
+def calls(emulator: VertexEmulator, fragment: str, method: str | None = None) -> list[Any]:
+    return [
+        r
+        for r in emulator.requests()
+        if fragment in r.path and (method is None or r.method == method)
+    ]
+
+
+def test_cache_lifecycle(cache: GreyCloudCache, vertex_emulator: VertexEmulator) -> None:
+    created = cache.create_cache_from_text(LONG_TEXT, display_name="manual")
+    assert created.name and created.usage_metadata is not None
+    cached_tokens = created.usage_metadata.total_token_count
+    assert cached_tokens is not None and cached_tokens >= 2048
+    assert len(calls(vertex_emulator, ":countTokens")) == 1
+
+    response = cache.generate_with_cache(created.name, "What does the manual cover?")
+    assert response.text
+    assert response.usage_metadata is not None
+    assert response.usage_metadata.cached_content_token_count == cached_tokens
+    generate = calls(vertex_emulator, ":generateContent")[-1]
+    assert generate.body["cachedContent"] == created.name
+    assert f"/models/{MODEL}:generateContent" in generate.path
+
+    before = created.expire_time
+    updated = cache.update_cache_ttl(created.name, ttl_seconds=7200)
+    assert calls(vertex_emulator, "cachedContents/", "PATCH")[-1].body == {"ttl": "7200s"}
+    assert before is not None and updated.expire_time is not None
+    assert updated.expire_time > before
+
+    assert [c.name for c in cache.list_caches()] == [created.name]
+    info = cache.get_cache_info(created.name)
+    assert info["display_name"] == "manual"
+    assert info["total_token_count"] == cached_tokens
+    assert 3600 < info["ttl_remaining_seconds"] <= 7200
+
+    cache.delete_cache(created.name)
+    assert cache.list_caches() == []
+
+
+def test_stream_with_cache_matches_the_answer(cache: GreyCloudCache) -> None:
+    created = cache.create_cache([{"role": "user", "parts": [{"text": LONG_TEXT}]}])
+    assert created.name
+    whole = cache.generate_with_cache(created.name, "Summarise it.")
+    pieces = [piece for piece in cache.generate_with_cache_stream(created.name, "Summarise it.")]
+    assert len(pieces) > 1
+    assert "".join(str(piece) for piece in pieces) == whole.text
+
+
+def test_too_small_cache_is_rejected_before_it_is_created(
+    cache: GreyCloudCache, vertex_emulator: VertexEmulator
+) -> None:
+    with pytest.raises(CacheTooSmallError) as caught:
+        cache.create_cache("A short note.", system_instruction="Be brief.")
+    assert caught.value.minimum == 2048
+    assert 0 < caught.value.tokens < 2048
+    assert str(caught.value.tokens) in str(caught.value) and "2048" in str(caught.value)
+    assert calls(vertex_emulator, "cachedContents") == []
+    assert len(calls(vertex_emulator, ":countTokens")) == 1
+
+
+def test_mime_types_are_guessed_from_file_names(
+    cache: GreyCloudCache, vertex_emulator: VertexEmulator
+) -> None:
+    uris = ["gs://docs/report.pdf", "gs://docs/photo.PNG", "gs://docs/notes.txt"]
+    cache.create_cache_from_files(uris, system_instruction=LONG_TEXT)
+    body = camel(calls(vertex_emulator, "cachedContents", "POST")[-1].body)
+    parts = body["contents"][0]["parts"]
+    assert [p["fileData"]["fileUri"] for p in parts] == uris
+    assert [p["fileData"]["mimeType"] for p in parts] == [
+        "application/pdf",
+        "image/png",
+        "text/plain",
+    ]
+
+    cache.create_cache_from_files(
+        ["gs://docs/blob"], mime_types=["video/mp4"], system_instruction=LONG_TEXT
+    )
+    part = camel(calls(vertex_emulator, "cachedContents", "POST")[-1].body)["contents"][0]["parts"][
+        0
+    ]
+    assert part["fileData"]["mimeType"] == "video/mp4"
+
+
+@pytest.mark.parametrize("uri", ["gs://docs/blob", "gs://docs/data.nosuchext"])
+def test_unknown_mime_type_fails_before_any_call(
+    cache: GreyCloudCache, vertex_emulator: VertexEmulator, uri: str
+) -> None:
+    with pytest.raises(ConfigError, match="mime_types") as caught:
+        cache.create_cache_from_files(["gs://docs/report.pdf", uri])
+    assert uri in str(caught.value)
+    assert vertex_emulator.requests() == []
+
+
+def test_file_uris_must_be_cloud_storage(cache: GreyCloudCache) -> None:
+    with pytest.raises(ConfigError, match="gs://"):
+        cache.create_cache_from_files(["/tmp/report.pdf"])
+
+
+def test_update_ttl_takes_exactly_one_of_ttl_and_expire_time(
+    cache: GreyCloudCache, vertex_emulator: VertexEmulator
+) -> None:
+    created = cache.create_cache_from_text(LONG_TEXT)
+    assert created.name
+    later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=3)
+    with pytest.raises(ConfigError, match="exactly one"):
+        cache.update_cache_ttl(created.name)
+    with pytest.raises(ConfigError, match="exactly one"):
+        cache.update_cache_ttl(created.name, ttl_seconds=60, expire_time=later)
+    with pytest.raises(ConfigError, match="time zone"):
+        cache.update_cache_ttl(created.name, expire_time=later.replace(tzinfo=None))
+    updated = cache.update_cache_ttl(created.name, expire_time=later)
+    assert "expireTime" in calls(vertex_emulator, "cachedContents/", "PATCH")[-1].body
+    assert updated.expire_time is not None
+    assert abs((updated.expire_time - later).total_seconds()) < 1
+
+
+def test_delete_all_caches_with_a_display_name_filter(cache: GreyCloudCache) -> None:
+    for name in ("keep-a", "tmp-b", "tmp-c"):
+        cache.create_cache_from_text(LONG_TEXT, display_name=name)
+    assert cache.delete_all_caches(display_name_filter="tmp-") == 2
+    assert [c.display_name for c in cache.list_caches()] == ["keep-a"]
+    assert cache.delete_all_caches() == 1
+    assert cache.list_caches() == []
+
+
+def test_shares_a_clients_connection_and_limiter(vertex_emulator: VertexEmulator) -> None:
+    with GreyCloudClient(
+        vertex_emulator.config(), credentials=vertex_emulator.credentials
+    ) as client:
+        with pytest.raises(ConfigError, match="client"):
+            GreyCloudCache(vertex_emulator.config(), client=client)
+        with GreyCloudCache(client=client) as cache:
+            assert cache.client is client
+            assert cache.rate_limiter is client.rate_limiter
+            created = cache.create_cache_from_text(LONG_TEXT)
+        # Closing the cache object leaves a client it did not create open.
+        assert created.name
+        response = client.generate_content("Still open?", cached_content=created.name)
+        assert response.text
+
+
+def test_expired_credentials_are_refreshed(
+    cache: GreyCloudCache, vertex_emulator: VertexEmulator
+) -> None:
+    created = cache.create_cache_from_text(LONG_TEXT)
+    vertex_emulator.expire_token()
+    assert [c.name for c in cache.list_caches()] == [created.name]
+    assert [r.status for r in calls(vertex_emulator, "cachedContents", "GET")] == [401, 200]

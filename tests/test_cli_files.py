@@ -1,0 +1,71 @@
+"""The CLI's input checks and output journal on their own (no service involved)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from greycloud._cli.journal import JournalError, OutputJournal
+from greycloud._cli.prompts import parse_line, read_prompts
+
+
+def record(line_id: object, error: object = None) -> str:
+    return json.dumps({"id": line_id, "text": None if error else "ok", "error": error}) + "\n"
+
+
+def test_ids_keep_their_type_and_blank_lines_are_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"id": 1, "prompt": "a"}\n\n{"id": "1", "prompt": "b"}\n')
+    prompts = read_prompts(path)
+    assert prompts.problems == []
+    assert [(line.id, line.line_number) for line in prompts.lines] == [(1, 1), ("1", 3)]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('{"id": true, "prompt": "a"}', "'id' must be a non-empty string or an integer"),
+        ('{"id": "", "prompt": "a"}', "'id' must be"),
+        ('{"id": 1, "prompt": "  "}', "'prompt' must be a non-empty string"),
+        ('{"id": 1, "contents": []}', "'contents' must be a non-empty list"),
+        ('{"id": 1, "contents": [3]}', "'contents'[0] must be an object or a string"),
+        ('{"id": 1, "prompt": "a", "top_p": 1.5}', "'top_p' must be between 0.0 and 1.0"),
+        ('{"id": 1, "prompt": "a", "seed": 1.5}', "'seed' must be an integer"),
+        ('{"id": 1, "prompt": "a", "thinking_level": "max"}', "'thinking_level' must be one of"),
+        ('{"id": 1, "prompt": "a", "model": 5}', "'model' must be a non-empty string"),
+        ('"just a string"', "must be a JSON object, got a string"),
+    ],
+)
+def test_bad_lines_say_what_is_wrong(text: str, problem: str) -> None:
+    line, problems = parse_line(1, text)
+    assert line is None
+    assert any(problem in message for message in problems), problems
+
+
+def test_a_torn_last_line_is_cut_away(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    path.write_text(record("a") + record("b") + '{"id": "c", "te')
+    with OutputJournal(path) as journal:
+        assert journal.repaired_bytes == len('{"id": "c", "te')
+        assert journal.recorded == {"a": "ok", "b": "ok"}
+        journal.append({"id": "c", "text": "x", "error": None})
+    assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == ["a", "b", "c"]
+
+
+def test_drop_failed_rewrites_the_file_without_them(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    path.write_text(record("a") + record("b", {"type": "X"}) + record(3, {"type": "Y"}))
+    with OutputJournal(path) as journal:
+        assert journal.drop_failed({"b", 3, "a"}) == 2  # "a" succeeded: it stays
+        assert journal.recorded == {"a": "ok"}
+        journal.append({"id": "b", "text": "x", "error": None})
+    assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == ["a", "b"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
+
+
+def test_a_second_run_on_the_same_output_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    with OutputJournal(path), pytest.raises(JournalError, match="another greycloud run"):
+        OutputJournal(path).open()
