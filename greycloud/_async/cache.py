@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/cache.py by tools/generate.py.
 # Change _async_src/cache.py and run `make generate`.
-# source-sha256: 7c31060800a7f3a2
+# source-sha256: 18a641af2a3aed09
 """Context caches: create, list, update, delete, and generate against one under the limiter.
 
 This file is the only hand-written copy of the cache client. ``make generate`` turns it into
@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import AsyncIterator, Sequence
-from types import TracebackType
 from typing import Any
 
 from google.genai import types
@@ -24,7 +23,7 @@ from .._primitives import async_close_iterator
 from .._request import Contents
 from ..config import GreyCloudConfig
 from ..errors import CacheTooSmallError, ConfigError
-from .client import GreyCloudAsyncClient, StreamItem, borrow_or_build_client
+from .client import GreyCloudAsyncClient, StreamItem, _ClientBacked
 from .rate_limiter import VertexRateLimiter
 
 logger = logging.getLogger(__name__)
@@ -52,7 +51,7 @@ def _expire_time(value: datetime.datetime | str) -> datetime.datetime:
     return moment
 
 
-class GreyCloudAsyncCache:
+class GreyCloudAsyncCache(_ClientBacked):
     """Context caches on Vertex AI (or the Gemini Developer API), sharing a client's limits.
 
     Pass ``client`` (a greycloud client) to share its SDK connection, credentials and limiter;
@@ -69,39 +68,8 @@ class GreyCloudAsyncCache:
         rate_limiter: VertexRateLimiter | None = None,
         client: GreyCloudAsyncClient | None = None,
     ) -> None:
-        self._client, self._owns_client = borrow_or_build_client(
-            client, config, credentials, rate_limiter
-        )
+        super().__init__(config, credentials, rate_limiter, client)
         self._models: dict[str, str] = {}  # cache name -> model, for caches seen here
-
-    @property
-    def client(self) -> GreyCloudAsyncClient:
-        """The greycloud client whose connection, credentials and limiter are used."""
-        return self._client
-
-    @property
-    def config(self) -> GreyCloudConfig:
-        return self._client.config
-
-    @property
-    def rate_limiter(self) -> VertexRateLimiter:
-        return self._client.rate_limiter
-
-    async def aclose(self) -> None:
-        """Close the client, when this object created it."""
-        if self._owns_client:
-            await self._client.aclose()
-
-    async def __aenter__(self) -> GreyCloudAsyncCache:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- creating ---------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/batch.py by tools/generate.py.
 # Change _async_src/batch.py and run `make generate`.
-# source-sha256: 75e2eb587c1e2cd4
+# source-sha256: f16fb3e2122f7e67
 """Batch prediction jobs: input to Cloud Storage, the job, its progress, and its results.
 
 This file is the only hand-written copy of the batch client. ``make generate`` turns it into
@@ -15,7 +15,6 @@ import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from google.genai import types
@@ -34,7 +33,7 @@ from .._primitives import sync_map_bounded, sync_run_blocking, sync_sleep
 from .._retry import classify
 from ..config import GreyCloudConfig
 from ..errors import BatchJobFailedError, BatchResultsNotFoundError, ConfigError
-from .client import GreyCloudClient, borrow_or_build_client
+from .client import GreyCloudClient, _ClientBacked
 from .rate_limiter import SyncVertexRateLimiter
 
 logger = logging.getLogger(__name__)
@@ -67,7 +66,7 @@ def _run_folder() -> str:
     return f"{RUN_FOLDER}/{stamp}-{uuid.uuid4().hex[:8]}"
 
 
-class GreyCloudBatch:
+class GreyCloudBatch(_ClientBacked):
     """Vertex AI batch prediction jobs with their input and output in Cloud Storage.
 
     ``client`` shares a greycloud client's SDK connection, credentials and limiter; without
@@ -91,36 +90,9 @@ class GreyCloudBatch:
         if client is None and config is not None and config.batch_location:
             # Batch jobs may live in another region than interactive calls.
             config = config.replace(location=config.batch_location)
-        self._client, self._owns_client = borrow_or_build_client(
-            client, config, credentials, rate_limiter
-        )
+        super().__init__(config, credentials, rate_limiter, client)
         self._storage = storage_client
         self._buckets_seen: set[str] = set()
-
-    @property
-    def client(self) -> GreyCloudClient:
-        """The greycloud client whose connection and credentials are used."""
-        return self._client
-
-    @property
-    def config(self) -> GreyCloudConfig:
-        return self._client.config
-
-    def close(self) -> None:
-        """Close the client, when this object created it."""
-        if self._owns_client:
-            self._client.close()
-
-    def __enter__(self) -> GreyCloudBatch:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- Cloud Storage ----------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# source-sha256: 5f295d58e9768e8e
+# source-sha256: 07e66d3bc9ec6458
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypeVar, overload
 
 from google import genai
 from google.genai import errors, types
@@ -562,32 +562,70 @@ def _describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def borrow_or_build_client(
-    client: GreyCloudClient | None,
-    config: GreyCloudConfig | None,
-    credentials: auth.Credentials | None,
-    rate_limiter: SyncVertexRateLimiter | None,
-) -> tuple[GreyCloudClient, bool]:
-    """The client a cache or batch object works through, and whether it owns (closes) it.
+_Backed = TypeVar("_Backed", bound="_ClientBacked")
 
-    A given ``client`` is shared as it is, so it cannot be combined with the arguments that
-    would build another one.
+
+class _ClientBacked:
+    """Base of the cache and batch classes, which do their work through a greycloud client.
+
+    A given ``client`` is shared as it is (its SDK connection, credentials and limiter), so it
+    cannot be combined with the arguments that would build another one; without it a client is
+    built from ``config``, ``credentials`` and ``rate_limiter`` and closed with this object.
     """
-    if client is None:
-        built = GreyCloudClient(config, credentials=credentials, rate_limiter=rate_limiter)
-        return built, True
-    given = [
-        name
-        for name, value in (
-            ("config", config),
-            ("credentials", credentials),
-            ("rate_limiter", rate_limiter),
+
+    def __init__(
+        self,
+        config: GreyCloudConfig | None,
+        credentials: auth.Credentials | None,
+        rate_limiter: SyncVertexRateLimiter | None,
+        client: GreyCloudClient | None,
+    ) -> None:
+        given = [
+            name
+            for name, value in (
+                ("config", config),
+                ("credentials", credentials),
+                ("rate_limiter", rate_limiter),
+            )
+            if value is not None
+        ]
+        if client is not None and given:
+            raise ConfigError(
+                "client",
+                f"pass either client= or {', '.join(given)}=, not both: the client carries its own",
+            )
+        self._owns_client = client is None
+        self._client = (
+            client
+            if client is not None
+            else GreyCloudClient(config, credentials=credentials, rate_limiter=rate_limiter)
         )
-        if value is not None
-    ]
-    if given:
-        raise ConfigError(
-            "client",
-            f"pass either client= or {', '.join(given)}=, not both: the client carries its own",
-        )
-    return client, False
+
+    @property
+    def client(self) -> GreyCloudClient:
+        """The greycloud client whose connection, credentials and limiter are used."""
+        return self._client
+
+    @property
+    def config(self) -> GreyCloudConfig:
+        return self._client.config
+
+    @property
+    def rate_limiter(self) -> SyncVertexRateLimiter:
+        return self._client.rate_limiter
+
+    def close(self) -> None:
+        """Close the client, when this object created it."""
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self: _Backed) -> _Backed:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
