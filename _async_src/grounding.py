@@ -8,7 +8,7 @@ searched here. A search problem never fails the call: it is retried briefly, the
 ahead ungrounded with a warning.
 
 Every grounded call logs one record on the ``greycloud.grounding`` logger whose ``grounding``
-attribute says which path was taken (see ``docs/grounding.md``).
+attribute says which path was taken (see the README's grounding section).
 
 This file is the only hand-written copy; ``make generate`` produces the twin for the other
 client. The pure parts live in ``greycloud._grounding_text``.
@@ -44,13 +44,13 @@ from .._grounding_text import (
 )
 from .._primitives import async_run_blocking, async_sleep
 from .._request import GenerateRequest, estimate_tokens
+from .._retry import TRANSIENT_STATUS
 from ..config import GreyCloudConfig
 
 logger = logging.getLogger(GROUNDING_LOGGER)
 
 SEARCH_TIMEOUT = 10.0  # seconds per search attempt (connect and read)
 RETRY_DELAYS = (0.1, 0.3)  # seconds before the second and third attempt
-_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 # The values of a log record's ``grounding`` attribute.
 TOOL = "tool"  # the retrieval tool was sent
@@ -106,7 +106,7 @@ class SearchTransport:
         if response.status_code != 200:
             raise SearchFailed(
                 f"HTTP {response.status_code}: {_error_message(response)}",
-                transient=response.status_code in _TRANSIENT_STATUS,
+                transient=response.status_code in TRANSIENT_STATUS,
             )
         try:
             return response.json()

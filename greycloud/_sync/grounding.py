@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/grounding.py by tools/generate.py.
 # Change _async_src/grounding.py and run `make generate`.
-# source-sha256: f3c3bebba7f6b1b6
+# source-sha256: 3717c31d2b69d6fc
 """Grounding in a Vertex AI Search datastore, for every model.
 
 ``grounding_mode="inject"`` (the default): before generation the datastore is searched through
@@ -11,7 +11,7 @@ searched here. A search problem never fails the call: it is retried briefly, the
 ahead ungrounded with a warning.
 
 Every grounded call logs one record on the ``greycloud.grounding`` logger whose ``grounding``
-attribute says which path was taken (see ``docs/grounding.md``).
+attribute says which path was taken (see the README's grounding section).
 
 This file is the only hand-written copy; ``make generate`` produces the twin for the other
 client. The pure parts live in ``greycloud._grounding_text``.
@@ -47,13 +47,13 @@ from .._grounding_text import (
 )
 from .._primitives import sync_run_blocking, sync_sleep
 from .._request import GenerateRequest, estimate_tokens
+from .._retry import TRANSIENT_STATUS
 from ..config import GreyCloudConfig
 
 logger = logging.getLogger(GROUNDING_LOGGER)
 
 SEARCH_TIMEOUT = 10.0  # seconds per search attempt (connect and read)
 RETRY_DELAYS = (0.1, 0.3)  # seconds before the second and third attempt
-_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 # The values of a log record's ``grounding`` attribute.
 TOOL = "tool"  # the retrieval tool was sent
@@ -109,7 +109,7 @@ class SearchTransport:
         if response.status_code != 200:
             raise SearchFailed(
                 f"HTTP {response.status_code}: {_error_message(response)}",
-                transient=response.status_code in _TRANSIENT_STATUS,
+                transient=response.status_code in TRANSIENT_STATUS,
             )
         try:
             return response.json()
