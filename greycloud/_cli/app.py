@@ -4,7 +4,7 @@ Exit codes: 0 everything done; 1 some lines failed for good, were skipped as inv
 run stopped early (the summary says which); 2 bad input, usage or configuration (nothing was
 sent); 130 interrupted by Ctrl-C (143 by SIGTERM) — rerun the same command to resume.
 Results go to the output file (``run``) or stdout (``generate``, ``count-tokens``); progress,
-problems and summaries go to stderr.
+problems and summaries go to stderr. The ``cache`` and ``batch`` groups live in resources.py.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import shlex
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,27 +20,36 @@ from typing import Annotated, Any
 
 import typer
 from google.genai import errors as genai_errors
-from rich.console import Console
 from rich.logging import RichHandler
 
 from .._async.client import GreyCloudAsyncClient
 from ..errors import AuthError, ConfigError, GreyCloudError
+from .common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    ApiVersionOption,
+    EmulatorOption,
+    EndpointOption,
+    ModelOption,
+    fail,
+    make_target,
+    say,
+    show_problems,
+    stderr,
+)
 from .journal import JournalError, OutputJournal
 from .progress import LogReporter, Reporter, RichReporter, RunTally, summary
-from .prompts import InputProblem, PromptFile, PromptLine, read_prompts
+from .prompts import PromptFile, PromptLine, read_prompts
+from .resources import batch_app, cache_app
 from .runner import BulkRunner, RunStopped, plan_run, until_signalled
 from .target import Target, open_client
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 128 + signal.SIGINT
-MAX_PROBLEMS_SHOWN = 50
 
 app = typer.Typer(
     name="greycloud",
     help="Gemini on Vertex AI from the command line: bulk generation under rate limits, "
-    "one-off prompts, token counts and a local emulator.\n\n"
+    "one-off prompts, token counts, context caches, batch jobs and a local emulator.\n\n"
     "Settings come from GreyCloudConfig's environment variables (PROJECT_ID, LOCATION, "
     "USE_API_KEY, GOOGLE_API_KEY, API_KEY_FILE, SA_EMAIL, ...), with the options on top.",
     no_args_is_help=True,
@@ -50,17 +58,11 @@ app = typer.Typer(
     # Locals can hold API keys and tokens; never print them in a traceback.
     pretty_exceptions_show_locals=False,
 )
+app.add_typer(cache_app)
+app.add_typer(batch_app)
 
-# Created once and used for everything on stderr, so log records and the live progress bar
-# share one console and do not garble each other.
-stderr = Console(stderr=True, highlight=False)
+# -- generation options (run, generate, count-tokens) ------------------------------------------
 
-
-# -- options shared by several commands ----------------------------------------------------------
-
-ModelOption = Annotated[
-    str | None, typer.Option("--model", "-m", help="Model id (default: the config's model).")
-]
 SystemOption = Annotated[
     str | None, typer.Option("--system", "-s", help="System instruction for every prompt.")
 ]
@@ -73,31 +75,6 @@ MaxOutputTokensOption = Annotated[
 MaxRetriesOption = Annotated[
     int, typer.Option(min=0, help="Retries per prompt for transient errors (429, 5xx, network).")
 ]
-EmulatorOption = Annotated[
-    bool,
-    typer.Option(
-        "--emulator",
-        help="Run against a local Vertex AI emulator started in this process (no credentials).",
-    ),
-]
-EndpointOption = Annotated[
-    str | None,
-    typer.Option(
-        envvar="GREYCLOUD_ENDPOINT",
-        help="Base URL to send requests to instead of Google's, e.g. a running "
-        "`greycloud emulator`.",
-    ),
-]
-ApiVersionOption = Annotated[
-    str | None,
-    typer.Option(envvar="GREYCLOUD_API_VERSION", help="API version in the URL, e.g. v1."),
-]
-
-
-def _target(emulator: bool, endpoint: str | None, api_version: str | None) -> Target:
-    if emulator and endpoint is not None:
-        raise typer.BadParameter("use either --emulator or --endpoint, not both", param_hint="")
-    return Target(emulator=emulator, endpoint=endpoint, api_version=api_version)
 
 
 def _read_text_argument(value: str) -> str:
@@ -106,16 +83,6 @@ def _read_text_argument(value: str) -> str:
     if not text.strip():
         raise typer.BadParameter("the text is empty")
     return text
-
-
-def _say(message: str) -> None:
-    """A line on stderr, as it is (user data may hold [brackets] that rich would eat)."""
-    stderr.print(message, markup=False, soft_wrap=True)
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    _say(f"greycloud: {message}")
-    return typer.Exit(code)
 
 
 @app.callback()
@@ -206,10 +173,10 @@ def run(
     already in the output are skipped (also after kill -9; a torn last line is repaired).
     Lines that failed for good stay failed until --retry-failed.
     """
-    target = _target(emulator, endpoint, api_version)
+    target = make_target(emulator, endpoint, api_version)
     prompts = _checked_prompts(input_path, skip_invalid)
     if output_path.resolve() == input_path.resolve():
-        raise _fail("the output file must not be the input file", EXIT_USAGE)
+        raise fail("the output file must not be the input file", EXIT_USAGE)
     overrides = {
         "model": model,
         "system_instruction": system,
@@ -225,7 +192,7 @@ def run(
                 prompts, journal, target, overrides, max_retries, retry_failed, log_interval
             )
     except JournalError as exc:
-        raise _fail(str(exc), EXIT_USAGE) from None
+        raise fail(str(exc), EXIT_USAGE) from None
     raise typer.Exit(code)
 
 
@@ -233,25 +200,17 @@ def _checked_prompts(path: Path, skip_invalid: bool) -> PromptFile:
     try:
         prompts = read_prompts(path)
     except OSError as exc:
-        raise _fail(f"cannot read {path}: {exc.strerror}", EXIT_USAGE) from None
+        raise fail(f"cannot read {path}: {exc.strerror}", EXIT_USAGE) from None
     if prompts.problems:
-        _show_problems(path, prompts.problems)
+        show_problems(path, prompts.problems)
         if not skip_invalid:
-            raise _fail(
+            raise fail(
                 f"{prompts.invalid_lines} invalid line(s) in {path}; nothing was sent. Fix "
                 "them, or pass --skip-invalid to run the valid lines only.",
                 EXIT_USAGE,
             )
-        _say(f"skipping {prompts.invalid_lines} invalid line(s)")
+        say(f"skipping {prompts.invalid_lines} invalid line(s)")
     return prompts
-
-
-def _show_problems(path: Path, problems: Sequence[InputProblem]) -> None:
-    _say(f"problems in {path}:")
-    for problem in problems[:MAX_PROBLEMS_SHOWN]:
-        _say(f"  {problem}")
-    if len(problems) > MAX_PROBLEMS_SHOWN:
-        _say(f"  ... and {len(problems) - MAX_PROBLEMS_SHOWN} more")
 
 
 def _run_journalled(
@@ -264,7 +223,7 @@ def _run_journalled(
     log_interval: float,
 ) -> int:
     if journal.repaired_bytes:
-        _say(
+        say(
             f"repaired {journal.path}: removed a torn last line ({journal.repaired_bytes} "
             "bytes) left by an interrupted run; that line runs again"
         )
@@ -274,7 +233,7 @@ def _run_journalled(
         already_done=plan.already_answered + plan.already_failed,
         already_failed=plan.already_failed,
     )
-    _say(_start_line(tally, len(plan.to_run), len(plan.retry_ids)))
+    say(_start_line(tally, len(plan.to_run), len(plan.retry_ids)))
     stopped: RunStopped | None = None
     received: int | None = None
     if plan.to_run:
@@ -287,19 +246,19 @@ def _run_journalled(
                     client, journal, tally, plan.to_run, max_retries, log_interval
                 )
         except (ConfigError, AuthError) as exc:
-            raise _fail(str(exc), EXIT_USAGE) from None
+            raise fail(str(exc), EXIT_USAGE) from None
 
-    _say(summary(tally))
+    say(summary(tally))
     if prompts.invalid_lines:
-        _say(f"{prompts.invalid_lines} invalid input line(s) were skipped (listed above)")
+        say(f"{prompts.invalid_lines} invalid input line(s) were skipped (listed above)")
     if received is not None:
-        _say(
+        say(
             f"interrupted; every finished line is saved in {journal.path}. Resume with:\n"
             f"  {_this_command()}"
         )
         return 128 + received
     if stopped is not None:
-        _say(f"stopped early: {stopped}\nwhen that is fixed, resume with:\n  {_this_command()}")
+        say(f"stopped early: {stopped}\nwhen that is fixed, resume with:\n  {_this_command()}")
         return EXIT_FAILED
     if tally.failed or tally.already_failed or prompts.invalid_lines:
         return EXIT_FAILED
@@ -384,7 +343,7 @@ def generate(
     api_version: ApiVersionOption = None,
 ) -> None:
     """Stream the answer to one prompt to stdout."""
-    target = _target(emulator, endpoint, api_version)
+    target = make_target(emulator, endpoint, api_version)
     text = _read_text_argument(prompt)
     overrides = {
         "model": model,
@@ -411,9 +370,9 @@ def generate(
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except (ConfigError, AuthError) as exc:
-        raise _fail(str(exc), EXIT_USAGE) from None
+        raise fail(str(exc), EXIT_USAGE) from None
     except (GreyCloudError, genai_errors.APIError) as exc:
-        raise _fail(str(exc), EXIT_FAILED) from None
+        raise fail(str(exc), EXIT_FAILED) from None
 
 
 @app.command("count-tokens")
@@ -426,7 +385,7 @@ def count_tokens(
     api_version: ApiVersionOption = None,
 ) -> None:
     """Print how many input tokens TEXT is for the model."""
-    target = _target(emulator, endpoint, api_version)
+    target = make_target(emulator, endpoint, api_version)
     contents = _read_text_argument(text)
     try:
         with open_client(target, model=model, system_instruction=system) as client:
@@ -441,9 +400,9 @@ def count_tokens(
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except (ConfigError, AuthError) as exc:
-        raise _fail(str(exc), EXIT_USAGE) from None
+        raise fail(str(exc), EXIT_USAGE) from None
     except (GreyCloudError, genai_errors.APIError) as exc:
-        raise _fail(str(exc), EXIT_FAILED) from None
+        raise fail(str(exc), EXIT_FAILED) from None
     typer.echo(tokens)
 
 

@@ -3,7 +3,8 @@
 Every output line has the same keys, so the file loads as a table: ``id``, ``model``, ``text``,
 ``finish_reason``, ``usage`` (prompt/candidates/thoughts/cached/total tokens), ``attempts``,
 ``error`` (``{"type", "message"}`` plus ``"code"`` for HTTP errors, or null) and, when the
-input line had it, ``metadata``.
+input line had it, ``metadata``. ``batch_line`` gives a batch prediction the same shape (less
+``attempts``: the service retries inside a batch job and does not say how often).
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ from typing import Any
 
 from google.genai import errors, types
 
+from .._batch_format import BatchResult
+from .._cache_rules import model_id
 from ..errors import RetryExhaustedError
 from .prompts import LineId, PromptLine
 
 # When a response has no candidate, the prompt itself was blocked.
 PROMPT_BLOCKED = "PROMPT_BLOCKED"
+# The error type of a batch line the service could not answer (it gives only a status text).
+BATCH_LINE_ERROR = "BatchPredictionError"
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,14 @@ class LineResult:
         return record
 
 
+def finish_reason(response: types.GenerateContentResponse) -> str | None:
+    candidates = response.candidates or []
+    if not candidates:
+        return PROMPT_BLOCKED
+    reason = candidates[0].finish_reason
+    return None if reason is None else str(getattr(reason, "value", reason))
+
+
 def answered(
     line: PromptLine,
     model: str,
@@ -90,19 +103,13 @@ def answered(
     attempts: int,
     rate_limited: int,
 ) -> LineResult:
-    candidates = response.candidates or []
-    reason = candidates[0].finish_reason if candidates else None
     return LineResult(
         id=line.id,
         model=model,
         attempts=attempts,
         rate_limited=rate_limited,
         text=response.text or "",
-        finish_reason=(
-            str(getattr(reason, "value", reason))
-            if reason is not None
-            else (PROMPT_BLOCKED if not candidates else None)
-        ),
+        finish_reason=finish_reason(response),
         usage=TokenUsage.of(response.usage_metadata),
         metadata=line.metadata,
     )
@@ -135,3 +142,23 @@ def error_json(exc: BaseException) -> dict[str, Any]:
 def is_rate_limited(exc: BaseException) -> bool:
     cause = exc.last_error if isinstance(exc, RetryExhaustedError) else exc
     return isinstance(cause, errors.APIError) and cause.code == 429
+
+
+def batch_line(result: BatchResult, model: str) -> dict[str, Any]:
+    """One prediction of a batch job as an output line of ``greycloud run`` (no ``attempts``)."""
+    response = result.response
+    record: dict[str, Any] = {
+        "id": result.request_id,
+        "model": model_id(model),
+        "text": None,
+        "finish_reason": None,
+        "usage": None,
+        "error": None,
+    }
+    if response is None:
+        record["error"] = {"type": BATCH_LINE_ERROR, "message": result.error or "no response"}
+        return record
+    record["text"] = response.text or ""
+    record["finish_reason"] = finish_reason(response)
+    record["usage"] = TokenUsage.of(response.usage_metadata).as_json()
+    return record

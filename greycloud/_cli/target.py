@@ -26,12 +26,20 @@ class Target:
     api_version: str | None = None
 
 
-@contextmanager
-def open_client(target: Target, **overrides: Any) -> Iterator[GreyCloudAsyncClient]:
-    """A client for ``target`` with config fields ``overrides`` (None values are left out).
+@dataclass(frozen=True)
+class Resolved:
+    """A config for a target, and the credentials to use (None: the config decides)."""
 
-    Raises ``ConfigError`` for a bad setting and ``AuthError`` when no credentials are found,
-    both before any request is sent. Close the client (``aclose``) inside the block.
+    config: GreyCloudConfig
+    credentials: auth.Credentials | None = None
+
+
+@contextmanager
+def open_config(target: Target, **overrides: Any) -> Iterator[Resolved]:
+    """The config for ``target`` with config fields ``overrides`` (None values are left out).
+
+    Raises ``ConfigError`` for a bad setting, before any request is sent. With ``--emulator``
+    the emulator runs until the block ends.
     """
     fields = {name: value for name, value in overrides.items() if value is not None}
     if target.endpoint is not None:
@@ -39,7 +47,7 @@ def open_client(target: Target, **overrides: Any) -> Iterator[GreyCloudAsyncClie
     if target.api_version is not None:
         fields["api_version"] = target.api_version
     if not target.emulator:
-        yield GreyCloudAsyncClient(GreyCloudConfig(**fields))
+        yield Resolved(GreyCloudConfig(**fields))
         return
     # Imported here: the emulator needs aiohttp, which only --emulator requires.
     from ..testing import VertexEmulator
@@ -51,4 +59,15 @@ def open_client(target: Target, **overrides: Any) -> Iterator[GreyCloudAsyncClie
         # The emulated service enforces the same quota the client is told, so a run shows
         # whether the limiter keeps it (the summary counts any 429).
         emulator.set_quota(rpm=config.rpm, tpm=config.tpm)
-        yield GreyCloudAsyncClient(config, credentials=credentials)
+        yield Resolved(config, credentials)
+
+
+@contextmanager
+def open_client(target: Target, **overrides: Any) -> Iterator[GreyCloudAsyncClient]:
+    """An async client for ``target`` (see ``open_config``).
+
+    Raises ``ConfigError`` for a bad setting and ``AuthError`` when no credentials are found,
+    both before any request is sent. Close the client (``aclose``) inside the block.
+    """
+    with open_config(target, **overrides) as resolved:
+        yield GreyCloudAsyncClient(resolved.config, credentials=resolved.credentials)
