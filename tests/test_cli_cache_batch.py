@@ -9,6 +9,8 @@ command authenticates with application default credentials, which here are the e
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,6 @@ from google.genai import types
 from typer.testing import CliRunner, Result
 
 from greycloud import GreyCloudCache
-from greycloud._cli import resources
 from greycloud.cli import app
 from greycloud.testing import VertexEmulator
 from greycloud.testing.gcs import GcsEmulator
@@ -62,9 +63,8 @@ def emu(
     vertex_emulator.gcs_endpoint = None
 
 
-def invoke(
-    emulator: VertexEmulator, gcs: GcsEmulator, *args: str, input: str | None = None
-) -> Result:
+def command_env(emulator: VertexEmulator, gcs: GcsEmulator) -> dict[str, str | None]:
+    """The environment of a user whose config points at the emulators (None: unset)."""
     env: dict[str, str | None] = {name: None for name in _CONFIG_VARIABLES}
     env.update(
         PROJECT_ID=emulator.project,
@@ -74,7 +74,13 @@ def invoke(
         BATCH_GCS_BUCKET=BUCKET,
         STORAGE_EMULATOR_HOST=gcs.endpoint,
     )
-    return CliRunner().invoke(app, list(args), env=env, input=input)
+    return env
+
+
+def invoke(
+    emulator: VertexEmulator, gcs: GcsEmulator, *args: str, input: str | None = None
+) -> Result:
+    return CliRunner().invoke(app, list(args), env=command_env(emulator, gcs), input=input)
 
 
 def write_lines(path: Path, lines: list[dict[str, Any] | str]) -> Path:
@@ -142,24 +148,59 @@ def test_cache_list_and_delete(emu: VertexEmulator, gcs_emulator: GcsEmulator) -
     assert json.loads(empty.stdout) == []
 
 
+@pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """Standard input on a real pseudo-terminal; what is written to the returned descriptor is
+    what the user types."""
+    controller, device = os.openpty()
+    with os.fdopen(device, "r") as stdin:
+        monkeypatch.setattr(sys, "stdin", stdin)
+        yield controller
+    os.close(controller)
+
+
+def run_on_terminal(
+    emulator: VertexEmulator,
+    gcs: GcsEmulator,
+    terminal: int,
+    typed: str,
+    capsys: pytest.CaptureFixture[str],
+    *args: str,
+) -> tuple[int, str]:
+    """Run the command in this process with the user typing ``typed``: (exit code, stderr)."""
+    os.write(terminal, typed.encode())
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in command_env(emulator, gcs).items():
+            if value is None:
+                patch.delenv(name, raising=False)
+            else:
+                patch.setenv(name, value)
+        with pytest.raises(SystemExit) as caught:
+            app(list(args), prog_name="greycloud")
+    return int(caught.value.code or 0), capsys.readouterr().err
+
+
 def test_delete_all_asks_on_a_terminal(
-    emu: VertexEmulator, gcs_emulator: GcsEmulator, monkeypatch: pytest.MonkeyPatch
+    emu: VertexEmulator,
+    gcs_emulator: GcsEmulator,
+    terminal: int,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     made = make_caches(emu, "scratch-1", "scratch-2")
-    monkeypatch.setattr(resources, "_interactive", lambda: True)
+    delete_all = ("cache", "delete", "--all")
 
-    refused = invoke(emu, gcs_emulator, "cache", "delete", "--all", input="n\n")
-    assert refused.exit_code == 1
-    assert "Delete these 2 cache(s)?" in refused.stderr and "nothing was deleted" in refused.stderr
-    assert all(name in refused.stderr for name in made.values())
+    code, stderr = run_on_terminal(emu, gcs_emulator, terminal, "n\n", capsys, *delete_all)
+    assert code == 1
+    assert "Delete these 2 cache(s)?" in stderr and "nothing was deleted" in stderr
+    assert all(name in stderr for name in made.values())
 
-    agreed = invoke(emu, gcs_emulator, "cache", "delete", "--all", input="y\n")
-    assert agreed.exit_code == 0 and "deleted 2 cache(s)" in agreed.stderr
+    code, stderr = run_on_terminal(emu, gcs_emulator, terminal, "y\n", capsys, *delete_all)
+    assert code == 0 and "deleted 2 cache(s)" in stderr
 
     make_caches(emu, "scratch-3")
-    unasked = invoke(emu, gcs_emulator, "cache", "delete", "--all", "--yes")
-    assert unasked.exit_code == 0 and "Delete these" not in unasked.stderr
-    assert "deleted 1 cache(s)" in unasked.stderr
+    code, stderr = run_on_terminal(emu, gcs_emulator, terminal, "", capsys, *delete_all, "--yes")
+    assert code == 0 and "Delete these" not in stderr
+    assert "deleted 1 cache(s)" in stderr
 
 
 @pytest.mark.parametrize(
