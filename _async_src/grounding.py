@@ -175,10 +175,9 @@ class SearchGrounding:
         if not block:
             return self._outcome(request, NO_RESULTS)
         contents = with_sources(request.contents, block)
+        system = request.config.system_instruction if request.config is not None else None
         grounded = dataclasses.replace(
-            request,
-            contents=contents,
-            estimated_tokens=estimate_tokens(contents, request.config.system_instruction),
+            request, contents=contents, estimated_tokens=estimate_tokens(contents, system)
         )
         return self._outcome(grounded, INJECT, len(sources[:MAX_SOURCES]))
 

@@ -25,7 +25,7 @@ class GenerateRequest:
 
     model: str
     contents: Contents
-    config: types.GenerateContentConfig
+    config: types.GenerateContentConfig | None  # None: nothing to configure
     estimated_tokens: int
 
 
@@ -110,10 +110,17 @@ def build_request(
         # greycloud owns retries: one SDK attempt per call, so every attempt passes the limiter.
     }
     fields.update(extra or {})
-    try:
-        generation_config = types.GenerateContentConfig(
-            **{key: value for key, value in fields.items() if value is not None}
+    fields = {key: value for key, value in fields.items() if value is not None}
+    if not fields:
+        # Nothing to configure: no config at all spares the SDK a conversion on every call.
+        return GenerateRequest(
+            model=model or config.model,
+            contents=contents,
+            config=None,
+            estimated_tokens=estimate_tokens(contents, system),
         )
+    try:
+        generation_config = types.GenerateContentConfig(**fields)
     except pydantic.ValidationError as exc:
         problem = exc.errors()[0]
         where = ".".join(str(part) for part in problem["loc"]) or "generation config"

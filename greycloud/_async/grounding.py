@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/grounding.py by tools/generate.py.
 # Change _async_src/grounding.py and run `make generate`.
-# source-sha256: 3717c31d2b69d6fc
+# source-sha256: 8889fd3fad49fe0c
 """Grounding in a Vertex AI Search datastore, for every model.
 
 ``grounding_mode="inject"`` (the default): before generation the datastore is searched through
@@ -178,10 +178,9 @@ class SearchGrounding:
         if not block:
             return self._outcome(request, NO_RESULTS)
         contents = with_sources(request.contents, block)
+        system = request.config.system_instruction if request.config is not None else None
         grounded = dataclasses.replace(
-            request,
-            contents=contents,
-            estimated_tokens=estimate_tokens(contents, request.config.system_instruction),
+            request, contents=contents, estimated_tokens=estimate_tokens(contents, system)
         )
         return self._outcome(grounded, INJECT, len(sources[:MAX_SOURCES]))
 
