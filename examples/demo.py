@@ -19,7 +19,9 @@ RPM = 240  # what the emulated server enforces, and what the client is told
 
 
 def sync_part(emulator: VertexEmulator) -> None:
-    with GreyCloudClient(emulator.config(), credentials=emulator.credentials) as client:
+    # A quota well above what the tour needs, so that its calls never wait for a start.
+    config = emulator.config(rpm=600)
+    with GreyCloudClient(config, credentials=emulator.credentials) as client:
         answer = client.generate_content("What is a rate limit?")
         print(f"sync generate_content: {answer.text!r}")
         print("sync stream:          ", end="")
@@ -30,7 +32,7 @@ def sync_part(emulator: VertexEmulator) -> None:
 
 
 async def async_part(emulator: VertexEmulator) -> None:
-    config = emulator.config()
+    config = emulator.config(rpm=600)
     async with GreyCloudAsyncClient(config, credentials=emulator.credentials) as client:
         answer = await client.generate_content("What is a rate limit?")
         print(f"async generate_content: {answer.text!r}")
