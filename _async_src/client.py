@@ -87,14 +87,15 @@ class GreyCloudAsyncClient:
             )
         base = config if config is not None else GreyCloudConfig()
         self.config = base.replace(**overrides) if overrides else base
-        self._owns_limiter = rate_limiter is None
-        self.rate_limiter = (
-            rate_limiter if rate_limiter is not None else VertexRateLimiter.from_config(self.config)
-        )
+        # Credentials first: when they are missing, nothing has been opened that needs closing.
         self._api_key = self.config.resolved_api_key()
         self._credentials = credentials
         if credentials is None and self._api_key is None:
             self._credentials = auth.find_credentials(self.config)
+        self._owns_limiter = rate_limiter is None
+        self.rate_limiter = (
+            rate_limiter if rate_limiter is not None else VertexRateLimiter.from_config(self.config)
+        )
         self._sdk = self._build_sdk()
         self._grounding = SearchGrounding(self.config, lambda: self._credentials, self._api_key)
         self._retired: list[genai.Client] = []
