@@ -52,5 +52,11 @@ demo: $(STAMP)
 emulator: $(STAMP)
 	$(BIN)/greycloud emulator
 
+## bench: the quick benchmarks (about a minute); bench/RESULTS.md lists the minute-long ones
+bench: $(STAMP)
+	cd bench && ../$(BIN)/python bench_emulator.py --seconds 5
+	cd bench && ../$(BIN)/python bench_limiter_core.py
+	cd bench && ../$(BIN)/python bench_limiter_overhead.py --calls 300
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .pytest_cache .ruff_cache
