@@ -35,11 +35,17 @@ def _ttl(ttl_seconds: float) -> str:
 
 
 def _expire_time(value: datetime.datetime | str) -> datetime.datetime:
-    moment = (
-        datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if isinstance(value, str)
-        else value
-    )
+    if isinstance(value, str):
+        try:
+            moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(
+                "expire_time",
+                f"{value!r} is not an RFC 3339 time; pass e.g. '2030-01-01T12:00:00Z' or an "
+                "aware datetime",
+            ) from None
+    else:
+        moment = value
     if moment.tzinfo is None:
         raise ConfigError(
             "expire_time",

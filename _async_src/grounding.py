@@ -171,7 +171,8 @@ class SearchGrounding:
         except Exception as exc:  # a search problem must never fail the call
             logger.debug("unexpected search failure", exc_info=True)
             return self._failed(request, f"{type(exc).__name__}: {exc}")
-        block = build_sources_block(sources[:MAX_SOURCES])
+        sources = sources[:MAX_SOURCES]
+        block = build_sources_block(sources)
         if not block:
             return self._outcome(request, NO_RESULTS)
         contents = with_sources(request.contents, block)
@@ -179,7 +180,7 @@ class SearchGrounding:
         grounded = dataclasses.replace(
             request, contents=contents, estimated_tokens=estimate_tokens(contents, system)
         )
-        return self._outcome(grounded, INJECT, len(sources[:MAX_SOURCES]))
+        return self._outcome(grounded, INJECT, len(sources))
 
     async def search(self, query: str) -> list[Source]:
         """The datastore's top results for ``query``; once more without quotes if none.

@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 import pydantic
 from google.genai import types
 
+from ._cache_rules import model_id
+from ._request import is_content
 from .errors import BatchInputError
 
 KEY_FIELD = "key"
@@ -87,15 +89,9 @@ def _part(value: Any, where: str) -> Any:
     return _check(value, types.Part, where)
 
 
-def _is_content(value: Any) -> bool:
-    return isinstance(value, types.Content) or (
-        isinstance(value, Mapping) and ("parts" in value or "role" in value)
-    )
-
-
 def content_json(value: Any, where: str, role: str | None = "user") -> dict[str, Any]:
     """One Content from a string, a Part, a Content, a dict or a list of parts."""
-    if _is_content(value):
+    if is_content(value):
         content: dict[str, Any] = _check(value, types.Content, where)
     else:
         items = value if isinstance(value, list) else [value]
@@ -111,7 +107,7 @@ def contents_json(value: Any) -> list[dict[str, Any]]:
     """The ``contents`` list from anything google-genai accepts as contents."""
     if value is None or (isinstance(value, (str, list)) and not value):
         raise ValueError("contents is empty")
-    if isinstance(value, list) and any(_is_content(item) for item in value):
+    if isinstance(value, list) and any(is_content(item) for item in value):
         return [content_json(item, f"contents.{i}") for i, item in enumerate(value)]
     return [content_json(value, "contents.0")]
 
@@ -181,10 +177,6 @@ def request_json(fields: Mapping[str, Any]) -> dict[str, Any]:
     return {name: _field_json(name, value) for name, value in merged.items() if value is not None}
 
 
-def _model_id(model: str) -> str:
-    return model.rsplit("/", 1)[-1]
-
-
 def request_line(item: Any, index: int, model: str) -> dict[str, Any]:
     """The input line for one request given as an ``InlinedRequest`` or a dict.
 
@@ -195,7 +187,7 @@ def request_line(item: Any, index: int, model: str) -> dict[str, Any]:
     key: Any = None
     extra: dict[str, Any] = {}
     if isinstance(item, types.InlinedRequest):
-        if item.model is not None and _model_id(item.model) != _model_id(model):
+        if item.model is not None and model_id(item.model) != model_id(model):
             raise ValueError(f"model {item.model!r} differs from the job's model {model!r}")
         key = (item.metadata or {}).get(KEY_FIELD)
         request = request_json({"contents": item.contents, "config": item.config})
@@ -221,50 +213,66 @@ def request_line(item: Any, index: int, model: str) -> dict[str, Any]:
     return {**extra, KEY_FIELD: key, "request": request}
 
 
-def _unique(lines: list[dict[str, Any]], positions: list[int], from_file: bool) -> None:
-    seen: dict[str, int] = {}
-    for line, position in zip(lines, positions, strict=True):
-        key = line[KEY_FIELD]
-        if key in seen:
-            raise BatchInputError(
-                position, f"{KEY_FIELD} {key!r} is already used at {seen[key]}", line=from_file
-            )
-        seen[key] = position
-
-
 def request_lines(items: Sequence[Any], model: str) -> list[dict[str, Any]]:
     """Input lines for a list of requests; ``BatchInputError`` names the first bad one."""
     if isinstance(items, (str, bytes, Mapping)) or not items:
         raise BatchInputError(0, "batch_requests must be a non-empty list of requests")
     lines = []
+    first_seen: dict[str, int] = {}  # key -> index
     for index, item in enumerate(items):
         try:
-            lines.append(request_line(item, index, model))
+            line = request_line(item, index, model)
         except ValueError as exc:
             raise BatchInputError(index, str(exc)) from None
-    _unique(lines, list(range(len(lines))), from_file=False)
+        key = line[KEY_FIELD]
+        if key in first_seen:
+            raise BatchInputError(
+                index, f"{KEY_FIELD} {key!r} is already used at index {first_seen[key]}"
+            )
+        first_seen[key] = index
+        lines.append(line)
     return lines
 
 
-def lines_from_jsonl(text: str, model: str) -> list[dict[str, Any]]:
-    """Input lines from JSONL text (one request or line per row; blank rows skipped)."""
-    lines = []
-    numbers = []
+def check_jsonl(text: str, model: str) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+    """Input lines from JSONL text (one request or line per row; blank rows skipped), and
+    every problem found as ``(line number, reason)``; a line with a problem is left out."""
+    lines: list[dict[str, Any]] = []
+    problems: list[tuple[int, str]] = []
+    first_seen: dict[str, int] = {}  # key -> line number
     for number, raw in enumerate(text.splitlines(), 1):
         if not raw.strip():
             continue
         try:
             item = json.loads(raw)
         except ValueError as exc:
-            raise BatchInputError(number, f"not valid JSON ({exc})", line=True) from None
+            problems.append((number, f"not valid JSON ({exc})"))
+            continue
         try:
-            lines.append(request_line(item, number - 1, model))
+            # A request without a key is named after its index: request-<line - 1>.
+            line = request_line(item, number - 1, model)
         except ValueError as exc:
-            raise BatchInputError(number, str(exc), line=True) from None
-        numbers.append(number)
-    if not lines:
-        raise BatchInputError(1, "the file holds no requests", line=True)
-    _unique(lines, numbers, from_file=True)
+            problems.append((number, str(exc)))
+            continue
+        key = line[KEY_FIELD]
+        if key in first_seen:
+            problems.append(
+                (number, f"{KEY_FIELD} {key!r} is already used on line {first_seen[key]}")
+            )
+            continue
+        first_seen[key] = number
+        lines.append(line)
+    if not lines and not problems:
+        problems.append((1, "the file holds no requests"))
+    return lines, problems
+
+
+def lines_from_jsonl(text: str, model: str) -> list[dict[str, Any]]:
+    """Input lines from JSONL text; ``BatchInputError`` names the first bad line."""
+    lines, problems = check_jsonl(text, model)
+    if problems:
+        number, reason = problems[0]
+        raise BatchInputError(number, reason, line=True)
     return lines
 
 

@@ -14,9 +14,14 @@ from typing import Any
 from google.genai import types
 
 
+def job_state(job: types.BatchJob) -> str:
+    """The job's state name, e.g. ``JOB_STATE_RUNNING`` (``JOB_STATE_UNSPECIFIED`` when unset)."""
+    return job.state.name if job.state is not None else "JOB_STATE_UNSPECIFIED"
+
+
 def describe(job: types.BatchJob) -> str:
     """e.g. ``batch job 123: RUNNING (40 done, 2 failed)``."""
-    state = job.state.name.removeprefix("JOB_STATE_") if job.state is not None else "UNKNOWN"
+    state = job_state(job).removeprefix("JOB_STATE_")
     text = f"batch job {(job.name or '?').rsplit('/', 1)[-1]}: {state}"
     stats = job.completion_stats
     if stats is not None and (stats.successful_count or stats.failed_count):

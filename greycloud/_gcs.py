@@ -7,10 +7,10 @@ loop where there is one). google-cloud-storage is the ``storage`` extra, importe
 
 from __future__ import annotations
 
-import mimetypes
 from pathlib import Path
 from typing import Any
 
+from ._cache_rules import guess_mime_type
 from .errors import BucketNotFoundError, ConfigError
 
 GCS_SCHEME = "gs://"
@@ -55,7 +55,7 @@ def upload_bytes(client: Any, bucket: str, name: str, data: bytes, content_type:
 def upload_file(
     client: Any, bucket: str, name: str, path: Path, content_type: str | None = None
 ) -> str:
-    kind = content_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    kind = content_type or guess_mime_type(path.name) or "application/octet-stream"
     client.bucket(bucket).blob(name).upload_from_filename(str(path), content_type=kind)
     return gcs_uri(bucket, name)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from google.genai import types
 
-from ._request import Contents, text_of
+from ._request import Contents, is_content, text_of
 
 # One logger for both clients, so callers can watch grounding without knowing module paths.
 GROUNDING_LOGGER = "greycloud.grounding"
@@ -260,13 +260,6 @@ def build_sources_block(sources: Sequence[Source], max_chars: int = MAX_BLOCK_CH
 # -- where it goes -----------------------------------------------------------------------------
 
 
-def _is_content(item: object) -> bool:
-    """A whole message (``Content`` or its dict form) rather than a part of one."""
-    if isinstance(item, types.Content):
-        return True
-    return isinstance(item, Mapping) and ("parts" in item or "role" in item)
-
-
 def _role(item: object) -> str | None:
     if isinstance(item, types.Content):
         return item.role
@@ -285,7 +278,7 @@ def _last_user_message(items: list[Any]) -> tuple[int, int] | None:
     index = len(items) - 1
     while index >= 0:
         item = items[index]
-        if _is_content(item):
+        if is_content(item):
             if _role(item) in (None, "user"):
                 return index, index + 1
             index -= 1
@@ -295,7 +288,7 @@ def _last_user_message(items: list[Any]) -> tuple[int, int] | None:
         start = index
         while (
             start > 0
-            and not _is_content(items[start - 1])
+            and not is_content(items[start - 1])
             and not isinstance(items[start - 1], list)
         ):
             start -= 1
@@ -342,7 +335,7 @@ def with_sources(contents: Contents, block: str) -> Contents:
     start, end = where
     item = items[start]
     replacement: list[Any]
-    if _is_content(item):
+    if is_content(item):
         content = item if isinstance(item, types.Content) else types.Content.model_validate(item)
         parts = [types.Part(text=block), *(content.parts or [])]
         replacement = [types.Content(role=content.role or "user", parts=parts)]

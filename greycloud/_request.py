@@ -29,6 +29,13 @@ class GenerateRequest:
     estimated_tokens: int
 
 
+def is_content(value: object) -> bool:
+    """A whole message (``Content`` or its dict form) rather than a part of one."""
+    return isinstance(value, types.Content) or (
+        isinstance(value, Mapping) and ("parts" in value or "role" in value)
+    )
+
+
 def text_of(value: Any) -> str:
     """All text in contents of any accepted shape (used for estimates and search queries)."""
     if value is None:

@@ -128,7 +128,8 @@ class BucketNotFoundError(GreyCloudError):
         self.bucket = bucket
         super().__init__(
             f"Cloud Storage bucket {bucket!r} does not exist or these credentials cannot see "
-            "it; create it (gcloud storage buckets create gs://NAME) or pass another bucket_name"
+            f"it; create it (gcloud storage buckets create gs://{bucket}) or pass another "
+            "bucket_name"
         )
 
 

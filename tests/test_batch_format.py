@@ -113,7 +113,7 @@ def test_empty_batches_and_jsonl_files_are_rejected() -> None:
         request_lines([], MODEL)
     with pytest.raises(BatchInputError, match="no requests"):
         lines_from_jsonl("\n\n", MODEL)
-    with pytest.raises(BatchInputError, match=r"line 2: .*already used at 1"):
+    with pytest.raises(BatchInputError, match=r"line 2: .*already used on line 1"):
         lines_from_jsonl('{"key": "a", "contents": "x"}\n{"key": "a", "contents": "y"}\n', MODEL)
 
 

@@ -10,36 +10,27 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import google.auth
+import google.auth.credentials
+import google.auth.exceptions
 import pytest
 from typer.testing import CliRunner
 
 from greycloud.cli import app
 from greycloud.testing import Fault, RequestRecord, VertexEmulator
+from tests.cli_support import CONFIG_VARIABLES, write_lines
 
 MODEL = "gemini-2.5-flash"
 COMMAND = [sys.executable, "-m", "greycloud.cli"]
-_CONFIG_VARIABLES = (
-    "PROJECT_ID",
-    "GCP_PROJECT",
-    "LOCATION",
-    "GCP_LOCATION",
-    "USE_API_KEY",
-    "API_KEY_FILE",
-    "GOOGLE_API_KEY",
-    "GEMINI_API_KEY",
-    "SA_EMAIL",
-    "GOOGLE_CLOUD_PROJECT",
-    "GREYCLOUD_ENDPOINT",
-    "GREYCLOUD_API_VERSION",
-)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -47,7 +38,7 @@ _CONFIG_VARIABLES = (
 
 def cli_env(emulator: VertexEmulator) -> dict[str, str]:
     """The environment that points the command at ``emulator`` (and nothing else)."""
-    env = {k: v for k, v in os.environ.items() if k not in _CONFIG_VARIABLES}
+    env = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES}
     env.update(
         PROJECT_ID=emulator.project,
         LOCATION=emulator.location,
@@ -57,13 +48,6 @@ def cli_env(emulator: VertexEmulator) -> dict[str, str]:
         GREYCLOUD_API_VERSION="v1",
     )
     return env
-
-
-def write_lines(path: Path, lines: Iterable[dict[str, Any] | str]) -> Path:
-    with path.open("w", encoding="utf-8") as handle:
-        for line in lines:
-            handle.write((line if isinstance(line, str) else json.dumps(line)) + "\n")
-    return path
 
 
 def question(line_id: str) -> str:
@@ -453,9 +437,66 @@ def test_count_tokens(emu: VertexEmulator) -> None:
     assert result.stdout.strip() == "3"
 
 
+def test_an_unreachable_service_is_a_message_not_a_traceback(emu: VertexEmulator) -> None:
+    env = cli_env(emu) | {"GREYCLOUD_ENDPOINT": "http://127.0.0.1:9"}  # nothing listens there
+    result = CliRunner().invoke(app, ["count-tokens", "hello"], env=env)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("greycloud: ") and "Traceback" not in result.output
+
+
+class RevokedCredentials(google.auth.credentials.Credentials):
+    """Application default credentials whose refresh fails, as after a revoked login."""
+
+    def refresh(self, request: Any) -> None:
+        raise google.auth.exceptions.RefreshError("invalid_grant: Token has been revoked.")
+
+
+@pytest.fixture
+def revoked_adc(emu: VertexEmulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str | None]:
+    """The environment of a user whose application default credentials were revoked."""
+    monkeypatch.setattr(google.auth, "default", lambda **_: (RevokedCredentials(), emu.project))
+    return {**cli_env(emu), "USE_API_KEY": None, "GOOGLE_API_KEY": None}
+
+
+def test_credentials_that_cannot_refresh_say_how_to_log_in(
+    emu: VertexEmulator, revoked_adc: dict[str, str | None]
+) -> None:
+    result = CliRunner().invoke(app, ["generate", "hello"], env=revoked_adc)
+    assert result.exit_code == 2, result.output
+    assert "Token has been revoked" in result.stderr
+    assert "gcloud auth application-default login" in result.stderr
+
+
+def test_credentials_that_cannot_refresh_stop_the_run_without_failing_lines(
+    emu: VertexEmulator, revoked_adc: dict[str, str | None], tmp_path: Path
+) -> None:
+    prompts = write_lines(
+        tmp_path / "in.jsonl", ({"id": n, "prompt": question(str(n))} for n in range(5))
+    )
+    output = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(
+        app, ["run", str(prompts), "-o", str(output), "--concurrency", "1"], env=revoked_adc
+    )
+    assert result.exit_code == 1, result.output
+    assert "stopped early" in result.stderr
+    assert "gcloud auth application-default login" in result.stderr
+    assert read_output(output) == {}  # nothing kept as failed: the next run does them all
+
+
+def test_emulator_command_on_a_taken_port_says_so() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["emulator", "--port", str(port)])
+    assert result.exit_code == 2, result.output
+    assert f"could not listen on 127.0.0.1:{port}" in result.stderr
+    assert "choose another port" in result.stderr
+
+
 def test_embedded_emulator_needs_no_configuration(tmp_path: Path) -> None:
     prompts = write_lines(tmp_path / "in.jsonl", [{"id": 1, "prompt": "x"}])
-    env = {name: None for name in _CONFIG_VARIABLES}
+    env = {name: None for name in CONFIG_VARIABLES}
     runner = CliRunner()
     result = runner.invoke(
         app, ["run", str(prompts), "-o", str(tmp_path / "o"), "--emulator"], env=env

@@ -24,26 +24,11 @@ from greycloud import GreyCloudCache
 from greycloud.cli import app
 from greycloud.testing import VertexEmulator
 from greycloud.testing.gcs import GcsEmulator
+from tests.cli_support import CONFIG_VARIABLES, write_lines
 
 MODEL = "gemini-2.5-flash"
 BUCKET = "greycloud-cli-batch"
 POLL = ["--poll-interval", "0.02"]
-_CONFIG_VARIABLES = (
-    "PROJECT_ID",
-    "GCP_PROJECT",
-    "LOCATION",
-    "GCP_LOCATION",
-    "USE_API_KEY",
-    "API_KEY_FILE",
-    "GOOGLE_API_KEY",
-    "GEMINI_API_KEY",
-    "SA_EMAIL",
-    "GOOGLE_CLOUD_PROJECT",
-    "GREYCLOUD_ENDPOINT",
-    "GREYCLOUD_API_VERSION",
-    "BATCH_GCS_BUCKET",
-    "STORAGE_EMULATOR_HOST",
-)
 
 
 @pytest.fixture
@@ -65,7 +50,7 @@ def emu(
 
 def command_env(emulator: VertexEmulator, gcs: GcsEmulator) -> dict[str, str | None]:
     """The environment of a user whose config points at the emulators (None: unset)."""
-    env: dict[str, str | None] = {name: None for name in _CONFIG_VARIABLES}
+    env: dict[str, str | None] = {name: None for name in CONFIG_VARIABLES}
     env.update(
         PROJECT_ID=emulator.project,
         LOCATION=emulator.location,
@@ -81,13 +66,6 @@ def invoke(
     emulator: VertexEmulator, gcs: GcsEmulator, *args: str, input: str | None = None
 ) -> Result:
     return CliRunner().invoke(app, list(args), env=command_env(emulator, gcs), input=input)
-
-
-def write_lines(path: Path, lines: list[dict[str, Any] | str]) -> Path:
-    path.write_text(
-        "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines)
-    )
-    return path
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -223,7 +201,7 @@ def test_usage_errors_exit_2(
 
 def test_cache_list_with_the_embedded_emulator() -> None:
     result = CliRunner().invoke(
-        app, ["cache", "list", "--emulator"], env={name: None for name in _CONFIG_VARIABLES}
+        app, ["cache", "list", "--emulator"], env={name: None for name in CONFIG_VARIABLES}
     )
     assert result.exit_code == 0, result.stderr
     assert "no context caches" in result.stderr
@@ -360,7 +338,7 @@ def test_a_missing_bucket_is_named(
     env_only = CliRunner().invoke(
         app,
         ["batch", "submit", str(requests)],
-        env={name: None for name in _CONFIG_VARIABLES} | {"PROJECT_ID": "p"},
+        env={name: None for name in CONFIG_VARIABLES} | {"PROJECT_ID": "p"},
     )
     assert env_only.exit_code == 2
     assert "--bucket" in env_only.stderr and "BATCH_GCS_BUCKET" in env_only.stderr

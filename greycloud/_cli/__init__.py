@@ -7,7 +7,6 @@ runner.py     running the lines through the client under the limits
 progress.py   progress on stderr (rich on a terminal, log lines otherwise)
 target.py     which service to talk to (real, an endpoint, or an embedded emulator)
 common.py     exit codes, the stderr console, messages and options every command shares
-batch_input.py reading and checking a batch input JSONL file
 resources.py  the ``cache`` and ``batch`` command groups
 app.py        the typer application: run, generate, count-tokens, emulator
 """

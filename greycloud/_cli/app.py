@@ -19,14 +19,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from google.genai import errors as genai_errors
 from rich.logging import RichHandler
 
 from .._async.client import GreyCloudAsyncClient
-from ..errors import AuthError, ConfigError, GreyCloudError
+from ..errors import AuthError, ConfigError
 from .common import (
     EXIT_FAILED,
-    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
     ApiVersionOption,
@@ -35,6 +33,7 @@ from .common import (
     ModelOption,
     fail,
     make_target,
+    reported_errors,
     say,
     show_problems,
     stderr,
@@ -351,28 +350,21 @@ def generate(
         "temperature": temperature,
         "max_output_tokens": max_output_tokens,
     }
-    try:
-        with open_client(target, **overrides) as client:
+    with reported_errors(), open_client(target, **overrides) as client:
 
-            async def stream() -> None:
-                try:
-                    pieces = await client.generate_with_retry(
-                        text, max_retries=max_retries, streaming=True
-                    )
-                    async for piece in pieces:
-                        sys.stdout.write(piece if isinstance(piece, str) else piece.text or "")
-                        sys.stdout.flush()
-                finally:
-                    await client.aclose()
-                sys.stdout.write("\n")
+        async def stream() -> None:
+            try:
+                pieces = await client.generate_with_retry(
+                    text, max_retries=max_retries, streaming=True
+                )
+                async for piece in pieces:
+                    sys.stdout.write(piece if isinstance(piece, str) else piece.text or "")
+                    sys.stdout.flush()
+            finally:
+                await client.aclose()
+            sys.stdout.write("\n")
 
-            asyncio.run(stream())
-    except KeyboardInterrupt:
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    except (ConfigError, AuthError) as exc:
-        raise fail(str(exc), EXIT_USAGE) from None
-    except (GreyCloudError, genai_errors.APIError) as exc:
-        raise fail(str(exc), EXIT_FAILED) from None
+        asyncio.run(stream())
 
 
 @app.command("count-tokens")
@@ -387,22 +379,15 @@ def count_tokens(
     """Print how many input tokens TEXT is for the model."""
     target = make_target(emulator, endpoint, api_version)
     contents = _read_text_argument(text)
-    try:
-        with open_client(target, model=model, system_instruction=system) as client:
+    with reported_errors(), open_client(target, model=model, system_instruction=system) as client:
 
-            async def count() -> int:
-                try:
-                    return await client.count_tokens(contents)
-                finally:
-                    await client.aclose()
+        async def count() -> int:
+            try:
+                return await client.count_tokens(contents)
+            finally:
+                await client.aclose()
 
-            tokens = asyncio.run(count())
-    except KeyboardInterrupt:
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    except (ConfigError, AuthError) as exc:
-        raise fail(str(exc), EXIT_USAGE) from None
-    except (GreyCloudError, genai_errors.APIError) as exc:
-        raise fail(str(exc), EXIT_FAILED) from None
+        tokens = asyncio.run(count())
     typer.echo(tokens)
 
 
@@ -427,7 +412,10 @@ def emulator_command(
 
     # Ctrl-C is how it stops, also in the instant before serve() starts waiting for it.
     with contextlib.suppress(KeyboardInterrupt):
-        serve(port, rpm, tpm, latency, host=host)
+        try:
+            serve(port, rpm, tpm, latency, host=host)
+        except RuntimeError as exc:  # the port is taken, or the host is not an address here
+            raise fail(str(exc), EXIT_USAGE) from None
 
 
 def main() -> None:

@@ -20,20 +20,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx2
 import typer
 from google.genai import errors as genai_errors
 from google.genai import types
 from rich.console import Console
 from rich.table import Table
 
-from .._batch_format import BatchResult, parse_predictions
-from .._batch_progress import describe
+from .._batch_format import BatchResult, check_jsonl, parse_predictions
+from .._batch_progress import describe, job_state
 from .._cache_rules import model_id
 from .._sync.batch import GreyCloudBatch
 from .._sync.cache import GreyCloudCache
-from ..errors import AuthError, BatchInputError, BucketNotFoundError, ConfigError, GreyCloudError
-from .batch_input import read_batch_requests
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -45,10 +42,12 @@ from .common import (
     ModelOption,
     fail,
     make_target,
+    reported_errors,
     say,
     show_problems,
     stderr,
 )
+from .prompts import InputProblem
 from .results import batch_line
 from .target import Target, open_config
 
@@ -83,50 +82,6 @@ _MISSING = "-"
 class ResultsFormat(str, enum.Enum):
     results = "results"
     predictions = "predictions"
-
-
-# -- errors -------------------------------------------------------------------------------------
-
-
-def _service_errors() -> tuple[type[BaseException], ...]:
-    """Errors that mean the service (Vertex AI or Cloud Storage) refused or was unreachable."""
-    kinds: list[type[BaseException]] = [
-        GreyCloudError,
-        genai_errors.APIError,
-        httpx2.HTTPError,
-        OSError,  # requests' connection errors, and writing the output file
-    ]
-    try:
-        # Only with the storage extra, which only batch commands need.
-        from google.api_core.exceptions import GoogleAPIError
-    except ImportError:  # pragma: no cover - depends on the installed extras
-        pass
-    else:
-        kinds.append(GoogleAPIError)
-    return tuple(kinds)
-
-
-@contextmanager
-def _reported() -> Iterator[None]:
-    """Turn the library's errors into a message and the exit code they mean."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        raise fail("interrupted", EXIT_INTERRUPTED) from None
-    except BucketNotFoundError as exc:
-        # The library's message names its bucket_name argument; here it is --bucket.
-        raise fail(
-            f"Cloud Storage bucket {exc.bucket!r} does not exist or these credentials cannot "
-            f"see it; create it (gcloud storage buckets create gs://{exc.bucket}) or pass "
-            "another --bucket. Nothing was uploaded.",
-            EXIT_USAGE,
-        ) from None
-    except (ConfigError, AuthError, BatchInputError) as exc:
-        raise fail(str(exc), EXIT_USAGE) from None
-    except Exception as exc:
-        if isinstance(exc, _service_errors()):
-            raise fail(str(exc) or type(exc).__name__, EXIT_FAILED) from None
-        raise
 
 
 def _time(value: datetime.datetime | None, timespec: str = "auto") -> str | None:
@@ -168,7 +123,7 @@ def cache_list(
     value). --json prints every field, with the seconds left before each cache expires.
     """
     target = make_target(emulator, endpoint, api_version)
-    with _reported(), _caches(target) as caches:
+    with reported_errors(), _caches(target) as caches:
         infos = [caches.get_cache_info(cache) for cache in caches.list_caches()]
     if json_output:
         _print_json(infos)
@@ -235,7 +190,7 @@ def cache_delete(
     if name_filter is not None and not all_caches:
         raise typer.BadParameter("--filter goes with --all", param_hint="")
     target = make_target(emulator, endpoint, api_version)
-    with _reported(), _caches(target) as caches:
+    with reported_errors(), _caches(target) as caches:
         chosen = list(names or [])
         if all_caches:
             chosen = _matching(caches, name_filter)
@@ -381,7 +336,7 @@ def batch_submit(
     target = make_target(False, endpoint, api_version)
     requests = _checked_requests(input_path, model)
     overrides = {"model": model, "batch_gcs_bucket": bucket, "batch_poll_interval": poll_interval}
-    with _reported(), open_config(target, **overrides) as resolved:
+    with reported_errors(), open_config(target, **overrides) as resolved:
         config = resolved.config
         if not (config.batch_gcs_bucket or config.gcs_bucket):
             raise fail(
@@ -406,19 +361,19 @@ def batch_submit(
 
 
 def _checked_requests(path: Path, model: str | None) -> list[dict[str, Any]]:
+    """The input lines of ``path``, checked as ``GreyCloudBatch`` checks them; unlike the
+    library, which stops at the first bad line, every problem is listed."""
     try:
-        # The model only matters for InlinedRequest objects, which a JSON line cannot be.
-        checked = read_batch_requests(path, model or "")
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else str(exc)
         raise fail(f"cannot read {path}: {reason}", EXIT_USAGE) from None
-    if checked.problems:
-        show_problems(path, checked.problems)
-        raise fail(
-            f"{len(checked.problems)} invalid line(s) in {path}; nothing was uploaded",
-            EXIT_USAGE,
-        )
-    return checked.lines
+    # The model only matters for InlinedRequest objects, which a JSON line cannot be.
+    lines, problems = check_jsonl(text, model or "")
+    if problems:
+        show_problems(path, [InputProblem(number, reason) for number, reason in problems])
+        raise fail(f"{len(problems)} invalid line(s) in {path}; nothing was uploaded", EXIT_USAGE)
+    return lines
 
 
 def _wait(batch: GreyCloudBatch, name: str) -> types.BatchJob:
@@ -471,10 +426,6 @@ def _download(
     return EXIT_FAILED if failed else 0
 
 
-def _state(job: types.BatchJob) -> str:
-    return job.state.name if job.state is not None else "JOB_STATE_UNSPECIFIED"
-
-
 def _job_info(job: types.BatchJob) -> dict[str, Any]:
     stats = job.completion_stats
     output = job.output_info.gcs_output_directory if job.output_info is not None else None
@@ -486,7 +437,7 @@ def _job_info(job: types.BatchJob) -> dict[str, Any]:
     return {
         "name": job.name,
         "display_name": job.display_name,
-        "state": _state(job),
+        "state": job_state(job),
         "model": job.model,
         "succeeded": stats.successful_count if stats is not None else None,
         "failed": stats.failed_count if stats is not None else None,
@@ -509,7 +460,7 @@ def batch_status(
 ) -> None:
     """Show a batch job's state, request counts and where its input and results are."""
     target = make_target(False, endpoint, api_version)
-    with _reported(), _batches(target) as batch:
+    with reported_errors(), _batches(target) as batch:
         info = _job_info(batch.get_batch_job(job))
     if json_output:
         _print_json(info)
@@ -556,9 +507,9 @@ def batch_download(
     Exits 1 when the job has not ended (see --wait) or any request got no answer.
     """
     target = make_target(False, endpoint, api_version)
-    with _reported(), _batches(target, batch_poll_interval=poll_interval) as batch:
+    with reported_errors(), _batches(target, batch_poll_interval=poll_interval) as batch:
         current = _wait(batch, job) if wait else batch.get_batch_job(job)
-        state = _state(current)
+        state = job_state(current)
         if state not in _ENDED:
             raise fail(
                 f"batch job {job} is {state.removeprefix('JOB_STATE_')} and has no results "
@@ -577,6 +528,6 @@ def batch_cancel(
 ) -> None:
     """Ask the service to stop a batch job (it moves to CANCELLING, then CANCELLED)."""
     target = make_target(False, endpoint, api_version)
-    with _reported(), _batches(target) as batch:
+    with reported_errors(), _batches(target) as batch:
         batch.cancel_batch_job(job)
     say(f"cancelling batch job {job}; `greycloud batch status {job}` shows when it has stopped")

@@ -17,8 +17,11 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+import google.auth.exceptions
+
 from .._async.client import GreyCloudAsyncClient
 from ..errors import AuthError, QuotaExhaustedError
+from .common import credentials_problem
 from .journal import Outcome, OutputJournal
 from .progress import Reporter, RunTally
 from .prompts import LineId, PromptLine
@@ -26,8 +29,9 @@ from .results import LineResult, answered, failed, is_rate_limited
 
 T = TypeVar("T")
 
-# Errors that every later line would hit too: they stop the run instead of failing each line.
-RUN_STOPPING_ERRORS = (AuthError, QuotaExhaustedError)
+# Errors that every later line would hit too: they stop the run instead of failing each line
+# (and being kept as failed, so that fixing the cause would not be enough to run them again).
+RUN_STOPPING_ERRORS = (AuthError, QuotaExhaustedError, google.auth.exceptions.RefreshError)
 
 
 class RunStopped(Exception):
@@ -35,7 +39,10 @@ class RunStopped(Exception):
 
     def __init__(self, cause: BaseException) -> None:
         self.cause = cause
-        super().__init__(str(cause))
+        if isinstance(cause, google.auth.exceptions.RefreshError):
+            super().__init__(credentials_problem(cause))
+        else:
+            super().__init__(str(cause))
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/batch.py by tools/generate.py.
 # Change _async_src/batch.py and run `make generate`.
-# source-sha256: f16fb3e2122f7e67
+# source-sha256: 763f81c20bec1473
 """Batch prediction jobs: input to Cloud Storage, the job, its progress, and its results.
 
 This file is the only hand-written copy of the batch client. ``make generate`` turns it into
@@ -28,7 +28,7 @@ from .._batch_format import (
     request_lines,
     to_jsonl,
 )
-from .._batch_progress import JobProgress
+from .._batch_progress import JobProgress, job_state
 from .._primitives import sync_map_bounded, sync_run_blocking, sync_sleep
 from .._retry import classify
 from ..config import GreyCloudConfig
@@ -48,10 +48,6 @@ JSONL_TYPE = "application/jsonl"
 MAX_POLL_FAILURES = 5
 _SUCCEEDED = frozenset({"JOB_STATE_SUCCEEDED", "JOB_STATE_PARTIALLY_SUCCEEDED"})
 _UNSUCCESSFUL = frozenset({"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"})
-
-
-def _state(job: types.BatchJob) -> str:
-    return job.state.name if job.state is not None else "JOB_STATE_UNSPECIFIED"
 
 
 def _name(job: JobRef) -> str:
@@ -194,17 +190,9 @@ class GreyCloudBatch(_ClientBacked):
             folder = _run_folder()
         else:
             bucket = self._bucket_name(bucket_name)
-            lines = self._lines(batch_requests, model)
-            self._bucket(bucket)
             folder = _run_folder()
-            storage = self._storage_client()
-            source = sync_run_blocking(
-                _gcs.upload_bytes,
-                storage,
-                bucket,
-                f"{folder}/input.jsonl",
-                to_jsonl(lines),
-                JSONL_TYPE,
+            source = self.upload_batch_requests_to_gcs(
+                batch_requests, bucket, f"{folder}/input.jsonl", model
             )
         if results_prefix is None:
             destination = _gcs.gcs_uri(bucket, f"{folder}/output")
@@ -263,7 +251,7 @@ class GreyCloudBatch(_ClientBacked):
                     sync_sleep(interval)
                     continue
                 failures = 0
-                state = _state(current)
+                state = job_state(current)
                 display.update(current)
                 if state != last_state:
                     last_state = state
@@ -336,7 +324,9 @@ class GreyCloudBatch(_ClientBacked):
         if not location and current.dest is not None:
             location = current.dest.gcs_uri
         if not location:
-            raise BatchResultsNotFoundError(_name(current), "(no output location)", _state(current))
+            raise BatchResultsNotFoundError(
+                _name(current), "(no output location)", job_state(current)
+            )
         bucket, prefix = _gcs.parse_gcs_uri(location)
         storage = self._storage_client()
         names = sync_run_blocking(
@@ -344,6 +334,6 @@ class GreyCloudBatch(_ClientBacked):
         )
         files = prediction_files(names)
         if not files:
-            raise BatchResultsNotFoundError(_name(current), location, _state(current))
+            raise BatchResultsNotFoundError(_name(current), location, job_state(current))
         chunks = [sync_run_blocking(_gcs.download_bytes, storage, bucket, name) for name in files]
         return b"".join(chunk if chunk.endswith(b"\n") else chunk + b"\n" for chunk in chunks)

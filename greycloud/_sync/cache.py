@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/cache.py by tools/generate.py.
 # Change _async_src/cache.py and run `make generate`.
-# source-sha256: 18a641af2a3aed09
+# source-sha256: cff7ee9f9403821e
 """Context caches: create, list, update, delete, and generate against one under the limiter.
 
 This file is the only hand-written copy of the cache client. ``make generate`` turns it into
@@ -38,11 +38,17 @@ def _ttl(ttl_seconds: float) -> str:
 
 
 def _expire_time(value: datetime.datetime | str) -> datetime.datetime:
-    moment = (
-        datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if isinstance(value, str)
-        else value
-    )
+    if isinstance(value, str):
+        try:
+            moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(
+                "expire_time",
+                f"{value!r} is not an RFC 3339 time; pass e.g. '2030-01-01T12:00:00Z' or an "
+                "aware datetime",
+            ) from None
+    else:
+        moment = value
     if moment.tzinfo is None:
         raise ConfigError(
             "expire_time",

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/grounding.py by tools/generate.py.
 # Change _async_src/grounding.py and run `make generate`.
-# source-sha256: 8889fd3fad49fe0c
+# source-sha256: 560a7fc43cebf308
 """Grounding in a Vertex AI Search datastore, for every model.
 
 ``grounding_mode="inject"`` (the default): before generation the datastore is searched through
@@ -174,7 +174,8 @@ class SearchGrounding:
         except Exception as exc:  # a search problem must never fail the call
             logger.debug("unexpected search failure", exc_info=True)
             return self._failed(request, f"{type(exc).__name__}: {exc}")
-        block = build_sources_block(sources[:MAX_SOURCES])
+        sources = sources[:MAX_SOURCES]
+        block = build_sources_block(sources)
         if not block:
             return self._outcome(request, NO_RESULTS)
         contents = with_sources(request.contents, block)
@@ -182,7 +183,7 @@ class SearchGrounding:
         grounded = dataclasses.replace(
             request, contents=contents, estimated_tokens=estimate_tokens(contents, system)
         )
-        return self._outcome(grounded, INJECT, len(sources[:MAX_SOURCES]))
+        return self._outcome(grounded, INJECT, len(sources))
 
     def search(self, query: str) -> list[Source]:
         """The datastore's top results for ``query``; once more without quotes if none.

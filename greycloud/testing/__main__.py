@@ -29,18 +29,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
-    serve(
-        args.port,
-        args.rpm,
-        args.tpm,
-        args.latency,
-        event_delay=args.event_delay,
-        host=args.host,
-        project=args.project,
-        location=args.location,
-        batch_step=args.batch_step,
-        accept_any_token=not args.strict_auth,
-    )
+    try:
+        serve(
+            args.port,
+            args.rpm,
+            args.tpm,
+            args.latency,
+            event_delay=args.event_delay,
+            host=args.host,
+            project=args.project,
+            location=args.location,
+            batch_step=args.batch_step,
+            accept_any_token=not args.strict_auth,
+        )
+    except RuntimeError as exc:  # the port is taken, or the host is not an address here
+        parser.exit(2, f"{parser.prog}: {exc}\n")
 
 
 if __name__ == "__main__":

@@ -21,9 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._answers import make_answer, prompt_tokens, response_json
+from ._answers import make_answer, response_json
 from ._resources import ResourceError
-from ._rpc import status_for
+from ._rpc import error_body
+from .gcs import anonymous_client
 
 if TYPE_CHECKING:
     from ._state import EmulatorState
@@ -57,26 +58,16 @@ def answer_request(state: EmulatorState, model: str, request: Any) -> dict[str, 
     """The generateContent response JSON for ``request`` (``ResourceError`` when invalid)."""
     if not isinstance(request, dict):
         raise ResourceError(400, "The request must be a JSON object.")
-    contents = request.get("contents")
-    if not isinstance(contents, list) or not contents:
-        raise ResourceError(400, "Unable to submit request because it has an empty contents field.")
-    cached = 0
-    if request.get("cachedContent"):
-        cached = state.caches.tokens(str(request["cachedContent"]))
+    prompt, cached = state.input_tokens(request)
     answer = make_answer(
-        model,
-        request,
-        prompt=prompt_tokens(request),
-        cached=cached,
-        scripted=state.scripted_text(model, request),
+        model, request, prompt=prompt, cached=cached, scripted=state.scripted_text(model, request)
     )
     envelope = {"modelVersion": model, "createTime": state.timeline.stamp(state.clock())}
     return response_json(answer, envelope)
 
 
 def _status(error: ResourceError) -> str:
-    body = {"code": error.code, "message": error.message, "status": status_for(error.code)}
-    return json.dumps({"error": body})
+    return json.dumps(error_body(error.code, error.message))
 
 
 def _split_uri(uri: str) -> tuple[str, str]:
@@ -99,16 +90,6 @@ class BatchRunner:
 
     def enabled(self) -> bool:
         return gcs_endpoint(self._endpoint()) is not None
-
-    def _storage(self, project: str) -> Any:
-        from google.auth.credentials import AnonymousCredentials
-        from google.cloud import storage  # type: ignore[import-untyped, unused-ignore]
-
-        return storage.Client(
-            project=project,
-            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-            client_options={"api_endpoint": gcs_endpoint(self._endpoint())},
-        )
 
     def run(self, body: dict[str, Any], project: str, folder: str) -> RunOutcome:
         """Run the job described by ``body`` (its create request); never raises."""
@@ -138,7 +119,7 @@ class BatchRunner:
                 }
             )
         model = str(body.get("model", "")).rsplit("/", 1)[-1]
-        storage = self._storage(project)
+        storage = anonymous_client(project, gcs_endpoint(self._endpoint()))
         rows: list[str] = []
         for uri in [uris] if isinstance(uris, str) else uris:
             bucket, name = _split_uri(uri)

@@ -117,8 +117,8 @@ class VertexEmulator:
             self._thread.join()
             self._thread = None
             raise RuntimeError(
-                f"the emulator could not listen on {self.host}:{self._requested_port}: "
-                f"{self._startup_error}"
+                f"the emulator could not listen on {self.host}:{self._requested_port} "
+                f"({self._startup_error}); choose another port, or port 0 for a free one"
             ) from self._startup_error
         return self
 

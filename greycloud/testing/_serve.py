@@ -26,7 +26,7 @@ def serve(
 
     Any bearer token is accepted by default, so a client using real Application Default
     Credentials works unchanged; pass ``accept_any_token=False`` to demand the emulator's own.
-    Nothing is recorded per request beyond the last few thousand (kept for ``requests()``).
+    Only the last 1,000 requests are kept (for ``requests()``), so memory stays flat.
     """
     emulator = VertexEmulator(
         port=port,
@@ -45,7 +45,7 @@ def serve(
     with emulator:
         try:
             limits = (
-                f"rpm={rpm or 'unlimited'}, tpm={tpm or 'unlimited'}, latency={latency}s, "
+                f"rpm={_limit(rpm)}, tpm={_limit(tpm)}, latency={latency}s, "
                 f"event_delay={event_delay}s"
             )
             print(f"Vertex AI emulator listening on {emulator.base_url} ({limits})", flush=True)
@@ -57,9 +57,10 @@ def serve(
                 f"    genai.Client(vertexai=True, project={project!r}, location={location!r}, "
                 "http_options=types.HttpOptions("
                 f"base_url={emulator.base_url!r}, api_version='v1'))\n"
-                "Environment:\n"
+                "Environment (the SDK; the greycloud command):\n"
                 f"    export PROJECT_ID={project} LOCATION={location}\n"
                 f"    export GOOGLE_VERTEX_BASE_URL={emulator.base_url}\n"
+                f"    export GREYCLOUD_ENDPOINT={emulator.base_url} GREYCLOUD_API_VERSION=v1\n"
                 f"API key (x-goog-api-key): {emulator.api_key}\n"
                 f"Bearer token: {emulator.token}"
                 + ("  (any bearer token is accepted)" if accept_any_token else "")
@@ -72,3 +73,8 @@ def serve(
         # The banner is inside the try: a Ctrl-C right after it must still stop cleanly.
         except KeyboardInterrupt:
             print("\nStopping the emulator.", flush=True)
+
+
+def _limit(value: int | None) -> str:
+    # 0 is a quota too (every request is refused), not "no limit".
+    return "unlimited" if value is None else str(value)

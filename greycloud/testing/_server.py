@@ -272,17 +272,7 @@ class Handler:
             return error_response(400, "The request body must be a JSON object.")
         if route.method == "countTokens":
             return self._count_tokens(body)
-        contents = body.get("contents")
-        if not isinstance(contents, list) or not contents:
-            return error_response(
-                400, "Unable to submit request because it has an empty contents field."
-            )
-
-        prompt = prompt_tokens(body)
-        cached = 0
-        cache_name = body.get("cachedContent")
-        if cache_name:
-            cached = state.caches.tokens(str(cache_name))
+        prompt, cached = state.input_tokens(body)
         refusal = state.admit(route.project or state.project, model, prompt + cached)
         if refusal is not None:
             return _refusal_response(refusal)

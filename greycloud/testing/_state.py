@@ -13,13 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._answers import Answer
+from ._answers import Answer, prompt_tokens
 from ._auth import TokenStore
 from ._batch_runner import BatchRunner, answer_request
 from ._faults import FaultQueue
 from ._quota import QuotaBook, Refusal
 from ._records import RequestRecord
-from ._resources import BatchStore, CacheStore, Timeline
+from ._resources import BatchStore, CacheStore, ResourceError, Timeline
 from ._search import SearchIndex
 
 Responder = Callable[[dict[str, Any]], str]
@@ -148,6 +148,18 @@ class EmulatorState:
                 counters.rejected += 1
             else:
                 counters.faulted += 1
+
+    def input_tokens(self, body: dict[str, Any]) -> tuple[int, int]:
+        """``(prompt, cached)`` tokens of a generate request; ``ResourceError`` (400) when it
+        has no contents, 404 when its cache is missing or expired."""
+        contents = body.get("contents")
+        if not isinstance(contents, list) or not contents:
+            raise ResourceError(
+                400, "Unable to submit request because it has an empty contents field."
+            )
+        cache_name = body.get("cachedContent")
+        cached = self.caches.tokens(str(cache_name)) if cache_name else 0
+        return prompt_tokens(body), cached
 
     def next_response_id(self) -> str:
         self._serial += 1  # only the event-loop thread calls this

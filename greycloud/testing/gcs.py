@@ -22,6 +22,18 @@ def _free_port(host: str) -> int:
         return int(probe.getsockname()[1])
 
 
+def anonymous_client(project: str, endpoint: str | None) -> Any:
+    """A ``google.cloud.storage.Client`` for an emulated Cloud Storage at ``endpoint``."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage  # type: ignore[import-untyped, unused-ignore]
+
+    return storage.Client(
+        project=project,
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        client_options={"api_endpoint": endpoint},
+    )
+
+
 class GcsEmulator:
     """A Cloud Storage JSON API on ``host``, in memory, serving from a background thread."""
 
@@ -74,14 +86,7 @@ class GcsEmulator:
 
     def client(self) -> Any:
         """A ``google.cloud.storage.Client`` for this server, with anonymous credentials."""
-        from google.auth.credentials import AnonymousCredentials
-        from google.cloud import storage  # type: ignore[import-untyped, unused-ignore]
-
-        return storage.Client(
-            project=self.project,
-            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-            client_options={"api_endpoint": self.endpoint},
-        )
+        return anonymous_client(self.project, self.endpoint)
 
     def create_bucket(self, name: str) -> None:
         self.client().create_bucket(name)

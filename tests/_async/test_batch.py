@@ -151,7 +151,7 @@ async def test_jsonl_file_input(batch: GreyCloudAsyncBatch, tmp_path: Path) -> N
         ({"contnts": "Hello"}, "unknown field 'contnts'"),
         ({"contents": "Hi", "generationConfig": {"temperature": "hot"}}, "temperature"),
         ({"contents": "Hi", "config": {"http_options": None, "seed": "x"}}, "seed"),
-        ({"key": "dict-0", "contents": "Hi"}, "already used at 0"),
+        ({"key": "dict-0", "contents": "Hi"}, "already used at index 0"),
         (42, "InlinedRequest or a dict"),
     ],
 )
@@ -225,15 +225,18 @@ async def test_upload_helpers(batch: GreyCloudAsyncBatch, gcs: GcsEmulator, tmp_
     assert gcs.read(text_uri) == b"hello"
 
     files = []
-    for name in ("a.txt", "b.md", "c.json"):
+    for name in ("a.txt", "b.md", "c.jsonl"):
         path = tmp_path / name
         path.write_text(f"content of {name}")
         files.append(path)
     one = await batch.upload_file_to_gcs(files[0], blob_name="single/a.txt")
     assert gcs.read(one) == b"content of a.txt"
     uris = await batch.upload_files_to_gcs(files, prefix="many/")
-    assert uris == [f"gs://{BUCKET}/many/{name}" for name in ("a.txt", "b.md", "c.json")]
+    assert uris == [f"gs://{BUCKET}/many/{name}" for name in ("a.txt", "b.md", "c.jsonl")]
     assert [gcs.read(uri) for uri in uris] == [f"content of {p.name}".encode() for p in files]
+    # The type comes from the name, also for types the standard library does not know.
+    jsonl = gcs.client().bucket(BUCKET).get_blob("many/c.jsonl")
+    assert jsonl.content_type == "application/jsonl"
 
     requests_uri = await batch.upload_batch_requests_to_gcs(
         [{"contents": "Hi"}], blob_name="prepared/input.jsonl"

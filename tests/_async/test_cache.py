@@ -150,6 +150,8 @@ async def test_update_ttl_takes_exactly_one_of_ttl_and_expire_time(
         await cache.update_cache_ttl(created.name, ttl_seconds=60, expire_time=later)
     with pytest.raises(ConfigError, match="time zone"):
         await cache.update_cache_ttl(created.name, expire_time=later.replace(tzinfo=None))
+    with pytest.raises(ConfigError, match="not an RFC 3339 time"):
+        await cache.update_cache_ttl(created.name, expire_time="tomorrow")
     updated = await cache.update_cache_ttl(created.name, expire_time=later)
     assert "expireTime" in calls(vertex_emulator, "cachedContents/", "PATCH")[-1].body
     assert updated.expire_time is not None

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_batch.py by tools/generate.py.
 # Change tests/_async/test_batch.py and run `make generate`.
-# source-sha256: c85b39f6872f9abd
+# source-sha256: 8c2435d704823947
 """The batch client against the Vertex AI and Cloud Storage emulators, end to end.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -150,7 +150,7 @@ def test_jsonl_file_input(batch: GreyCloudBatch, tmp_path: Path) -> None:
         ({"contnts": "Hello"}, "unknown field 'contnts'"),
         ({"contents": "Hi", "generationConfig": {"temperature": "hot"}}, "temperature"),
         ({"contents": "Hi", "config": {"http_options": None, "seed": "x"}}, "seed"),
-        ({"key": "dict-0", "contents": "Hi"}, "already used at 0"),
+        ({"key": "dict-0", "contents": "Hi"}, "already used at index 0"),
         (42, "InlinedRequest or a dict"),
     ],
 )
@@ -224,15 +224,18 @@ def test_upload_helpers(batch: GreyCloudBatch, gcs: GcsEmulator, tmp_path: Path)
     assert gcs.read(text_uri) == b"hello"
 
     files = []
-    for name in ("a.txt", "b.md", "c.json"):
+    for name in ("a.txt", "b.md", "c.jsonl"):
         path = tmp_path / name
         path.write_text(f"content of {name}")
         files.append(path)
     one = batch.upload_file_to_gcs(files[0], blob_name="single/a.txt")
     assert gcs.read(one) == b"content of a.txt"
     uris = batch.upload_files_to_gcs(files, prefix="many/")
-    assert uris == [f"gs://{BUCKET}/many/{name}" for name in ("a.txt", "b.md", "c.json")]
+    assert uris == [f"gs://{BUCKET}/many/{name}" for name in ("a.txt", "b.md", "c.jsonl")]
     assert [gcs.read(uri) for uri in uris] == [f"content of {p.name}".encode() for p in files]
+    # The type comes from the name, also for types the standard library does not know.
+    jsonl = gcs.client().bucket(BUCKET).get_blob("many/c.jsonl")
+    assert jsonl.content_type == "application/jsonl"
 
     requests_uri = batch.upload_batch_requests_to_gcs(
         [{"contents": "Hi"}], blob_name="prepared/input.jsonl"

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_cache.py by tools/generate.py.
 # Change tests/_async/test_cache.py and run `make generate`.
-# source-sha256: 306ea534e1f720df
+# source-sha256: 6666de49cb6f5b81
 """The cache client against the emulator: lifecycle, generation with a cache, size and MIME checks.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -151,6 +151,8 @@ def test_update_ttl_takes_exactly_one_of_ttl_and_expire_time(
         cache.update_cache_ttl(created.name, ttl_seconds=60, expire_time=later)
     with pytest.raises(ConfigError, match="time zone"):
         cache.update_cache_ttl(created.name, expire_time=later.replace(tzinfo=None))
+    with pytest.raises(ConfigError, match="not an RFC 3339 time"):
+        cache.update_cache_ttl(created.name, expire_time="tomorrow")
     updated = cache.update_cache_ttl(created.name, expire_time=later)
     assert "expireTime" in calls(vertex_emulator, "cachedContents/", "PATCH")[-1].body
     assert updated.expire_time is not None

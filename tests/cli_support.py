@@ -1,0 +1,35 @@
+"""What the command-line tests share: the settings a user's environment may hold, input files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+# Every variable the command reads its configuration from; a test sets or unsets each one, so
+# the developer's own environment never leaks into a run.
+CONFIG_VARIABLES = (
+    "PROJECT_ID",
+    "GCP_PROJECT",
+    "LOCATION",
+    "GCP_LOCATION",
+    "USE_API_KEY",
+    "API_KEY_FILE",
+    "GOOGLE_API_KEY",
+    "GEMINI_API_KEY",
+    "SA_EMAIL",
+    "GOOGLE_CLOUD_PROJECT",
+    "GREYCLOUD_ENDPOINT",
+    "GREYCLOUD_API_VERSION",
+    "BATCH_GCS_BUCKET",
+    "STORAGE_EMULATOR_HOST",
+)
+
+
+def write_lines(path: Path, lines: Iterable[dict[str, Any] | str]) -> Path:
+    """A JSONL file: dicts as JSON, strings as they are (to write broken lines)."""
+    with path.open("w", encoding="utf-8") as handle:
+        for line in lines:
+            handle.write((line if isinstance(line, str) else json.dumps(line)) + "\n")
+    return path
