@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
+import google.auth.exceptions
 from google import genai
 from google.genai import errors, types
 
@@ -45,6 +46,8 @@ from .rate_limiter import VertexRateLimiter
 logger = logging.getLogger(__name__)
 
 StreamItem = str | types.GenerateContentResponse
+# What a credential refresh may fix: the server's 401, or credentials the SDK could not refresh.
+AuthFailure = errors.APIError | google.auth.exceptions.RefreshError
 # on_retry(failed_attempt, error, delay_seconds): told before each backoff sleep.
 RetryCallback = Callable[[int, BaseException, float], None]
 
@@ -371,7 +374,7 @@ class GreyCloudAsyncClient:
             try:
                 service = getattr(async_sdk(self._sdk), surface)
                 return await getattr(service, method)(**arguments)
-            except errors.ClientError as exc:
+            except (errors.ClientError, google.auth.exceptions.RefreshError) as exc:
                 if not await self._recover_auth(exc, attempt, generation):
                     raise
 
@@ -411,10 +414,11 @@ class GreyCloudAsyncClient:
                             usage = chunk.usage_metadata
                         yield chunk
                     break
-                except errors.APIError as exc:
+                except (errors.APIError, google.auth.exceptions.RefreshError) as exc:
                     if not received and await self._recover_auth(exc, auth_attempt, generation):
                         continue
-                    await self._report(request.model, exc)
+                    if isinstance(exc, errors.APIError):
+                        await self._report(request.model, exc)
                     raise
                 finally:
                     if stream is not None:
@@ -508,20 +512,23 @@ class GreyCloudAsyncClient:
                 model, failure.retry_after, per_day=failure.per_day
             )
 
-    async def _recover_auth(self, exc: errors.APIError, attempt: int, generation: int) -> bool:
-        """True when ``exc`` was a 401 that a credential refresh fixed (so try again).
+    async def _recover_auth(self, exc: AuthFailure, attempt: int, generation: int) -> bool:
+        """True when ``exc`` was an auth failure that a credential refresh fixed (try again).
 
-        Raises ``AuthError`` when the credentials are still rejected after a refresh or an API
-        key is invalid; False for every other error (a 403 included: no refresh fixes it).
+        Auth failures are a 401 and credentials the SDK could not refresh. Raises ``AuthError``
+        when they persist after a refresh or an API key is invalid; False for every other error
+        (a 403 included: no refresh fixes a missing permission).
         """
-        if is_rejected_api_key(exc) or (exc.code == 401 and attempt > 1):
+        unauthenticated = not isinstance(exc, errors.APIError) or exc.code == 401
+        rejected_key = isinstance(exc, errors.APIError) and is_rejected_api_key(exc)
+        if rejected_key or (unauthenticated and attempt > 1):
             raise self._auth_error(exc) from exc
-        if exc.code != 401:
+        if not unauthenticated:
             return False
         await self._refresh_auth(generation, exc)
         return True
 
-    async def _refresh_auth(self, seen_generation: int, exc: errors.APIError) -> None:
+    async def _refresh_auth(self, seen_generation: int, exc: AuthFailure) -> None:
         """Refresh the credentials and rebuild the SDK client, once for concurrent 401s."""
         async with self._auth_lock:
             if self._auth_generation != seen_generation:
@@ -536,14 +543,15 @@ class GreyCloudAsyncClient:
             self._sdk = self._build_sdk()
             self._auth_generation += 1
 
-    def _auth_error(self, exc: errors.APIError) -> AuthError:
+    def _auth_error(self, exc: AuthFailure) -> AuthError:
+        reason = exc.message if isinstance(exc, errors.APIError) else str(exc)
         if self._api_key is not None:
             return AuthError(
-                f"the API key was rejected: {exc.message}",
+                f"the API key was rejected: {reason}",
                 fix_command="check the key in api_key, API_KEY_FILE or GOOGLE_API_KEY",
             )
         return AuthError(
-            f"the credentials were rejected after a refresh: {exc.message}",
+            f"the credentials were rejected after a refresh: {reason}",
             fix_command=auth.LOGIN_COMMAND,
         )
 

@@ -67,7 +67,8 @@ class RetryExhaustedError(GreyCloudError):
     def __init__(self, attempts: int, last_error: BaseException) -> None:
         self.attempts = attempts
         self.last_error = last_error
-        super().__init__(f"gave up after {attempts} attempts: {last_error}")
+        plural = "attempt" if attempts == 1 else "attempts"
+        super().__init__(f"gave up after {attempts} {plural}: {last_error}")
 
 
 class QuotaExhaustedError(GreyCloudError):

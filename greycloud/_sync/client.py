@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# source-sha256: e3c387061c91043e
+# source-sha256: 8fb831c95963da97
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
+import google.auth.exceptions
 from google import genai
 from google.genai import errors, types
 
@@ -48,6 +49,8 @@ from .rate_limiter import SyncVertexRateLimiter
 logger = logging.getLogger(__name__)
 
 StreamItem = str | types.GenerateContentResponse
+# What a credential refresh may fix: the server's 401, or credentials the SDK could not refresh.
+AuthFailure = errors.APIError | google.auth.exceptions.RefreshError
 # on_retry(failed_attempt, error, delay_seconds): told before each backoff sleep.
 RetryCallback = Callable[[int, BaseException, float], None]
 
@@ -374,7 +377,7 @@ class GreyCloudClient:
             try:
                 service = getattr(sync_sdk(self._sdk), surface)
                 return getattr(service, method)(**arguments)
-            except errors.ClientError as exc:
+            except (errors.ClientError, google.auth.exceptions.RefreshError) as exc:
                 if not self._recover_auth(exc, attempt, generation):
                     raise
 
@@ -412,10 +415,11 @@ class GreyCloudClient:
                             usage = chunk.usage_metadata
                         yield chunk
                     break
-                except errors.APIError as exc:
+                except (errors.APIError, google.auth.exceptions.RefreshError) as exc:
                     if not received and self._recover_auth(exc, auth_attempt, generation):
                         continue
-                    self._report(request.model, exc)
+                    if isinstance(exc, errors.APIError):
+                        self._report(request.model, exc)
                     raise
                 finally:
                     if stream is not None:
@@ -509,20 +513,23 @@ class GreyCloudClient:
                 model, failure.retry_after, per_day=failure.per_day
             )
 
-    def _recover_auth(self, exc: errors.APIError, attempt: int, generation: int) -> bool:
-        """True when ``exc`` was a 401 that a credential refresh fixed (so try again).
+    def _recover_auth(self, exc: AuthFailure, attempt: int, generation: int) -> bool:
+        """True when ``exc`` was an auth failure that a credential refresh fixed (try again).
 
-        Raises ``AuthError`` when the credentials are still rejected after a refresh or an API
-        key is invalid; False for every other error (a 403 included: no refresh fixes it).
+        Auth failures are a 401 and credentials the SDK could not refresh. Raises ``AuthError``
+        when they persist after a refresh or an API key is invalid; False for every other error
+        (a 403 included: no refresh fixes a missing permission).
         """
-        if is_rejected_api_key(exc) or (exc.code == 401 and attempt > 1):
+        unauthenticated = not isinstance(exc, errors.APIError) or exc.code == 401
+        rejected_key = isinstance(exc, errors.APIError) and is_rejected_api_key(exc)
+        if rejected_key or (unauthenticated and attempt > 1):
             raise self._auth_error(exc) from exc
-        if exc.code != 401:
+        if not unauthenticated:
             return False
         self._refresh_auth(generation, exc)
         return True
 
-    def _refresh_auth(self, seen_generation: int, exc: errors.APIError) -> None:
+    def _refresh_auth(self, seen_generation: int, exc: AuthFailure) -> None:
         """Refresh the credentials and rebuild the SDK client, once for concurrent 401s."""
         with self._auth_lock:
             if self._auth_generation != seen_generation:
@@ -537,14 +544,15 @@ class GreyCloudClient:
             self._sdk = self._build_sdk()
             self._auth_generation += 1
 
-    def _auth_error(self, exc: errors.APIError) -> AuthError:
+    def _auth_error(self, exc: AuthFailure) -> AuthError:
+        reason = exc.message if isinstance(exc, errors.APIError) else str(exc)
         if self._api_key is not None:
             return AuthError(
-                f"the API key was rejected: {exc.message}",
+                f"the API key was rejected: {reason}",
                 fix_command="check the key in api_key, API_KEY_FILE or GOOGLE_API_KEY",
             )
         return AuthError(
-            f"the credentials were rejected after a refresh: {exc.message}",
+            f"the credentials were rejected after a refresh: {reason}",
             fix_command=auth.LOGIN_COMMAND,
         )
 

@@ -11,6 +11,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import google.auth.credentials
+import google.auth.exceptions
 import pytest
 from google.genai import errors, types
 
@@ -388,6 +390,26 @@ async def test_api_key_reaches_the_developer_api(vertex_emulator: VertexEmulator
     assert response.text
     assert vertex_emulator.requests()[-1].path.endswith(f"/models/{MODEL}:generateContent")
     assert "/projects/" not in vertex_emulator.requests()[-1].path
+
+
+class RevokedCredentials(google.auth.credentials.Credentials):  # type: ignore[misc]
+    """Credentials whose refresh token was revoked: every refresh fails."""
+
+    def refresh(self, request: object) -> None:
+        raise google.auth.exceptions.RefreshError("invalid_grant: token has been revoked")
+
+
+async def test_credentials_that_cannot_refresh_are_an_auth_error(
+    vertex_emulator: VertexEmulator,
+) -> None:
+    config = vertex_emulator.config()
+    async with GreyCloudAsyncClient(config, credentials=RevokedCredentials()) as client:
+        with pytest.raises(AuthError, match="revoked") as caught:
+            await client.generate_with_retry("hi", **FAST)
+        assert caught.value.fix_command == "gcloud auth application-default login"
+        with pytest.raises(AuthError, match="revoked"):
+            await collect(client.generate_content_stream("hi"))
+    assert vertex_emulator.requests() == []
 
 
 async def test_permission_denied_fails_at_once_without_refresh(

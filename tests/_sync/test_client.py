@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_client.py by tools/generate.py.
 # Change tests/_async/test_client.py and run `make generate`.
-# source-sha256: cd53bb8ad15ac5b2
+# source-sha256: f64e0e7a1e1af9d3
 """The client's behaviour, checked on what reached a real server (the emulator, over HTTP).
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import google.auth.credentials
+import google.auth.exceptions
 import pytest
 from google.genai import errors, types
 
@@ -388,6 +390,26 @@ def test_api_key_reaches_the_developer_api(vertex_emulator: VertexEmulator) -> N
     assert response.text
     assert vertex_emulator.requests()[-1].path.endswith(f"/models/{MODEL}:generateContent")
     assert "/projects/" not in vertex_emulator.requests()[-1].path
+
+
+class RevokedCredentials(google.auth.credentials.Credentials):  # type: ignore[misc]
+    """Credentials whose refresh token was revoked: every refresh fails."""
+
+    def refresh(self, request: object) -> None:
+        raise google.auth.exceptions.RefreshError("invalid_grant: token has been revoked")
+
+
+def test_credentials_that_cannot_refresh_are_an_auth_error(
+    vertex_emulator: VertexEmulator,
+) -> None:
+    config = vertex_emulator.config()
+    with GreyCloudClient(config, credentials=RevokedCredentials()) as client:
+        with pytest.raises(AuthError, match="revoked") as caught:
+            client.generate_with_retry("hi", **FAST)
+        assert caught.value.fix_command == "gcloud auth application-default login"
+        with pytest.raises(AuthError, match="revoked"):
+            collect(client.generate_content_stream("hi"))
+    assert vertex_emulator.requests() == []
 
 
 def test_permission_denied_fails_at_once_without_refresh(
