@@ -84,6 +84,10 @@ class RedisStore:
 
     # -- booking ------------------------------------------------------------------------------
 
+    def try_start(self, model: str, tokens: int) -> Booking | None:
+        """Never: every shared booking is a round trip to Redis (the waiting path makes it)."""
+        return None
+
     async def book(self, model: str, tokens: int) -> Booking:
         busy_delay, wait_delay = BUSY_FIRST, WAIT_FIRST
         while True:

@@ -17,6 +17,10 @@ class LimiterStore(Protocol):
 
     def storage_name(self) -> str: ...
 
+    def try_start(self, model: str, tokens: int) -> Booking | None:
+        """Book and start at once when nothing must be waited for (else None, nothing taken)."""
+        ...
+
     async def book(self, model: str, tokens: int) -> Booking: ...
 
     async def confirm(self, booking: Booking) -> float: ...
@@ -42,6 +46,9 @@ class MemoryStore:
 
     def storage_name(self) -> str:
         return "memory"
+
+    def try_start(self, model: str, tokens: int) -> Booking | None:
+        return self._core.try_start(model, tokens)
 
     async def book(self, model: str, tokens: int) -> Booking:
         return self._core.book(model, tokens)

@@ -62,6 +62,29 @@ def worst_window(events: list[tuple[float, int]], window: float = WINDOW) -> tup
     return most_requests, most_units
 
 
+def enter_by_waiting(core: LimiterCore, model: str, tokens: int) -> Booking:
+    """What ``limit`` does on its waiting path, every wait being over already."""
+    core.enter_waiting(model)
+    assert core.try_acquire(model)
+    booking = core.book(model, tokens)
+    core.confirm(booking)
+    assert core.my_turn(booking)
+    core.leave_waiting(model, 0.0, True)
+    assert core.pass_turn(booking) is None
+    return booking
+
+
+def enter(core: LimiterCore, model: str, tokens: int) -> Booking:
+    """What ``limit`` does: start in one step when it can, else the waiting path."""
+    return core.try_start(model, tokens) or enter_by_waiting(core, model, tokens)
+
+
+def leave(core: LimiterCore, booking: Booking, success: bool = True) -> None:
+    """What leaving a ``limit`` block does."""
+    assert core.end(booking.model) is None
+    core.finish(booking, success)
+
+
 # -- admission ---------------------------------------------------------------------------------
 
 
@@ -73,8 +96,9 @@ def test_starts_are_first_come_first_served() -> None:
     assert len(set(starts)) == len(starts)  # strictly increasing: a big one never jumps ahead
 
 
+@pytest.mark.parametrize("at_once", [False, True], ids=["book", "try_start"])
 @pytest.mark.parametrize("seed", range(12))
-def test_no_sixty_second_window_is_ever_overfilled(seed: int) -> None:
+def test_no_sixty_second_window_is_ever_overfilled(seed: int, at_once: bool) -> None:
     rng = random.Random(seed)
     rpm = rng.choice([1, 2, 7, 60, 250])
     tpm = rng.choice([50, 1_000, 30_000])
@@ -84,7 +108,10 @@ def test_no_sixty_second_window_is_ever_overfilled(seed: int) -> None:
         clock.advance(rng.expovariate(rpm / 40))
         # Mostly small requests, some up to the whole quota (those take longer slots).
         tokens = rng.randint(0, tpm // 40) if rng.random() < 0.85 else rng.randint(0, tpm)
-        events.append((core.book("m", tokens).start, tokens))
+        booking = enter(core, "m", tokens) if at_once else core.book("m", tokens)
+        if at_once:
+            leave(core, booking)
+        events.append((booking.start, tokens))
     requests, tokens = worst_window(events)
     assert requests <= rpm
     assert tokens <= tpm
@@ -158,6 +185,119 @@ def test_booking_cost_does_not_depend_on_the_token_count() -> None:
     timed(small, 1), timed(large, 1)  # warm up
     assert timed(large, 10**7) < 3 * timed(small, 1)
     assert len(large.book("m", 10**7).slot_ends) == 2  # one number per dimension, nothing more
+
+
+# -- the one-step way in -----------------------------------------------------------------------
+
+
+def bucket_state(core: LimiterCore, model: str) -> tuple[object, ...]:
+    bucket = core._bucket(model)
+    return (
+        list(bucket.tats),
+        bucket.last_start,
+        bucket.next_ticket,
+        bucket.serving,
+        set(bucket.passed),
+        bucket.slots,
+        list(bucket.queue),
+        bucket.in_flight,
+        bucket.waiting,
+        bucket.factor,
+        bucket.rates,
+        bucket.hold,
+        bucket.shift,
+        bucket.epoch,
+        bucket.calibration,
+        bucket.successes,
+    )
+
+
+def booking_state(booking: Booking) -> tuple[object, ...]:
+    return (
+        booking.start,
+        booking.cost,
+        booking.shift,
+        booking.epoch,
+        booking.ticket,
+        booking.rates,
+        booking.lengths,
+        booking.slot_starts,
+        booking.slot_ends,
+    )
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_starting_at_once_books_exactly_what_the_waiting_path_books(seed: int) -> None:
+    """``try_start`` and the waiting path, on the same schedule, make identical bookings.
+
+    Two cores see the same arrivals, responses (estimates off either way, so calibration and
+    reconciliation move the TATs), 429s (holds, a slower rate) and ends of blocks; one always
+    takes the waiting path, the other starts at once whenever it can. Every booking and the
+    whole bucket state must match exactly after every step, and a ``try_start`` that declines
+    must leave the state untouched.
+    """
+    rng = random.Random(seed)
+    quota = Quota(
+        rng.choice([30, 120, 600]), rng.choice([2_000, 20_000]), 3, rng.choice([None, 40_000])
+    )
+    clock = FakeClock()
+    fast, _ = make_core(clock=clock, overrides={"m": quota}, calibrate=True)
+    slow, _ = make_core(clock=clock, overrides={"m": quota}, calibrate=True)
+    open_fast: list[Booking] = []
+    open_slow: list[Booking] = []
+    ways = {"at once": 0, "waiting": 0}
+    for _ in range(1_500):
+        # Demand about a third of the quota, in bursts: often a start is free at once, often not.
+        clock.advance(rng.expovariate(quota.rpm / 180))
+        if rng.random() < 0.002:
+            delay = rng.choice([None, 0.5, 3.0])
+            fast.report_rate_limited("m", delay, per_day=False)
+            slow.report_rate_limited("m", delay, per_day=False)
+        # Blocks end in random order; a full set of slots always frees one (no queue here).
+        while open_fast and (len(open_fast) == quota.max_concurrency or rng.random() < 0.5):
+            index = rng.randrange(len(open_fast))
+            done_fast, done_slow = open_fast.pop(index), open_slow.pop(index)
+            actual = max(0, round(done_fast.estimate * rng.uniform(0.6, 1.4)))
+            fast.reconcile(done_fast, actual)
+            slow.reconcile(done_slow, actual)
+            success = rng.random() < 0.95
+            leave(fast, done_fast, success)
+            leave(slow, done_slow, success)
+        tokens = rng.randint(1, 2 * quota.tpm // quota.rpm)
+        before = bucket_state(fast, "m")
+        booking = fast.try_start("m", tokens)
+        if booking is None:
+            assert bucket_state(fast, "m") == before
+            booking = enter_by_waiting(fast, "m", tokens)
+            ways["waiting"] += 1
+        else:
+            assert booking.start == clock.now
+            ways["at once"] += 1
+        reference = enter_by_waiting(slow, "m", tokens)
+        assert booking_state(booking) == booking_state(reference)
+        assert bucket_state(fast, "m") == bucket_state(slow, "m")
+        open_fast.append(booking)
+        open_slow.append(reference)
+    assert min(ways.values()) >= 100, ways  # both ways were taken, many times
+
+
+def test_try_start_declines_whenever_something_must_be_waited_for() -> None:
+    core, clock = make_core(rpm=60, overrides={"m": Quota(60, 10_000, 1)})
+    first = core.try_start("m", 1)
+    assert first is not None and first.start == clock.now
+    assert core.try_start("m", 1) is None  # the only slot is taken
+    leave(core, first)
+    assert core.try_start("m", 1) is None  # the next start is a second away
+    clock.advance(5.0)
+    late = core.book("m", 1)  # due at once, but its waiter has not woken up yet...
+    clock.advance(5.0)
+    assert core.try_start("m", 1) is None  # ...so nobody may start before it (booking order)
+    core.pass_turn(late)
+    clock.advance(1.0)
+    core.report_rate_limited("m", 5.0, per_day=False)
+    assert core.try_start("m", 1) is None  # held
+    clock.advance(5.0)
+    assert core.try_start("m", 1) is not None
 
 
 # -- reconciliation and refunds ----------------------------------------------------------------

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/limiter_store.py by tools/generate.py.
 # Change _async_src/limiter_store.py and run `make generate`.
-# source-sha256: 88e2977d78f23917
+# source-sha256: 8d7f8deaab9040cf
 """Where the limiter keeps its quota state: the ``LimiterStore`` interface and the in-memory store.
 
 A store books starts, gives back bookings that never started, corrects tokens after the
@@ -19,6 +19,10 @@ class LimiterStore(Protocol):
     """The operations the limiter needs from its quota state."""
 
     def storage_name(self) -> str: ...
+
+    def try_start(self, model: str, tokens: int) -> Booking | None:
+        """Book and start at once when nothing must be waited for (else None, nothing taken)."""
+        ...
 
     async def book(self, model: str, tokens: int) -> Booking: ...
 
@@ -45,6 +49,9 @@ class MemoryStore:
 
     def storage_name(self) -> str:
         return "memory"
+
+    def try_start(self, model: str, tokens: int) -> Booking | None:
+        return self._core.try_start(model, tokens)
 
     async def book(self, model: str, tokens: int) -> Booking:
         return self._core.book(model, tokens)

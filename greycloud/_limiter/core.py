@@ -7,6 +7,10 @@ limiter) and threads (the sync one). The waiting itself, and Redis, live in the 
 Per model it keeps one GCRA bucket per dimension (see ``gcra``), a concurrency count with a FIFO
 queue of waiters, the adaptation state (rate factor, hold, shift), a calibration ratio between
 token estimates and real usage, and the counters behind ``stats()``.
+
+Most calls find nothing to wait for: a slot free, nobody ahead, a start that is due. For them
+``try_start`` does the whole way in (slot, booking, turn) under one lock acquisition, with the
+same booking code as ``book``; anything else declines it and takes the step-by-step path.
 """
 
 from __future__ import annotations
@@ -118,6 +122,7 @@ class _Bucket:
         "queue",
         "quota",
         "rate_limited",
+        "rates",
         "seen_actual",
         "seen_estimate",
         "serving",
@@ -125,7 +130,9 @@ class _Bucket:
         "slots",
         "successes",
         "tats",
+        "token_slack",
         "turn_waiters",
+        "unit_lengths",
         "wait_seconds",
         "waiting",
     )
@@ -135,9 +142,12 @@ class _Bucket:
         self.dims = dims
         self.base_rates = [dim.rate(margin) for dim in dims]
         self.bursts = [dim.burst for dim in dims]
+        self.token_slack = dims[TOKENS].slack
+        self.rates: list[float] = []
+        self.unit_lengths: list[float] = []
+        self.set_factor(1.0)
         self.tats = [-math.inf] * len(dims)
         self.last_start = -math.inf  # the latest start booked so far
-        self.factor = 1.0
         self.hold = -math.inf
         self.shift = 0.0
         self.epoch = 0
@@ -157,6 +167,38 @@ class _Bucket:
         self.serving = 0
         self.passed: set[int] = set()
         self.turn_waiters: dict[int, Waker] = {}
+
+    def set_factor(self, factor: float) -> None:
+        """Change the rate factor, and the rates and slot lengths derived from it.
+
+        They are worked out here, once per change, not on every booking. Both lists are
+        replaced, never changed in place: bookings keep the ones they were booked with.
+        """
+        self.factor = factor
+        self.rates = [rate * factor for rate in self.base_rates]
+        self.unit_lengths = [
+            slot_length(1, dim.slack, rate) for dim, rate in zip(self.dims, self.rates, strict=True)
+        ]
+
+    def lengths_for(self, cost: int) -> list[float]:
+        """Each dimension's slot length for a booking of ``cost`` tokens (one request)."""
+        lengths = self.unit_lengths.copy()
+        lengths[TOKENS] = slot_length(cost, self.token_slack, self.rates[TOKENS])
+        return lengths
+
+    def cost_of(self, tokens: int) -> int:
+        """The tokens to book for an estimate: calibrated by past usage, within the quota."""
+        if tokens <= 0 or self.calibration == 1.0:
+            return tokens
+        return min(self.quota.tpm, math.ceil(tokens * self.calibration))
+
+    def may_start_at_once(self) -> bool:
+        """A concurrency slot is free, nobody is queued for one, no booking waits to start."""
+        return (
+            self.slots < self.quota.max_concurrency
+            and not self.queue
+            and self.serving == self.next_ticket
+        )
 
 
 class LimiterCore:
@@ -227,10 +269,8 @@ class LimiterCore:
 
     def cost_of(self, model: str, tokens: int) -> int:
         """The tokens to book for an estimate: calibrated by past usage, within the quota."""
-        bucket = self._bucket(model)
-        if tokens <= 0 or bucket.calibration == 1.0:
-            return tokens
-        return min(bucket.quota.tpm, math.ceil(tokens * bucket.calibration))
+        with self._lock:
+            return self._bucket(model).cost_of(tokens)
 
     # -- booking --------------------------------------------------------------------------------
 
@@ -239,33 +279,65 @@ class LimiterCore:
         self.check_size(model, tokens)
         with self._lock:
             bucket = self._bucket(model)
-            cost = self.cost_of(model, tokens)
+            cost = bucket.cost_of(tokens)
+            lengths = bucket.lengths_for(cost)
             now = self.clock()
-            effective_now = now if now > bucket.hold else bucket.hold
-            factor = bucket.factor
-            rates = [rate * factor for rate in bucket.base_rates]
-            lengths = [
-                slot_length(cost if index == TOKENS else 1, dim.slack, rate)
-                for index, (dim, rate) in enumerate(zip(bucket.dims, rates, strict=True))
-            ]
-            start = earliest_start(effective_now, bucket.tats, lengths, bucket.bursts)
-            slot_starts, slot_ends = place(bucket.tats, lengths, start)
-            bucket.last_start = start
-            booking = Booking(
-                model,
-                tokens,
-                cost,
-                start,
-                bucket.shift,
-                bucket.epoch,
-                rates,
-                lengths,
-                slot_starts,
-                slot_ends,
-            )
-            booking.ticket = bucket.next_ticket
-            bucket.next_ticket += 1
+            start = earliest_start(max(now, bucket.hold), bucket.tats, lengths, bucket.bursts)
+            return self._commit(bucket, model, tokens, cost, lengths, start)
+
+    def try_start(self, model: str, tokens: int) -> Booking | None:
+        """Start at once when nothing stands in the way; otherwise None, and nothing changed.
+
+        The whole way into a ``limit`` block in one step, for the common case: a concurrency
+        slot free with nobody queued for one, no earlier booking still waiting to start, and
+        a start that is due already. The booking is the one ``book`` would make (same code);
+        the rest is what the waiting path then does when there is nothing to wait for: take
+        the slot, take the turn and pass it on, count the request in flight. The caller has
+        checked the size (``check_size``).
+        """
+        with self._lock:
+            bucket = self._bucket(model)
+            if not bucket.may_start_at_once():
+                return None
+            cost = bucket.cost_of(tokens)
+            lengths = bucket.lengths_for(cost)
+            now = self.clock()
+            start = earliest_start(max(now, bucket.hold), bucket.tats, lengths, bucket.bursts)
+            if start > now:
+                return None
+            booking = self._commit(bucket, model, tokens, cost, lengths, start)
+            bucket.slots += 1
+            bucket.serving += 1  # this booking's turn (nobody before it), passed on
+            bucket.in_flight += 1
             return booking
+
+    def _commit(
+        self,
+        bucket: _Bucket,
+        model: str,
+        tokens: int,
+        cost: int,
+        lengths: list[float],
+        start: float,
+    ) -> Booking:
+        """Place every dimension's slot around ``start`` and take a ticket (lock held)."""
+        slot_starts, slot_ends = place(bucket.tats, lengths, start)
+        bucket.last_start = start
+        booking = Booking(
+            model,
+            tokens,
+            cost,
+            start,
+            bucket.shift,
+            bucket.epoch,
+            bucket.rates,
+            lengths,
+            slot_starts,
+            slot_ends,
+        )
+        booking.ticket = bucket.next_ticket
+        bucket.next_ticket += 1
+        return booking
 
     def confirm(self, booking: Booking) -> float:
         """Seconds a waiting booking must still wait because a hold was imposed since it booked.
@@ -301,8 +373,9 @@ class LimiterCore:
             booking.reconciled = True
             bucket = self._bucket(booking.model)
             self._learn(bucket, booking.estimate, actual)
-            slack = bucket.dims[TOKENS].slack
-            new_length = slot_length(actual, slack, booking.rates[TOKENS])
+            if actual == booking.cost:
+                return  # the slot was the right length: nothing moves
+            new_length = slot_length(actual, bucket.token_slack, booking.rates[TOKENS])
             bucket.tats[TOKENS] = adjusted_tat(
                 bucket.tats[TOKENS],
                 booking.slot_ends[TOKENS],
@@ -339,7 +412,7 @@ class LimiterCore:
             bucket.successes += 1
             if bucket.successes >= self.recovery_threshold(bucket.quota, bucket.factor):
                 bucket.successes = 0
-                bucket.factor = min(1.0, bucket.factor + self.recovery_step)
+                bucket.set_factor(min(1.0, bucket.factor + self.recovery_step))
                 logger.info(
                     "rate for %s recovering: %.0f%% of the configured quota",
                     booking.model,
@@ -361,7 +434,7 @@ class LimiterCore:
             delay = DEFAULT_HOLD if retry_delay is None else max(0.0, retry_delay)
             if bucket.hold <= now:
                 # A new overload: shrink once; further 429s during the hold are the same episode.
-                bucket.factor = max(self.min_factor, bucket.factor * self.backoff)
+                bucket.set_factor(max(self.min_factor, bucket.factor * self.backoff))
                 bucket.epoch += 1
                 bucket.successes = 0
                 logger.warning(
@@ -395,7 +468,9 @@ class LimiterCore:
     def observe_factor(self, model: str, factor: float) -> None:
         """Record the rate factor a shared store reported (for ``stats()``)."""
         with self._lock:
-            self._bucket(model).factor = factor
+            bucket = self._bucket(model)
+            if factor != bucket.factor:
+                bucket.set_factor(factor)
 
     # -- concurrency (FIFO) ---------------------------------------------------------------------
 
@@ -421,12 +496,22 @@ class LimiterCore:
     def release_slot(self, model: str) -> Waker | None:
         """Free a slot, or hand it straight to the first queued waiter (returned, to be woken)."""
         with self._lock:
+            return self._release_slot(self._bucket(model))
+
+    def end(self, model: str) -> Waker | None:
+        """A started request's block ended: it is no longer in flight, and its slot is released
+        (returned: the queued waiter it was handed to, to be woken)."""
+        with self._lock:
             bucket = self._bucket(model)
-            if bucket.queue:
-                waker, _ = bucket.queue.popitem(last=False)
-                return waker
-            bucket.slots -= 1
-            return None
+            bucket.in_flight -= 1
+            return self._release_slot(bucket)
+
+    def _release_slot(self, bucket: _Bucket) -> Waker | None:
+        if bucket.queue:
+            waker, _ = bucket.queue.popitem(last=False)
+            return waker
+        bucket.slots -= 1
+        return None
 
     def abandon(self, model: str, waker: Waker) -> bool:
         """Leave the queue; False when a slot was already handed over (release it then)."""
@@ -484,10 +569,6 @@ class LimiterCore:
             bucket.wait_seconds += waited
             if started:
                 bucket.in_flight += 1
-
-    def leave_in_flight(self, model: str) -> None:
-        with self._lock:
-            self._bucket(model).in_flight -= 1
 
     def stats(self, storage: str) -> LimiterStats:
         with self._lock:

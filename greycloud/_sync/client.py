@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# source-sha256: 8fb831c95963da97
+# source-sha256: 3fa5f6ea0580b13c
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -442,7 +442,7 @@ class GreyCloudClient:
             position = 0  # characters of text this attempt has produced so far
             try:
                 for chunk in self._stream_once(request):
-                    text = chunk.text or ""
+                    text = _text_of(chunk)
                     # The start of a restarted stream repeats what the caller already has.
                     overlap = max(0, min(len(text), len(delivered) - position))
                     if text[:overlap] != delivered[position : position + overlap]:
@@ -555,6 +555,18 @@ class GreyCloudClient:
             f"the credentials were rejected after a refresh: {reason}",
             fix_command=auth.LOGIN_COMMAND,
         )
+
+
+def _text_of(chunk: types.GenerateContentResponse) -> str:
+    """``chunk.text or ""``, without the SDK's ``model_dump`` of every part (a few us a chunk):
+    the text parts of the first candidate, thoughts left out."""
+    candidates = chunk.candidates
+    content = candidates[0].content if candidates else None
+    if content is None or not content.parts:
+        return ""
+    return "".join(
+        part.text for part in content.parts if isinstance(part.text, str) and not part.thought
+    )
 
 
 def _with_text(chunk: types.GenerateContentResponse, text: str) -> types.GenerateContentResponse:

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/limiter_redis.py by tools/generate.py.
 # Change _async_src/limiter_redis.py and run `make generate`.
-# source-sha256: f474b8c04a6f7c0f
+# source-sha256: 536cb8046505b2fd
 """The Redis store: one quota shared by every process that points at the same Redis.
 
 Each operation is one Lua script (``greycloud._limiter.lua``), atomic on the server and timed by
@@ -86,6 +86,10 @@ class RedisStore:
         return "redis" if self._fallback is None else "local fallback"
 
     # -- booking ------------------------------------------------------------------------------
+
+    def try_start(self, model: str, tokens: int) -> Booking | None:
+        """Never: every shared booking is a round trip to Redis (the waiting path makes it)."""
+        return None
 
     def book(self, model: str, tokens: int) -> Booking:
         busy_delay, wait_delay = BUSY_FIRST, WAIT_FIRST

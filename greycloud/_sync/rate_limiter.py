@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/rate_limiter.py by tools/generate.py.
 # Change _async_src/rate_limiter.py and run `make generate`.
-# source-sha256: 5401ad216347a61b
+# source-sha256: 4f59867686b41d10
 """``VertexRateLimiter``: every call waits here for a start inside its model's quota.
 
 Each request books its start across requests per minute, tokens per minute and (optionally)
@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Literal, TypeVar
 
@@ -57,6 +56,47 @@ class Permit:
         actual = counted_tokens(usage, self._limiter.token_counting)
         if actual is not None:
             self._limiter._store.reconcile(self._booking, actual)
+
+
+class _LimitBlock:
+    """What ``limit`` returns: the way into a limited block (waiting for its start) and out.
+
+    A plain class rather than a generator-based context manager: this runs on every call.
+    """
+
+    __slots__ = ("_booking", "_limiter", "_model", "_tokens")
+
+    def __init__(self, limiter: SyncVertexRateLimiter, model: str, tokens: int) -> None:
+        self._limiter = limiter
+        self._model = model
+        self._tokens = tokens
+        self._booking: Booking | None = None
+
+    def __enter__(self) -> Permit:
+        limiter, model, tokens = self._limiter, self._model, self._tokens
+        limiter._core.check_size(model, tokens)
+        # Nothing to wait for (the common case): slot, booking, start and turn in one step.
+        booking = limiter._store.try_start(model, tokens)
+        waited = 0.0
+        if booking is None:
+            booking, waited = limiter._wait_for_slot_and_start(model, tokens)
+        self._booking = booking
+        return Permit(limiter, booking, waited)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        booking, limiter = self._booking, self._limiter
+        assert booking is not None, "a limit block is left only after it was entered"
+        self._booking = None
+        # However the block ended: out of flight, the slot freed (or handed on), then the store.
+        waker = limiter._core.end(booking.model)
+        if waker is not None:
+            waker.set()
+        limiter._store.release(booking, exc_type is None)
 
 
 class SyncVertexRateLimiter:
@@ -153,16 +193,22 @@ class SyncVertexRateLimiter:
 
     # -- waiting for a start --------------------------------------------------------------------
 
-    @contextmanager
-    def limit(self, model: str, tokens: int) -> Iterator[Permit]:
+    def limit(self, model: str, tokens: int) -> _LimitBlock:
         """Wait for a start inside ``model``'s limits; hold a concurrency slot for the block.
 
-        A request larger than the whole token quota raises ``RequestTooLargeError`` at once.
-        Leaving the block normally counts as a success; leaving it before the start (cancelled)
-        gives the booking back.
+        Entering the returned context manager gives the ``Permit``. A request larger than the
+        whole token quota raises ``RequestTooLargeError`` at once. Leaving the block normally
+        counts as a success; leaving it before the start (cancelled) gives the booking back.
+        """
+        return _LimitBlock(self, model, tokens)
+
+    def _wait_for_slot_and_start(self, model: str, tokens: int) -> tuple[Booking, float]:
+        """The way in when something must be waited for: (the started booking, seconds waited).
+
+        A concurrency slot first (in arrival order), then the booking, its start and its turn;
+        leaving before the start gives back whatever was taken.
         """
         core = self._core
-        core.check_size(model, tokens)
         entered = self._clock()
         core.enter_waiting(model)
         booking: Booking | None = None
@@ -187,14 +233,7 @@ class SyncVertexRateLimiter:
                     if holds_slot:
                         self._release_slot(model)
         assert booking is not None
-        success = False
-        try:
-            yield Permit(self, booking, waited)
-            success = True
-        finally:
-            core.leave_in_flight(model)
-            self._release_slot(model)
-            self._store.release(booking, success)
+        return booking, waited
 
     def _wait_for_start(self, booking: Booking) -> None:
         while True:

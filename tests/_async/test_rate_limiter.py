@@ -136,6 +136,20 @@ async def test_stats_add_up_the_waiting() -> None:
     )
 
 
+async def test_a_start_due_at_once_is_counted_like_any_other() -> None:
+    """The one-step way in (nothing to wait for) keeps the same slots and counters."""
+    limiter = VertexRateLimiter(rpm=600, tpm=10**6, max_concurrency=2)
+    async with limiter.limit("m", 1) as first:
+        assert first.waited == 0.0
+        assert limiter.stats().in_flight == 1
+        async with limiter.limit("m", 1) as second:  # waits for its start, then in flight too
+            assert second.waited > 0.05
+            assert (limiter.stats().in_flight, limiter.stats().waiting) == (2, 0)
+    stats = limiter.stats()
+    assert (stats.in_flight, stats.waiting) == (0, 0)
+    assert limiter._core._bucket("m").slots == 0
+
+
 async def test_from_config() -> None:
     config = GreyCloudConfig(
         project_id="p",

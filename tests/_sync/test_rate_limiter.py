@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_rate_limiter.py by tools/generate.py.
 # Change tests/_async/test_rate_limiter.py and run `make generate`.
-# source-sha256: db04f62888fd785a
+# source-sha256: c128c28489ce698b
 """The limiter as callers use it: waiting for starts, slots, 429 feedback, statistics.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/. Real clock, small
@@ -137,6 +137,20 @@ def test_stats_add_up_the_waiting() -> None:
         0,
         0,
     )
+
+
+def test_a_start_due_at_once_is_counted_like_any_other() -> None:
+    """The one-step way in (nothing to wait for) keeps the same slots and counters."""
+    limiter = SyncVertexRateLimiter(rpm=600, tpm=10**6, max_concurrency=2)
+    with limiter.limit("m", 1) as first:
+        assert first.waited == 0.0
+        assert limiter.stats().in_flight == 1
+        with limiter.limit("m", 1) as second:  # waits for its start, then in flight too
+            assert second.waited > 0.05
+            assert (limiter.stats().in_flight, limiter.stats().waiting) == (2, 0)
+    stats = limiter.stats()
+    assert (stats.in_flight, stats.waiting) == (0, 0)
+    assert limiter._core._bucket("m").slots == 0
 
 
 def test_from_config() -> None:
