@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from google import genai
 from google.genai.client import AsyncClient as _SdkAsyncClient
@@ -247,9 +247,7 @@ def sync_close_sdk(client: genai.Client) -> None:
 
 # -- Redis (an optional extra: imported only when a limiter is given redis:// storage) ----------
 
-import typing as _typing  # noqa: E402  (kept next to the only pair that needs it)
-
-if _typing.TYPE_CHECKING:
+if TYPE_CHECKING:
     import redis
     import redis.asyncio
 
