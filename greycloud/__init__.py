@@ -6,6 +6,8 @@ from ._async.batch import GreyCloudAsyncBatch
 from ._async.cache import GreyCloudAsyncCache
 from ._async.client import GreyCloudAsyncClient
 from ._async.rate_limiter import VertexRateLimiter
+from ._batch_format import BatchResult
+from ._limiter.stats import LimiterStats, ModelStats
 from ._sync.batch import GreyCloudBatch
 from ._sync.cache import GreyCloudCache
 from ._sync.client import GreyCloudClient
@@ -31,6 +33,7 @@ __all__ = [
     "AuthError",
     "BatchInputError",
     "BatchJobFailedError",
+    "BatchResult",
     "BatchResultsNotFoundError",
     "BucketNotFoundError",
     "CacheTooSmallError",
@@ -43,7 +46,9 @@ __all__ = [
     "GreyCloudClient",
     "GreyCloudConfig",
     "GreyCloudError",
+    "LimiterStats",
     "LimiterStorageError",
+    "ModelStats",
     "QuotaExhaustedError",
     "RequestTooLargeError",
     "RetryExhaustedError",

@@ -1,4 +1,4 @@
-"""What the command-line tests share: the settings a user's environment may hold, input files."""
+"""What the tests share: the settings a user's environment may hold, input files."""
 
 from __future__ import annotations
 

@@ -7,26 +7,14 @@ from typing import Any
 import pytest
 
 from greycloud import ConfigError, GreyCloudConfig
+from tests.cli_support import CONFIG_VARIABLES
 
 DATASTORE = "projects/p/locations/global/collections/default_collection/dataStores/docs"
-ENV_NAMES = (
-    "PROJECT_ID",
-    "GCP_PROJECT",
-    "LOCATION",
-    "GCP_LOCATION",
-    "USE_API_KEY",
-    "API_KEY_FILE",
-    "GOOGLE_API_KEY",
-    "GEMINI_API_KEY",
-    "SA_EMAIL",
-    "VERTEX_AI_SEARCH_DATASTORE",
-    "BATCH_GCS_BUCKET",
-)
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ENV_NAMES:
+    for name in CONFIG_VARIABLES:
         monkeypatch.delenv(name, raising=False)
 
 
