@@ -7,7 +7,7 @@ from ._async.cache import GreyCloudAsyncCache
 from ._async.client import GreyCloudAsyncClient
 from ._async.rate_limiter import VertexRateLimiter
 from ._batch_format import BatchResult
-from ._limiter.stats import LimiterStats, ModelStats
+from ._limiter.stats import LimiterStats
 from ._sync.batch import GreyCloudBatch
 from ._sync.cache import GreyCloudCache
 from ._sync.client import GreyCloudClient
@@ -48,7 +48,6 @@ __all__ = [
     "GreyCloudError",
     "LimiterStats",
     "LimiterStorageError",
-    "ModelStats",
     "QuotaExhaustedError",
     "RequestTooLargeError",
     "RetryExhaustedError",
