@@ -155,7 +155,7 @@ def test_sigkill_mid_run_then_rerun_leaves_one_line_per_id(
 
 def test_sigint_stops_cleanly_and_a_rerun_finishes(emu: VertexEmulator, tmp_path: Path) -> None:
     ids = [f"q{number:03d}" for number in range(120)]
-    emu.latency = 0.05
+    emu.latency = 0.1  # ~3 s of work, so a slow machine still stops it mid-run
     prompts = write_lines(tmp_path / "in.jsonl", ({"id": i, "prompt": question(i)} for i in ids))
     output = tmp_path / "out.jsonl"
     command = [*COMMAND, "run", str(prompts), "-o", str(output), "--concurrency", "4"]
