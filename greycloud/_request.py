@@ -10,7 +10,7 @@ from typing import Any
 import pydantic
 from google.genai import types
 
-from .config import THINKING_LEVELS, GreyCloudConfig, check_safety_settings
+from .config import THINKING_LEVELS, GreyCloudConfig, _check_choice, check_safety_settings
 from .errors import ConfigError
 
 Contents = Any  # what google-genai accepts: str, Part, Content, dicts, or a list of these
@@ -132,8 +132,6 @@ def build_request(
         problem = exc.errors()[0]
         where = ".".join(str(part) for part in problem["loc"]) or "generation config"
         raise ConfigError(where, f"{problem['msg']} (got {problem.get('input')!r})") from None
-    if safety is not None and not generation_config.safety_settings:
-        generation_config.safety_settings = []
     return GenerateRequest(
         model=model or config.model,
         contents=contents,
@@ -143,8 +141,5 @@ def build_request(
 
 
 def thinking_config(level: str) -> types.ThinkingConfig:
-    if level.lower() not in THINKING_LEVELS:
-        raise ConfigError(
-            "thinking_level", f"must be one of {', '.join(THINKING_LEVELS)}; got {level!r}"
-        )
+    _check_choice("thinking_level", level.lower(), THINKING_LEVELS)
     return types.ThinkingConfig(thinking_level=types.ThinkingLevel(level.upper()))

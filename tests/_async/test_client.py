@@ -196,6 +196,8 @@ async def test_unknown_generation_setting_is_a_config_error(
 ) -> None:
     with pytest.raises(ConfigError, match="not_a_setting"):
         await client.generate_content("hi", not_a_setting=1)
+    with pytest.raises(ConfigError, match="thinking_level"):
+        await client.generate_content("hi", thinking_level="huge")
     assert vertex_emulator.requests() == []
 
 

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_client.py by tools/generate.py.
 # Change tests/_async/test_client.py and run `make generate`.
-# source-sha256: f64e0e7a1e1af9d3
+# source-sha256: b550c3cc4a16a503
 """The client's behaviour, checked on what reached a real server (the emulator, over HTTP).
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -199,6 +199,8 @@ def test_unknown_generation_setting_is_a_config_error(
 ) -> None:
     with pytest.raises(ConfigError, match="not_a_setting"):
         client.generate_content("hi", not_a_setting=1)
+    with pytest.raises(ConfigError, match="thinking_level"):
+        client.generate_content("hi", thinking_level="huge")
     assert vertex_emulator.requests() == []
 
 
