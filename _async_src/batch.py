@@ -17,7 +17,8 @@ from typing import Any
 from google.genai import types
 
 from .. import _gcs, auth
-from .._batch_format import (
+from .._batch_progress import JobProgress, job_state
+from .._core.batch_format import (
     BatchResult,
     lines_from_jsonl,
     parse_prediction,
@@ -25,9 +26,8 @@ from .._batch_format import (
     request_lines,
     to_jsonl,
 )
-from .._batch_progress import JobProgress, job_state
+from .._core.retry import classify
 from .._primitives import async_map_bounded, async_run_blocking, async_sleep
-from .._retry import classify
 from ..config import GreyCloudConfig
 from ..errors import BatchJobFailedError, BatchResultsNotFoundError, ConfigError
 from .client import GreyCloudAsyncClient, _ClientBacked
@@ -55,7 +55,7 @@ def _name(job: JobRef) -> str:
 
 
 def _run_folder() -> str:
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
     return f"{RUN_FOLDER}/{stamp}-{uuid.uuid4().hex[:8]}"
 
 

@@ -14,10 +14,10 @@ from typing import Any
 from google.genai import types
 
 from .. import auth
-from .._cache_rules import guess_mime_type, min_cache_tokens, model_id
+from .._core.cache_rules import guess_mime_type, min_cache_tokens, model_id
+from .._core.request import Contents
 from .._gcs import GCS_SCHEME
 from .._primitives import async_close_iterator
-from .._request import Contents
 from ..config import GreyCloudConfig
 from ..errors import CacheTooSmallError, ConfigError
 from .client import GreyCloudAsyncClient, StreamItem, _ClientBacked
@@ -232,7 +232,7 @@ class GreyCloudAsyncCache(_ClientBacked):
             cache = await self.get_cache(cache)
         remaining = None
         if cache.expire_time is not None:
-            now = datetime.datetime.now(datetime.timezone.utc)
+            now = datetime.datetime.now(datetime.UTC)
             remaining = max(0.0, (cache.expire_time - now).total_seconds())
         usage = cache.usage_metadata
         return {

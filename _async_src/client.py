@@ -16,6 +16,14 @@ from google import genai
 from google.genai import errors, types
 
 from .. import auth
+from .._core.request import (
+    Contents,
+    GenerateRequest,
+    SafetySettings,
+    build_request,
+    estimate_tokens,
+)
+from .._core.retry import backoff_delay, classify, is_rejected_api_key
 from .._primitives import (
     AsyncLock,
     async_close_iterator,
@@ -24,14 +32,6 @@ from .._primitives import (
     async_sdk,
     async_sleep,
 )
-from .._request import (
-    Contents,
-    GenerateRequest,
-    SafetySettings,
-    build_request,
-    estimate_tokens,
-)
-from .._retry import backoff_delay, classify, is_rejected_api_key
 from ..config import GreyCloudConfig
 from ..errors import (
     AuthError,

@@ -27,7 +27,7 @@ import google.auth.transport.requests
 import requests
 
 from .. import auth
-from .._grounding_text import (
+from .._core.grounding_text import (
     GROUNDING_LOGGER,
     MAX_SOURCES,
     MalformedSearchResponse,
@@ -42,9 +42,9 @@ from .._grounding_text import (
     strip_quotes,
     with_sources,
 )
+from .._core.request import GenerateRequest, estimate_tokens
+from .._core.retry import TRANSIENT_STATUS
 from .._primitives import async_run_blocking, async_sleep
-from .._request import GenerateRequest, estimate_tokens
-from .._retry import TRANSIENT_STATUS
 from ..config import GreyCloudConfig
 
 logger = logging.getLogger(GROUNDING_LOGGER)

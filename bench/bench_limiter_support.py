@@ -108,7 +108,7 @@ def noisy_estimates(spread: float, seed: int = 7) -> Callable[[], None]:
 
     Returns a function that undoes it.
     """
-    from greycloud import _request
+    from greycloud._core import request as _request
 
     original = _request.estimate_tokens
     rng = random.Random(seed)

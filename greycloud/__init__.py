@@ -6,7 +6,7 @@ from ._async.batch import GreyCloudAsyncBatch
 from ._async.cache import GreyCloudAsyncCache
 from ._async.client import GreyCloudAsyncClient
 from ._async.rate_limiter import VertexRateLimiter
-from ._batch_format import BatchResult
+from ._core.batch_format import BatchResult
 from ._limiter.stats import LimiterStats
 from ._sync.batch import GreyCloudBatch
 from ._sync.cache import GreyCloudCache

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ._cache_rules import guess_mime_type
+from ._core.cache_rules import guess_mime_type
 from .errors import BucketNotFoundError, ConfigError
 
 GCS_SCHEME = "gs://"

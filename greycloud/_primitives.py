@@ -138,7 +138,7 @@ class AsyncEvent:
     async def wait(self, timeout: float | None = None) -> bool:
         try:
             await asyncio.wait_for(self._event.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 

@@ -8,14 +8,14 @@ import pytest
 from google.genai import types
 
 from greycloud import BatchInputError
-from greycloud._batch_format import (
+from greycloud._core.batch_format import (
     lines_from_jsonl,
     parse_prediction,
     prediction_files,
     request_line,
     request_lines,
 )
-from greycloud._cache_rules import guess_mime_type, min_cache_tokens
+from greycloud._core.cache_rules import guess_mime_type, min_cache_tokens
 
 MODEL = "gemini-2.5-flash"
 

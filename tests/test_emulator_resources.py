@@ -83,7 +83,7 @@ async def test_cache_update_list_delete(sdk: genai.Client, clock: FakeClock) -> 
     )
     assert updated.update_time and updated.expire_time
     assert updated.expire_time - updated.update_time == datetime.timedelta(seconds=1200)
-    moment = datetime.datetime(2099, 1, 1, tzinfo=datetime.timezone.utc)
+    moment = datetime.datetime(2099, 1, 1, tzinfo=datetime.UTC)
     by_time = await sdk.aio.caches.update(
         name=second.name, config=types.UpdateCachedContentConfig(expire_time=moment)
     )

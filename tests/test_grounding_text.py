@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from google.genai import types
 
-from greycloud._grounding_text import (
+from greycloud._core.grounding_text import (
     INSTRUCTION,
     MAX_QUERY_CHARS,
     SOURCES_END,

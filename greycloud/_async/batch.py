@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/batch.py by tools/generate.py.
 # Change _async_src/batch.py and run `make generate`.
-# source-sha256: 763f81c20bec1473
+# source-sha256: 96be038d4743068f
 """Batch prediction jobs: input to Cloud Storage, the job, its progress, and its results.
 
 This file is the only hand-written copy of the batch client. ``make generate`` turns it into
@@ -20,7 +20,8 @@ from typing import Any
 from google.genai import types
 
 from .. import _gcs, auth
-from .._batch_format import (
+from .._batch_progress import JobProgress, job_state
+from .._core.batch_format import (
     BatchResult,
     lines_from_jsonl,
     parse_prediction,
@@ -28,9 +29,8 @@ from .._batch_format import (
     request_lines,
     to_jsonl,
 )
-from .._batch_progress import JobProgress, job_state
+from .._core.retry import classify
 from .._primitives import async_map_bounded, async_run_blocking, async_sleep
-from .._retry import classify
 from ..config import GreyCloudConfig
 from ..errors import BatchJobFailedError, BatchResultsNotFoundError, ConfigError
 from .client import GreyCloudAsyncClient, _ClientBacked
@@ -58,7 +58,7 @@ def _name(job: JobRef) -> str:
 
 
 def _run_folder() -> str:
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
     return f"{RUN_FOLDER}/{stamp}-{uuid.uuid4().hex[:8]}"
 
 

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/cache.py by tools/generate.py.
 # Change _async_src/cache.py and run `make generate`.
-# source-sha256: cff7ee9f9403821e
+# source-sha256: 260e384ed2c0c615
 """Context caches: create, list, update, delete, and generate against one under the limiter.
 
 This file is the only hand-written copy of the cache client. ``make generate`` turns it into
@@ -17,10 +17,10 @@ from typing import Any
 from google.genai import types
 
 from .. import auth
-from .._cache_rules import guess_mime_type, min_cache_tokens, model_id
+from .._core.cache_rules import guess_mime_type, min_cache_tokens, model_id
+from .._core.request import Contents
 from .._gcs import GCS_SCHEME
 from .._primitives import async_close_iterator
-from .._request import Contents
 from ..config import GreyCloudConfig
 from ..errors import CacheTooSmallError, ConfigError
 from .client import GreyCloudAsyncClient, StreamItem, _ClientBacked
@@ -235,7 +235,7 @@ class GreyCloudAsyncCache(_ClientBacked):
             cache = await self.get_cache(cache)
         remaining = None
         if cache.expire_time is not None:
-            now = datetime.datetime.now(datetime.timezone.utc)
+            now = datetime.datetime.now(datetime.UTC)
             remaining = max(0.0, (cache.expire_time - now).total_seconds())
         usage = cache.usage_metadata
         return {

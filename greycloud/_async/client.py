@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# source-sha256: 3fa5f6ea0580b13c
+# source-sha256: a729ad358bed2133
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -19,6 +19,14 @@ from google import genai
 from google.genai import errors, types
 
 from .. import auth
+from .._core.request import (
+    Contents,
+    GenerateRequest,
+    SafetySettings,
+    build_request,
+    estimate_tokens,
+)
+from .._core.retry import backoff_delay, classify, is_rejected_api_key
 from .._primitives import (
     AsyncLock,
     async_close_iterator,
@@ -27,14 +35,6 @@ from .._primitives import (
     async_sdk,
     async_sleep,
 )
-from .._request import (
-    Contents,
-    GenerateRequest,
-    SafetySettings,
-    build_request,
-    estimate_tokens,
-)
-from .._retry import backoff_delay, classify, is_rejected_api_key
 from ..config import GreyCloudConfig
 from ..errors import (
     AuthError,

@@ -26,9 +26,9 @@ from google.genai import types
 from rich.console import Console
 from rich.table import Table
 
-from .._batch_format import BatchResult, check_jsonl, parse_predictions
 from .._batch_progress import describe, job_state
-from .._cache_rules import model_id
+from .._core.batch_format import BatchResult, check_jsonl, parse_predictions
+from .._core.cache_rules import model_id
 from .._sync.batch import GreyCloudBatch
 from .._sync.cache import GreyCloudCache
 from .common import (
@@ -79,7 +79,7 @@ _JOB_NAME = re.compile(r"projects/[^/]+/locations/[^/]+/batchPredictionJobs/[^/]
 _MISSING = "-"
 
 
-class ResultsFormat(str, enum.Enum):
+class ResultsFormat(enum.StrEnum):
     results = "results"
     predictions = "predictions"
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from google.genai import errors, types
 
-from .._batch_format import BatchResult
-from .._cache_rules import model_id
+from .._core.batch_format import BatchResult
+from .._core.cache_rules import model_id
 from ..errors import RetryExhaustedError
 from .prompts import LineId, PromptLine
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -172,8 +171,7 @@ async def until_signalled(work: Awaitable[T]) -> tuple[T | None, int | None]:
     except asyncio.CancelledError:
         if not received:
             raise
-        if sys.version_info >= (3, 11):
-            task.uncancel()
+        task.uncancel()
         return None, received[0]
     finally:
         for number in installed:

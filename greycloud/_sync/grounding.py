@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/grounding.py by tools/generate.py.
 # Change _async_src/grounding.py and run `make generate`.
-# source-sha256: 560a7fc43cebf308
+# source-sha256: 253db181b321a9a7
 """Grounding in a Vertex AI Search datastore, for every model.
 
 ``grounding_mode="inject"`` (the default): before generation the datastore is searched through
@@ -30,7 +30,7 @@ import google.auth.transport.requests
 import requests
 
 from .. import auth
-from .._grounding_text import (
+from .._core.grounding_text import (
     GROUNDING_LOGGER,
     MAX_SOURCES,
     MalformedSearchResponse,
@@ -45,9 +45,9 @@ from .._grounding_text import (
     strip_quotes,
     with_sources,
 )
+from .._core.request import GenerateRequest, estimate_tokens
+from .._core.retry import TRANSIENT_STATUS
 from .._primitives import sync_run_blocking, sync_sleep
-from .._request import GenerateRequest, estimate_tokens
-from .._retry import TRANSIENT_STATUS
 from ..config import GreyCloudConfig
 
 logger = logging.getLogger(GROUNDING_LOGGER)

@@ -116,4 +116,4 @@ class EmulatorCredentials(ga_credentials.Credentials):
 
 def _utcnow() -> datetime.datetime:
     # google-auth compares expiry against a naive UTC datetime.
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)

@@ -29,17 +29,17 @@ class Timeline:
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
-        self._offset = datetime.datetime.now(datetime.timezone.utc).timestamp() - clock()
+        self._offset = datetime.datetime.now(datetime.UTC).timestamp() - clock()
 
     def stamp(self, at: float) -> str:
-        moment = datetime.datetime.fromtimestamp(at + self._offset, datetime.timezone.utc)
+        moment = datetime.datetime.fromtimestamp(at + self._offset, datetime.UTC)
         return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
     def parse(self, text: str) -> float:
         """The clock time of an RFC 3339 timestamp."""
         moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=datetime.timezone.utc)
+            moment = moment.replace(tzinfo=datetime.UTC)
         return moment.timestamp() - self._offset
 
 

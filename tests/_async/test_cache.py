@@ -143,7 +143,7 @@ async def test_update_ttl_takes_exactly_one_of_ttl_and_expire_time(
 ) -> None:
     created = await cache.create_cache_from_text(LONG_TEXT)
     assert created.name
-    later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=3)
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=3)
     with pytest.raises(ConfigError, match="exactly one"):
         await cache.update_cache_ttl(created.name)
     with pytest.raises(ConfigError, match="exactly one"):

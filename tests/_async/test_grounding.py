@@ -14,7 +14,7 @@ import pytest
 from google.genai import types
 
 from greycloud import GreyCloudAsyncClient
-from greycloud._request import build_request
+from greycloud._core.request import build_request
 from greycloud.testing import Fault, RequestRecord, SearchDocument, VertexEmulator
 
 DATASTORE = "projects/test-project/locations/global/collections/default_collection/dataStores/docs"

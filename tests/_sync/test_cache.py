@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_cache.py by tools/generate.py.
 # Change tests/_async/test_cache.py and run `make generate`.
-# source-sha256: 6666de49cb6f5b81
+# source-sha256: ffb02837ae89c298
 """The cache client against the emulator: lifecycle, generation with a cache, size and MIME checks.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -144,7 +144,7 @@ def test_update_ttl_takes_exactly_one_of_ttl_and_expire_time(
 ) -> None:
     created = cache.create_cache_from_text(LONG_TEXT)
     assert created.name
-    later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=3)
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=3)
     with pytest.raises(ConfigError, match="exactly one"):
         cache.update_cache_ttl(created.name)
     with pytest.raises(ConfigError, match="exactly one"):

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_grounding.py by tools/generate.py.
 # Change tests/_async/test_grounding.py and run `make generate`.
-# source-sha256: beb8658713a4e596
+# source-sha256: efe6f72b20c5d14d
 """Vertex AI Search grounding, checked on what reached the emulator (search and generation).
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -17,7 +17,7 @@ import pytest
 from google.genai import types
 
 from greycloud import GreyCloudClient
-from greycloud._request import build_request
+from greycloud._core.request import build_request
 from greycloud.testing import Fault, RequestRecord, SearchDocument, VertexEmulator
 
 DATASTORE = "projects/test-project/locations/global/collections/default_collection/dataStores/docs"

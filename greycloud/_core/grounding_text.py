@@ -14,7 +14,7 @@ from typing import Any
 
 from google.genai import types
 
-from ._request import Contents, is_content, text_of
+from .request import Contents, is_content, text_of
 
 # One logger for both clients, so callers can watch grounding without knowing module paths.
 GROUNDING_LOGGER = "greycloud.grounding"

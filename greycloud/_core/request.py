@@ -10,8 +10,8 @@ from typing import Any
 import pydantic
 from google.genai import types
 
-from .config import THINKING_LEVELS, GreyCloudConfig, _check_choice, check_safety_settings
-from .errors import ConfigError
+from ..config import THINKING_LEVELS, GreyCloudConfig, _check_choice, check_safety_settings
+from ..errors import ConfigError
 
 Contents = Any  # what google-genai accepts: str, Part, Content, dicts, or a list of these
 SafetySettings = Sequence[types.SafetySetting | Mapping[str, Any]]

@@ -18,9 +18,9 @@ from typing import Any, NamedTuple
 import pydantic
 from google.genai import types
 
-from ._cache_rules import model_id
-from ._request import is_content
-from .errors import BatchInputError
+from ..errors import BatchInputError
+from .cache_rules import model_id
+from .request import is_content
 
 KEY_FIELD = "key"
 PREDICTIONS_FILE = "predictions.jsonl"
