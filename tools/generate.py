@@ -47,11 +47,17 @@ REPLACEMENTS = {
     "AsyncEvent": "SyncEvent",
     "async_redis_from_url": "sync_redis_from_url",
     "AsyncRedis": "SyncRedis",
+    "AsyncResult": "SyncResult",
+    "AsyncStream": "SyncStream",
+    "async_check_tool": "sync_check_tool",
+    "async_call_tool": "sync_call_tool",
     # the public classes
     "GreyCloudAsyncClient": "GreyCloudClient",
     "GreyCloudAsyncCache": "GreyCloudCache",
     "GreyCloudAsyncBatch": "GreyCloudBatch",
     "VertexRateLimiter": "SyncVertexRateLimiter",
+    "GreyCloudAsyncChats": "GreyCloudChats",
+    "GreyCloudAsyncChat": "GreyCloudChat",
     # iteration and closing
     "aclose": "close",
     "anext": "next",
