@@ -42,11 +42,12 @@ def test_inlined_request_config_is_split_as_the_api_expects() -> None:
         "key": "k1",
         "request": {
             "contents": [{"role": "user", "parts": [{"text": "Hi"}]}],
-            "systemInstruction": {"parts": [{"text": "Be brief."}]},
+            "systemInstruction": {"role": "user", "parts": [{"text": "Be brief."}]},
             "generationConfig": {
                 "temperature": 0.5,
                 "responseMimeType": "application/json",
-                "thinkingConfig": {"thinkingBudget": 0},
+                # As google-genai sends it (Vertex AI reads both spellings).
+                "thinkingConfig": {"thinking_budget": 0},
             },
             "safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}],
             "cachedContent": "projects/p/locations/l/cachedContents/1",

@@ -60,7 +60,12 @@ def answer_request(state: EmulatorState, model: str, request: Any) -> dict[str, 
         raise ResourceError(400, "The request must be a JSON object.")
     prompt, cached = state.input_tokens(request)
     answer = make_answer(
-        model, request, prompt=prompt, cached=cached, scripted=state.scripted_text(model, request)
+        model,
+        request,
+        prompt=prompt,
+        cached=cached,
+        scripted=state.scripted_text(model, request),
+        calls=state.scripted_calls(model, request),
     )
     envelope = {"modelVersion": model, "createTime": state.timeline.stamp(state.clock())}
     return response_json(answer, envelope)

@@ -21,6 +21,7 @@ from ._quota import QuotaBook, Refusal
 from ._records import RequestRecord
 from ._resources import BatchStore, CacheStore, ResourceError, Timeline
 from ._search import SearchIndex
+from ._structured import FunctionScript
 
 Responder = Callable[[dict[str, Any]], str]
 
@@ -110,6 +111,7 @@ class EmulatorState:
         self.search = SearchIndex()
         self.responder: Responder | None = None
         self.scripted: dict[str | None, str] = {}
+        self.function_scripts: dict[str | None, FunctionScript] = {}
         self._initial_quotas = (rpm, tpm, model_quotas)
         self.lock = threading.Lock()
         self.quotas = QuotaBook(rpm, tpm, model_quotas)
@@ -174,6 +176,12 @@ class EmulatorState:
             return None
         return scripted.get(model, scripted.get(None))
 
+    def scripted_calls(self, model: str, body: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The function calls a script makes for this request (None: answer with text)."""
+        scripts = self.function_scripts
+        script = scripts.get(model, scripts.get(None)) if scripts else None
+        return None if script is None else script.calls_for(body)
+
     # -- facade (test thread) ---------------------------------------------------------------
 
     def stats(self) -> EmulatorStats:
@@ -214,3 +222,4 @@ class EmulatorState:
         self.search.reset()
         self.responder = None
         self.scripted = {}
+        self.function_scripts = {}

@@ -99,7 +99,7 @@ async def test_batch_end_to_end(
     }
     inlined = lines[20]["request"]
     assert inlined["generationConfig"] == {"temperature": 0.2, "maxOutputTokens": 50}
-    assert inlined["systemInstruction"] == {"parts": [{"text": "Be brief."}]}
+    assert inlined["systemInstruction"] == {"role": "user", "parts": [{"text": "Be brief."}]}
     assert lines[40]["source"] == "prepared"
 
     seen: list[str] = []

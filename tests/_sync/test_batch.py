@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_batch.py by tools/generate.py.
 # Change tests/_async/test_batch.py and run `make generate`.
-# source-sha256: 8c2435d704823947
+# source-sha256: d2ceee6f34e32e9e
 """The batch client against the Vertex AI and Cloud Storage emulators, end to end.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -98,7 +98,7 @@ def test_batch_end_to_end(batch: GreyCloudBatch, gcs: GcsEmulator, tmp_path: Pat
     }
     inlined = lines[20]["request"]
     assert inlined["generationConfig"] == {"temperature": 0.2, "maxOutputTokens": 50}
-    assert inlined["systemInstruction"] == {"parts": [{"text": "Be brief."}]}
+    assert inlined["systemInstruction"] == {"role": "user", "parts": [{"text": "Be brief."}]}
     assert lines[40]["source"] == "prepared"
 
     seen: list[str] = []
