@@ -106,17 +106,20 @@ class GreyCloudAsyncChat:
         calling: list[types.Content] | None = None
         parts: list[types.Part] = []
         stream = self._client._chat_turn_stream([*self._curated, user], self.model, config)
-        async for chunk in stream:
-            # Chunks after a function-calling hop carry the exchange so far: the answer is
-            # what the model said after the last of them.
-            seen = chunk.automatic_function_calling_history
-            if seen and (calling is None or len(seen) != len(calling)):
-                calling, parts = seen, []
-            candidates = chunk.candidates
-            content = candidates[0].content if candidates else None
-            if content is not None and content.parts:
-                parts.extend(content.parts)
-            yield chunk
+        try:
+            async for chunk in stream:
+                # Chunks after a function-calling hop carry the exchange so far: the answer
+                # is what the model said after the last of them.
+                seen = chunk.automatic_function_calling_history
+                if seen and (calling is None or len(seen) != len(calling)):
+                    calling, parts = seen, []
+                candidates = chunk.candidates
+                content = candidates[0].content if candidates else None
+                if content is not None and content.parts:
+                    parts.extend(content.parts)
+                yield chunk
+        finally:
+            await stream.aclose()
         answer = types.Content(role="model", parts=parts) if parts else None
         self._record(sent, user, calling, answer)
 

@@ -531,14 +531,18 @@ class GreyCloudAsyncClient:
         while True:
             hop += 1
             said: list[types.Part] = []
-            async for chunk in self._stream_attempts(request, retry):
-                if loop is not None:
-                    turn = function_calling.model_turn(chunk)
-                    if turn is not None and turn.parts:
-                        said.extend(turn.parts)
-                    if history and loop.keep_history:
-                        chunk.automatic_function_calling_history = history
-                yield chunk
+            hop_stream = self._stream_attempts(request, retry)
+            try:
+                async for chunk in hop_stream:
+                    if loop is not None:
+                        turn = function_calling.model_turn(chunk)
+                        if turn is not None and turn.parts:
+                            said.extend(turn.parts)
+                        if history and loop.keep_history:
+                            chunk.automatic_function_calling_history = history
+                    yield chunk
+            finally:
+                await async_close_iterator(hop_stream)
             if loop is None:
                 return
             calls = function_calling.calls_in(said)
@@ -647,8 +651,9 @@ class GreyCloudAsyncClient:
         while True:
             attempt += 1
             position = 0  # characters of text this attempt has produced so far
+            attempt_stream = self._stream_once(request)
             try:
-                async for chunk in self._stream_once(request):
+                async for chunk in attempt_stream:
                     text = _text_of(chunk)
                     # The start of a restarted stream repeats what the caller already has.
                     overlap = max(0, min(len(text), len(delivered) - position))
@@ -680,6 +685,8 @@ class GreyCloudAsyncClient:
                             attempts=attempt,
                         ) from exhausted.last_error
                     raise
+            finally:
+                await async_close_iterator(attempt_stream)
 
     async def _wait_before_retry(self, exc: Exception, attempt: int, retry: _Retry) -> None:
         """Return after the backoff if ``exc`` may be retried; otherwise raise."""
@@ -753,10 +760,15 @@ class GreyCloudAsyncClient:
 
 async def _texts(chunks: AsyncIterator[types.GenerateContentResponse]) -> AsyncIterator[str]:
     """The text of each chunk that has some."""
-    async for chunk in chunks:
-        text = _text_of(chunk)
-        if text:
-            yield text
+    try:
+        async for chunk in chunks:
+            text = _text_of(chunk)
+            if text:
+                yield text
+    finally:
+        # Closing this generator does not close the one it reads: close it now, so that its
+        # request and limiter slot end with the caller's stream, not whenever it is collected.
+        await async_close_iterator(chunks)
 
 
 def _text_of(chunk: types.GenerateContentResponse) -> str:

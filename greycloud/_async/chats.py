@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/chats.py by tools/generate.py.
 # Change _async_src/chats.py and run `make generate`.
-# source-sha256: 0dcc116bf3ad4812
+# source-sha256: 67077ad313dac0ee
 """Chat sessions: a conversation whose every turn is one ``generate_with_retry`` call.
 
 This file is the only hand-written copy of the chat classes. ``make generate`` turns it into
@@ -109,17 +109,20 @@ class GreyCloudAsyncChat:
         calling: list[types.Content] | None = None
         parts: list[types.Part] = []
         stream = self._client._chat_turn_stream([*self._curated, user], self.model, config)
-        async for chunk in stream:
-            # Chunks after a function-calling hop carry the exchange so far: the answer is
-            # what the model said after the last of them.
-            seen = chunk.automatic_function_calling_history
-            if seen and (calling is None or len(seen) != len(calling)):
-                calling, parts = seen, []
-            candidates = chunk.candidates
-            content = candidates[0].content if candidates else None
-            if content is not None and content.parts:
-                parts.extend(content.parts)
-            yield chunk
+        try:
+            async for chunk in stream:
+                # Chunks after a function-calling hop carry the exchange so far: the answer
+                # is what the model said after the last of them.
+                seen = chunk.automatic_function_calling_history
+                if seen and (calling is None or len(seen) != len(calling)):
+                    calling, parts = seen, []
+                candidates = chunk.candidates
+                content = candidates[0].content if candidates else None
+                if content is not None and content.parts:
+                    parts.extend(content.parts)
+                yield chunk
+        finally:
+            await stream.aclose()
         answer = types.Content(role="model", parts=parts) if parts else None
         self._record(sent, user, calling, answer)
 

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# source-sha256: b75ac3b1a527084f
+# source-sha256: d6dbdea89d0ebe3e
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -536,14 +536,18 @@ class GreyCloudClient:
         while True:
             hop += 1
             said: list[types.Part] = []
-            for chunk in self._stream_attempts(request, retry):
-                if loop is not None:
-                    turn = function_calling.model_turn(chunk)
-                    if turn is not None and turn.parts:
-                        said.extend(turn.parts)
-                    if history and loop.keep_history:
-                        chunk.automatic_function_calling_history = history
-                yield chunk
+            hop_stream = self._stream_attempts(request, retry)
+            try:
+                for chunk in hop_stream:
+                    if loop is not None:
+                        turn = function_calling.model_turn(chunk)
+                        if turn is not None and turn.parts:
+                            said.extend(turn.parts)
+                        if history and loop.keep_history:
+                            chunk.automatic_function_calling_history = history
+                    yield chunk
+            finally:
+                sync_close_iterator(hop_stream)
             if loop is None:
                 return
             calls = function_calling.calls_in(said)
@@ -650,8 +654,9 @@ class GreyCloudClient:
         while True:
             attempt += 1
             position = 0  # characters of text this attempt has produced so far
+            attempt_stream = self._stream_once(request)
             try:
-                for chunk in self._stream_once(request):
+                for chunk in attempt_stream:
                     text = _text_of(chunk)
                     # The start of a restarted stream repeats what the caller already has.
                     overlap = max(0, min(len(text), len(delivered) - position))
@@ -683,6 +688,8 @@ class GreyCloudClient:
                             attempts=attempt,
                         ) from exhausted.last_error
                     raise
+            finally:
+                sync_close_iterator(attempt_stream)
 
     def _wait_before_retry(self, exc: Exception, attempt: int, retry: _Retry) -> None:
         """Return after the backoff if ``exc`` may be retried; otherwise raise."""
@@ -756,10 +763,15 @@ class GreyCloudClient:
 
 def _texts(chunks: Iterator[types.GenerateContentResponse]) -> Iterator[str]:
     """The text of each chunk that has some."""
-    for chunk in chunks:
-        text = _text_of(chunk)
-        if text:
-            yield text
+    try:
+        for chunk in chunks:
+            text = _text_of(chunk)
+            if text:
+                yield text
+    finally:
+        # Closing this generator does not close the one it reads: close it now, so that its
+        # request and limiter slot end with the caller's stream, not whenever it is collected.
+        sync_close_iterator(chunks)
 
 
 def _text_of(chunk: types.GenerateContentResponse) -> str:

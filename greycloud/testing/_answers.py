@@ -41,13 +41,22 @@ def estimate_tokens(chars: int) -> int:
     return max(1, (chars + 3) // 4)
 
 
+_STRUCTURED_PARTS = frozenset(
+    {"functionCall", "functionResponse", "function_call", "function_response"}
+)
+
+
 def _text_chars(value: Any) -> int:
-    """Characters of every ``text`` field inside contents or a system instruction."""
+    """Characters of every ``text`` field (and function call or reply) inside contents or a
+    system instruction."""
     if isinstance(value, dict):
         total = 0
         for key, item in value.items():
             if key == "text" and isinstance(item, str):
                 total += len(item)
+            elif key in _STRUCTURED_PARTS:
+                # Function calls and replies count as their JSON, as the model reads them.
+                total += len(json.dumps(item, separators=(",", ":")))
             elif isinstance(item, (dict, list)):
                 total += _text_chars(item)
         return total
