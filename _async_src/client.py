@@ -647,10 +647,12 @@ class GreyCloudAsyncClient:
         self, request: GenerateRequest, retry: _Retry
     ) -> AsyncIterator[types.GenerateContentResponse]:
         delivered = ""  # text the caller already has, across attempts
+        calls_delivered = 0  # function calls the caller already has, across attempts
         attempt = 0
         while True:
             attempt += 1
             position = 0  # characters of text this attempt has produced so far
+            calls_seen = 0  # function calls this attempt has produced so far
             attempt_stream = self._stream_once(request)
             try:
                 async for chunk in attempt_stream:
@@ -666,10 +668,18 @@ class GreyCloudAsyncClient:
                         )
                     position += len(text)
                     fresh = text[overlap:]
-                    if overlap > 0 and not fresh and not chunk.usage_metadata:
-                        continue
+                    # Function calls repeated by a restart would be run twice: drop them too.
+                    calls = _calls_in(chunk)
+                    repeated = max(0, min(calls, calls_delivered - calls_seen))
+                    calls_seen += calls
+                    if (overlap or repeated) and not fresh and repeated == calls:
+                        if not chunk.usage_metadata:
+                            continue
                     delivered += fresh
-                    yield chunk if overlap == 0 else _with_text(chunk, fresh)
+                    calls_delivered += calls - repeated
+                    if overlap or repeated:
+                        chunk = _without_repeats(chunk, fresh, repeated)
+                    yield chunk
                 return
             except StreamInterruptedError:
                 raise
@@ -783,11 +793,22 @@ def _text_of(chunk: types.GenerateContentResponse) -> str:
     )
 
 
-def _with_text(chunk: types.GenerateContentResponse, text: str) -> types.GenerateContentResponse:
-    """A copy of ``chunk`` whose only text is ``text`` (the part not delivered before)."""
+def _calls_in(chunk: types.GenerateContentResponse) -> int:
+    """How many function calls the chunk's first candidate makes."""
+    content = chunk.candidates[0].content if chunk.candidates else None
+    return sum(1 for part in (content.parts or []) if part.function_call) if content else 0
+
+
+def _without_repeats(
+    chunk: types.GenerateContentResponse, text: str, repeated_calls: int
+) -> types.GenerateContentResponse:
+    """A copy of ``chunk`` holding only what was not delivered before: ``text`` and the
+    function calls after the first ``repeated_calls``."""
     copy = chunk.model_copy(deep=True)
     if copy.candidates and copy.candidates[0].content is not None:
-        copy.candidates[0].content.parts = [types.Part(text=text)] if text else []
+        content = copy.candidates[0].content
+        calls = [part for part in content.parts or [] if part.function_call][repeated_calls:]
+        content.parts = ([types.Part(text=text)] if text else []) + calls
     return copy
 
 

@@ -255,3 +255,22 @@ async def test_bad_function_calling_settings_fail_before_any_request(
             ),
         )
     assert vertex_emulator.requests() == []
+
+
+async def test_a_stream_cut_after_the_call_does_not_run_the_function_twice(
+    client: GreyCloudAsyncClient, vertex_emulator: VertexEmulator
+) -> None:
+    vertex_emulator.script_function_calls(WEATHER_THEN_CONVERT[:1])
+    vertex_emulator.inject(Fault.cut_stream(after_events=1), path=":streamGenerateContent")
+    functions = Functions()
+    pieces = [
+        piece
+        async for piece in client.generate_with_retry(
+            "Paris?", streaming=True, tools=functions.tools(), **FAST
+        )
+    ]
+    assert "".join(pieces)
+    assert functions.calls == [("get_weather", {"city": "Paris"})]
+    streams = [r for r in vertex_emulator.requests() if ":streamGenerateContent" in r.path]
+    assert len(streams) == 3  # the call (cut, then again), then the answer
+    assert len(replies_in(streams[2])) == 1

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_function_calling.py by tools/generate.py.
 # Change tests/_async/test_function_calling.py and run `make generate`.
-# source-sha256: 840228737943a447
+# source-sha256: 98c5496223c084dc
 """Function calling run by greycloud one hop at a time, checked on what reached the emulator.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -258,3 +258,22 @@ def test_bad_function_calling_settings_fail_before_any_request(
             ),
         )
     assert vertex_emulator.requests() == []
+
+
+def test_a_stream_cut_after_the_call_does_not_run_the_function_twice(
+    client: GreyCloudClient, vertex_emulator: VertexEmulator
+) -> None:
+    vertex_emulator.script_function_calls(WEATHER_THEN_CONVERT[:1])
+    vertex_emulator.inject(Fault.cut_stream(after_events=1), path=":streamGenerateContent")
+    functions = Functions()
+    pieces = [
+        piece
+        for piece in client.generate_with_retry(
+            "Paris?", streaming=True, tools=functions.tools(), **FAST
+        )
+    ]
+    assert "".join(pieces)
+    assert functions.calls == [("get_weather", {"city": "Paris"})]
+    streams = [r for r in vertex_emulator.requests() if ":streamGenerateContent" in r.path]
+    assert len(streams) == 3  # the call (cut, then again), then the answer
+    assert len(replies_in(streams[2])) == 1
