@@ -672,9 +672,9 @@ class GreyCloudAsyncClient:
                     calls = _calls_in(chunk)
                     repeated = max(0, min(calls, calls_delivered - calls_seen))
                     calls_seen += calls
-                    if (overlap or repeated) and not fresh and repeated == calls:
-                        if not chunk.usage_metadata:
-                            continue
+                    nothing_new = not fresh and repeated == calls
+                    if (overlap or repeated) and nothing_new and not chunk.usage_metadata:
+                        continue
                     delivered += fresh
                     calls_delivered += calls - repeated
                     if overlap or repeated:

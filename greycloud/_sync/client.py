@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# source-sha256: 7405a868e1905e53
+# source-sha256: 1123f6382707633d
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -675,9 +675,9 @@ class GreyCloudClient:
                     calls = _calls_in(chunk)
                     repeated = max(0, min(calls, calls_delivered - calls_seen))
                     calls_seen += calls
-                    if (overlap or repeated) and not fresh and repeated == calls:
-                        if not chunk.usage_metadata:
-                            continue
+                    nothing_new = not fresh and repeated == calls
+                    if (overlap or repeated) and nothing_new and not chunk.usage_metadata:
+                        continue
                     delivered += fresh
                     calls_delivered += calls - repeated
                     if overlap or repeated:
