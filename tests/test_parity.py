@@ -121,3 +121,18 @@ def test_methods_that_may_stream_return_the_stream_object_in_both_halves() -> No
             assert not inspect.iscoroutinefunction(method), name
             assert not inspect.isasyncgenfunction(method), name
             assert not inspect.isgeneratorfunction(method), name
+
+
+def test_the_stream_pair_mirrors_itself() -> None:
+    """The streams the clients return: the sync one has every member of the async one, under
+    its generated name, except ``__await__`` (a sync stream is not awaited)."""
+    from greycloud._primitives import AsyncStream, SyncStream
+
+    sync_members = public_members(SyncStream)
+    for name in public_members(AsyncStream):
+        twin = REPLACEMENTS.get(name, name)
+        assert twin in sync_members, f"SyncStream lacks {twin}"
+    assert hasattr(AsyncStream, "__await__") and not hasattr(SyncStream, "__await__")
+    for name in ("__aiter__", "__anext__", "aclose"):
+        assert hasattr(AsyncStream, name)
+        assert hasattr(SyncStream, REPLACEMENTS[name])
