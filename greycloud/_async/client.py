@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# source-sha256: 1123f6382707633d
+# source-sha256: a2d0a0ee8997a235
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -26,6 +26,7 @@ from .._core.request import (
     GenerateConfig,
     GenerateRequest,
     SafetySettings,
+    Tools,
     build_request,
     estimate_tokens,
 )
@@ -196,7 +197,7 @@ class GreyCloudAsyncClient:
         top_p: float | None = None,
         max_output_tokens: int | None = None,
         safety_settings: SafetySettings | None = None,
-        tools: list[Any] | None = None,
+        tools: Tools | None = None,
         thinking_level: str | None = None,
         cached_content: str | None = None,
         config: GenerateConfig | None = None,
@@ -234,7 +235,7 @@ class GreyCloudAsyncClient:
         top_p: float | None = ...,
         max_output_tokens: int | None = ...,
         safety_settings: SafetySettings | None = ...,
-        tools: list[Any] | None = ...,
+        tools: Tools | None = ...,
         thinking_level: str | None = ...,
         cached_content: str | None = ...,
         return_chunks: Literal[False] = ...,
@@ -252,7 +253,7 @@ class GreyCloudAsyncClient:
         top_p: float | None = ...,
         max_output_tokens: int | None = ...,
         safety_settings: SafetySettings | None = ...,
-        tools: list[Any] | None = ...,
+        tools: Tools | None = ...,
         thinking_level: str | None = ...,
         cached_content: str | None = ...,
         *,
@@ -270,7 +271,7 @@ class GreyCloudAsyncClient:
         top_p: float | None = None,
         max_output_tokens: int | None = None,
         safety_settings: SafetySettings | None = None,
-        tools: list[Any] | None = None,
+        tools: Tools | None = None,
         thinking_level: str | None = None,
         cached_content: str | None = None,
         return_chunks: bool = False,
@@ -451,7 +452,7 @@ class GreyCloudAsyncClient:
         top_p: float | None = None,
         max_output_tokens: int | None = None,
         safety_settings: SafetySettings | None = None,
-        tools: list[Any] | None = None,
+        tools: Tools | None = None,
         thinking_level: str | None = None,
         cached_content: str | None = None,
         config: GenerateConfig | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,8 @@ from .function_calling import FunctionLoop
 
 Contents = Any  # what google-genai accepts: str, Part, Content, dicts, or a list of these
 SafetySettings = Sequence[types.SafetySetting | Mapping[str, Any]]
+# tools= as google-genai takes it: Tool objects or dicts, and Python functions to call.
+Tools = Sequence[types.Tool | types.ToolDict | Callable[..., Any]]
 # config= as google-genai takes it.
 GenerateConfig = types.GenerateContentConfig | Mapping[str, Any]
 
@@ -99,7 +101,7 @@ def build_request(
     top_p: float | None = None,
     max_output_tokens: int | None = None,
     safety_settings: SafetySettings | None = None,
-    tools: list[Any] | None = None,
+    tools: Tools | None = None,
     thinking_level: str | None = None,
     cached_content: str | None = None,
     generate_config: GenerateConfig | None = None,
@@ -137,7 +139,7 @@ def build_request(
         "safety_settings": None
         if safety_settings is None
         else safety_settings_list(safety_settings),
-        "tools": tools,
+        "tools": None if tools is None else list(tools),
         "thinking_config": None if thinking_level is None else thinking_config(thinking_level),
         "cached_content": cached_content,
         **(extra or {}),

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# source-sha256: 1123f6382707633d
+# source-sha256: a2d0a0ee8997a235
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -26,6 +26,7 @@ from .._core.request import (
     GenerateConfig,
     GenerateRequest,
     SafetySettings,
+    Tools,
     build_request,
     estimate_tokens,
 )
@@ -198,7 +199,7 @@ class GreyCloudClient:
         top_p: float | None = None,
         max_output_tokens: int | None = None,
         safety_settings: SafetySettings | None = None,
-        tools: list[Any] | None = None,
+        tools: Tools | None = None,
         thinking_level: str | None = None,
         cached_content: str | None = None,
         config: GenerateConfig | None = None,
@@ -236,7 +237,7 @@ class GreyCloudClient:
         top_p: float | None = ...,
         max_output_tokens: int | None = ...,
         safety_settings: SafetySettings | None = ...,
-        tools: list[Any] | None = ...,
+        tools: Tools | None = ...,
         thinking_level: str | None = ...,
         cached_content: str | None = ...,
         return_chunks: Literal[False] = ...,
@@ -254,7 +255,7 @@ class GreyCloudClient:
         top_p: float | None = ...,
         max_output_tokens: int | None = ...,
         safety_settings: SafetySettings | None = ...,
-        tools: list[Any] | None = ...,
+        tools: Tools | None = ...,
         thinking_level: str | None = ...,
         cached_content: str | None = ...,
         *,
@@ -272,7 +273,7 @@ class GreyCloudClient:
         top_p: float | None = None,
         max_output_tokens: int | None = None,
         safety_settings: SafetySettings | None = None,
-        tools: list[Any] | None = None,
+        tools: Tools | None = None,
         thinking_level: str | None = None,
         cached_content: str | None = None,
         return_chunks: bool = False,
@@ -453,7 +454,7 @@ class GreyCloudClient:
         top_p: float | None = None,
         max_output_tokens: int | None = None,
         safety_settings: SafetySettings | None = None,
-        tools: list[Any] | None = None,
+        tools: Tools | None = None,
         thinking_level: str | None = None,
         cached_content: str | None = None,
         config: GenerateConfig | None = None,

@@ -28,7 +28,13 @@ async def async_forms(client: GreyCloudAsyncClient) -> None:
     assert_type(chat.send_message_stream("x"), AsyncStream[Response])
 
 
+def weather(city: str) -> str:
+    return "sun"
+
+
 def sync_forms(client: GreyCloudClient) -> None:
+    tools = [weather]  # a list built beforehand is accepted as tools
+    assert_type(client.generate_content("x", tools=tools), Response)
     assert_type(client.generate_with_retry("x"), Response)
     assert_type(client.generate_content("x"), Response)
     assert_type(client.generate_with_retry("x", streaming=True), SyncStream[str])
