@@ -16,7 +16,7 @@ import pytest
 from google.genai import types
 
 from greycloud import ConfigError, GreyCloudAsyncClient
-from greycloud.testing import RequestRecord, VertexEmulator
+from greycloud.testing import Fault, RequestRecord, VertexEmulator
 
 FAST = {"base_delay": 0.01, "max_delay": 0.05}
 PROMPT = "Tell me about rivers."
@@ -145,6 +145,19 @@ async def test_a_bad_config_is_refused_with_its_field(
             PROMPT, config={"http_options": {"retry_options": {"attempts": 3}}}
         )
     assert vertex_emulator.requests() == []
+
+
+async def test_http_options_in_config_are_honoured_without_sdk_retries(
+    client: GreyCloudAsyncClient, vertex_emulator: VertexEmulator
+) -> None:
+    vertex_emulator.inject(Fault.status(503))
+    config = {"http_options": {"timeout": 5000, "headers": {"x-trace": "abc"}}}
+    response = await client.generate_with_retry(PROMPT, config=config, **FAST)
+    assert response.text
+    calls = generation_calls(vertex_emulator)
+    # greycloud retried (each attempt through the limiter); the SDK did not retry on its own.
+    assert [r.status for r in calls] == [503, 200]
+    assert all(r.headers.get("x-trace") == "abc" for r in calls)
 
 
 # -- structured output -------------------------------------------------------------------------

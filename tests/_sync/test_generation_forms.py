@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_generation_forms.py by tools/generate.py.
 # Change tests/_async/test_generation_forms.py and run `make generate`.
-# source-sha256: 1fea98d6b71914fc
+# source-sha256: 9869e53b8bf23ddc
 """The forms a google-genai user writes: both streaming forms, ``config=``, structured output.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -19,7 +19,7 @@ import pytest
 from google.genai import types
 
 from greycloud import ConfigError, GreyCloudClient
-from greycloud.testing import RequestRecord, VertexEmulator
+from greycloud.testing import Fault, RequestRecord, VertexEmulator
 
 FAST = {"base_delay": 0.01, "max_delay": 0.05}
 PROMPT = "Tell me about rivers."
@@ -146,6 +146,19 @@ def test_a_bad_config_is_refused_with_its_field(
     with pytest.raises(ConfigError, match="retries by itself"):
         client.generate_content(PROMPT, config={"http_options": {"retry_options": {"attempts": 3}}})
     assert vertex_emulator.requests() == []
+
+
+def test_http_options_in_config_are_honoured_without_sdk_retries(
+    client: GreyCloudClient, vertex_emulator: VertexEmulator
+) -> None:
+    vertex_emulator.inject(Fault.status(503))
+    config = {"http_options": {"timeout": 5000, "headers": {"x-trace": "abc"}}}
+    response = client.generate_with_retry(PROMPT, config=config, **FAST)
+    assert response.text
+    calls = generation_calls(vertex_emulator)
+    # greycloud retried (each attempt through the limiter); the SDK did not retry on its own.
+    assert [r.status for r in calls] == [503, 200]
+    assert all(r.headers.get("x-trace") == "abc" for r in calls)
 
 
 # -- structured output -------------------------------------------------------------------------
