@@ -94,8 +94,9 @@ class GreyCloudAsyncChat:
     def send_message_stream(
         self, message: Any, config: GenerateConfig | None = None
     ) -> AsyncStream[types.GenerateContentResponse]:
-        """The streamed form of ``send_message``: the answer's chunks (iterate the result
-        directly or after awaiting it). The turn joins the history when the stream ends."""
+        """The streamed form of ``send_message``: the answer's chunks. As with the client's
+        streams, nothing is sent before the first chunk is asked for; the turn joins the
+        history when the stream ends."""
         user = chat_history.user_turn(message)
         return AsyncStream(lambda: self._stream_turn(user, config or self.config))
 
@@ -120,7 +121,7 @@ class GreyCloudAsyncChat:
                 yield chunk
         finally:
             await stream.aclose()
-        answer = types.Content(role="model", parts=parts) if parts else None
+        answer = chat_history.streamed_answer(parts)
         self._record(sent, user, calling, answer)
 
     def _record(

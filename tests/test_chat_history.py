@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from google.genai import types
 
-from greycloud._core.chat_history import curated, turn_entries, user_turn
+from greycloud._core.chat_history import curated, streamed_answer, turn_entries, user_turn
 
 
 def content(role: str, text: str | None) -> types.Content:
@@ -43,3 +43,13 @@ def test_a_turn_adds_the_message_the_exchange_and_the_answer() -> None:
     exchange = [*before, message, call, reply]
     assert turn_entries(len(before), message, exchange, answer) == [message, call, reply, answer]
     assert turn_entries(len(before), message, None, None) == [message, content("model", None)]
+
+
+def test_a_streamed_answer_becomes_one_turn_with_its_text_joined() -> None:
+    call = types.Part(function_call=types.FunctionCall(name="f", args={}))
+    thought = types.Part(text="hmm", thought=True)
+    parts = [types.Part(text="Hel"), types.Part(text="lo"), call, thought, types.Part(text="!")]
+    answer = streamed_answer(parts)
+    assert answer is not None and answer.role == "model"
+    assert answer.parts == [types.Part(text="Hello"), call, thought, types.Part(text="!")]
+    assert streamed_answer([]) is None

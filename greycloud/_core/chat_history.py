@@ -70,3 +70,20 @@ def turn_entries(
     entries = list(calling_history[sent_before:]) if calling_history else [message]
     entries.append(answer if answer is not None else types.Content(role="model", parts=[]))
     return entries
+
+
+def streamed_answer(parts: Sequence[types.Part]) -> types.Content | None:
+    """The answer a stream delivered in pieces, as one model turn: adjacent plain text pieces
+    joined into one part (thoughts and function calls kept as they are); None when empty."""
+    joined: list[types.Part] = []
+    for part in parts:
+        previous = joined[-1] if joined else None
+        if _plain_text(part) and previous is not None and _plain_text(previous):
+            joined[-1] = types.Part(text=(previous.text or "") + (part.text or ""))
+        else:
+            joined.append(part)
+    return types.Content(role="model", parts=joined) if joined else None
+
+
+def _plain_text(part: types.Part) -> bool:
+    return part.text is not None and part.model_fields_set <= {"text"}

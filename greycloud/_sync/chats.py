@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/chats.py by tools/generate.py.
 # Change _async_src/chats.py and run `make generate`.
-# source-sha256: 67077ad313dac0ee
+# source-sha256: fe29201e79df7639
 """Chat sessions: a conversation whose every turn is one ``generate_with_retry`` call.
 
 This file is the only hand-written copy of the chat classes. ``make generate`` turns it into
@@ -97,8 +97,9 @@ class GreyCloudChat:
     def send_message_stream(
         self, message: Any, config: GenerateConfig | None = None
     ) -> SyncStream[types.GenerateContentResponse]:
-        """The streamed form of ``send_message``: the answer's chunks (iterate the result
-        directly or after awaiting it). The turn joins the history when the stream ends."""
+        """The streamed form of ``send_message``: the answer's chunks. As with the client's
+        streams, nothing is sent before the first chunk is asked for; the turn joins the
+        history when the stream ends."""
         user = chat_history.user_turn(message)
         return SyncStream(lambda: self._stream_turn(user, config or self.config))
 
@@ -123,7 +124,7 @@ class GreyCloudChat:
                 yield chunk
         finally:
             stream.close()
-        answer = types.Content(role="model", parts=parts) if parts else None
+        answer = chat_history.streamed_answer(parts)
         self._record(sent, user, calling, answer)
 
     def _record(
