@@ -274,3 +274,14 @@ async def test_a_stream_cut_after_the_call_does_not_run_the_function_twice(
     streams = [r for r in vertex_emulator.requests() if ":streamGenerateContent" in r.path]
     assert len(streams) == 3  # the call (cut, then again), then the answer
     assert len(replies_in(streams[2])) == 1
+
+
+async def test_a_call_to_an_unknown_function_is_reported_to_the_model(
+    client: GreyCloudAsyncClient, vertex_emulator: VertexEmulator
+) -> None:
+    vertex_emulator.script_function_calls([{"name": "get_wether", "args": {"city": "Rome"}}])
+    functions = Functions()
+    response = await client.generate_with_retry("Rome?", tools=functions.tools(), **FAST)
+    assert response.text and functions.calls == []
+    [reply] = replies_in(generate_calls(vertex_emulator)[-1])
+    assert "no function named 'get_wether'" in reply["response"]["error"]

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_function_calling.py by tools/generate.py.
 # Change tests/_async/test_function_calling.py and run `make generate`.
-# source-sha256: 98c5496223c084dc
+# source-sha256: 2c39023179a87a05
 """Function calling run by greycloud one hop at a time, checked on what reached the emulator.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -277,3 +277,14 @@ def test_a_stream_cut_after_the_call_does_not_run_the_function_twice(
     streams = [r for r in vertex_emulator.requests() if ":streamGenerateContent" in r.path]
     assert len(streams) == 3  # the call (cut, then again), then the answer
     assert len(replies_in(streams[2])) == 1
+
+
+def test_a_call_to_an_unknown_function_is_reported_to_the_model(
+    client: GreyCloudClient, vertex_emulator: VertexEmulator
+) -> None:
+    vertex_emulator.script_function_calls([{"name": "get_wether", "args": {"city": "Rome"}}])
+    functions = Functions()
+    response = client.generate_with_retry("Rome?", tools=functions.tools(), **FAST)
+    assert response.text and functions.calls == []
+    [reply] = replies_in(generate_calls(vertex_emulator)[-1])
+    assert "no function named 'get_wether'" in reply["response"]["error"]
