@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install generate check-generated lint format typecheck check test demo emulator bench clean
+.PHONY: install generate check-generated lint format typecheck check test test-no-extras demo emulator bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ check: check-generated lint typecheck
 ## test: the README's test command: every check, then the whole suite
 test: check
 	$(BIN)/pytest -q
+
+## test-no-extras: greycloud with no extras in a fresh virtualenv beside an unrelated project's
+## tests: they pass, and each optional feature names the extra it needs (about half a minute)
+test-no-extras: $(STAMP)
+	$(BIN)/python tools/check_no_extras.py
 
 ## demo: the main job on the embedded emulator (no credentials, no network): a tour of the
 ## clients, then a rate-limited bulk run over examples/prompts.jsonl with progress
