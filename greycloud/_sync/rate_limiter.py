@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/rate_limiter.py by tools/generate.py.
 # Change _async_src/rate_limiter.py and run `make generate`.
-# source-sha256: b7af6bc0ff8fb08b
+# output-sha256: 1509559c4b181ff5
 """``VertexRateLimiter``: every call waits here for a start inside its model's quota.
 
 Each request books its start across requests per minute, tokens per minute and (optionally)

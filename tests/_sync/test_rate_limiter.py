@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_rate_limiter.py by tools/generate.py.
 # Change tests/_async/test_rate_limiter.py and run `make generate`.
-# source-sha256: c128c28489ce698b
+# output-sha256: 7384aa81db597fbc
 """The limiter as callers use it: waiting for starts, slots, 429 feedback, statistics.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/. Real clock, small
