@@ -49,7 +49,8 @@ test-no-extras: $(STAMP)
 ## demo: the main job on the embedded emulator (no credentials, no network): a tour of the
 ## clients, then a rate-limited bulk run over examples/prompts.jsonl with progress
 demo: $(STAMP)
-	$(BIN)/python examples/demo.py
+	@$(BIN)/python examples/demo.py
+	@printf '\nbulk run: examples/prompts.jsonl through the command line, answered by the emulator too\n'
 	rm -f demo-results.jsonl
 	$(BIN)/greycloud run examples/prompts.jsonl -o demo-results.jsonl --emulator --rpm 300 --concurrency 8
 	@echo "answers: demo-results.jsonl"
