@@ -192,3 +192,23 @@ def test_the_scan_sees_the_imports_it_judges() -> None:
     core, extras = declared()
     assert "google-genai" in core
     assert {"typer", "rich", "aiohttp", "redis"} <= extras["all"]
+
+
+def test_the_lowest_python_claimed_is_what_the_tools_and_dependencies_assume() -> None:
+    from packaging.specifiers import SpecifierSet
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    claimed = SpecifierSet(config["project"]["requires-python"])
+    floor = min(
+        (spec.version for spec in claimed if spec.operator == ">="),
+        key=lambda version: tuple(map(int, version.split("."))),
+    )
+    assert floor == "3.11"
+    assert config["tool"]["ruff"]["target-version"] == "py" + floor.replace(".", "")
+    assert config["tool"]["mypy"]["python_version"] == floor
+    assert sys.version_info >= (3, 11)
+    # Every installed dependency accepts the lowest Python we claim.
+    core, extras = declared()
+    for name in sorted(core.union(*extras.values())):
+        requires = metadata.metadata(name).get("Requires-Python")
+        assert not requires or SpecifierSet(requires).contains(floor), (name, requires)
