@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/chats.py by tools/generate.py.
 # Change _async_src/chats.py and run `make generate`.
-# source-sha256: fe29201e79df7639
+# output-sha256: f6b46626e9d444f7
 """Chat sessions: a conversation whose every turn is one ``generate_with_retry`` call.
 
 This file is the only hand-written copy of the chat classes. ``make generate`` turns it into

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_batch.py by tools/generate.py.
 # Change tests/_async/test_batch.py and run `make generate`.
-# source-sha256: b39e48f4492df834
+# output-sha256: 32798a207c2fc53e
 """The batch client against the Vertex AI and Cloud Storage emulators, end to end.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_chats.py by tools/generate.py.
 # Change tests/_async/test_chats.py and run `make generate`.
-# source-sha256: 03d8a40d1e61d397
+# output-sha256: 6703e5e0f574baff
 """Chat sessions: every turn through generate_with_retry, the history kept as google-genai keeps it.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_function_calling.py by tools/generate.py.
 # Change tests/_async/test_function_calling.py and run `make generate`.
-# source-sha256: 2c39023179a87a05
+# output-sha256: 121551f9ad2ffda0
 """Function calling run by greycloud one hop at a time, checked on what reached the emulator.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.

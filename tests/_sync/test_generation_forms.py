@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_generation_forms.py by tools/generate.py.
 # Change tests/_async/test_generation_forms.py and run `make generate`.
-# source-sha256: 9869e53b8bf23ddc
+# output-sha256: 762b5423447c512c
 """The forms a google-genai user writes: both streaming forms, ``config=``, structured output.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_grounding.py by tools/generate.py.
 # Change tests/_async/test_grounding.py and run `make generate`.
-# source-sha256: ba234eee274f34ac
+# output-sha256: 8decb9421aac556c
 """Vertex AI Search grounding, checked on what reached the emulator (search and generation).
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
