@@ -26,7 +26,7 @@ import google.auth.exceptions
 import google.auth.transport.requests
 import requests
 
-from .. import auth
+from .. import _telemetry, auth
 from .._core.grounding_text import (
     GROUNDING_LOGGER,
     MAX_SOURCES,
@@ -224,6 +224,7 @@ class SearchGrounding:
             self.datastore,
             extra={"grounding": grounding, "grounding_sources": sources},
         )
+        _telemetry.note_grounding(grounding, sources)
         return request
 
     def _failed(self, request: GenerateRequest, reason: str) -> GenerateRequest:
@@ -233,4 +234,5 @@ class SearchGrounding:
             request.model,
             extra={"grounding": FAILED, "grounding_sources": 0},
         )
+        _telemetry.note_grounding(FAILED, 0)
         return request

@@ -28,7 +28,7 @@ from ..errors import LimiterStorageError
 if TYPE_CHECKING:
     from .._primitives import AsyncRedis
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("greycloud.limiter")
 
 Unavailable = Literal["fail", "wait", "local"]
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)

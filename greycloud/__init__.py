@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from ._async.batch import GreyCloudAsyncBatch
 from ._async.cache import GreyCloudAsyncCache
 from ._async.chats import GreyCloudAsyncChat, GreyCloudAsyncChats
 from ._async.client import GreyCloudAsyncClient
 from ._async.rate_limiter import VertexRateLimiter
 from ._core.batch_format import BatchResult
+from ._core.pricing import CostEstimate, ModelPrice, Pricing
+from ._core.usage import TokenUsage, UsageMeter
 from ._limiter.stats import LimiterStats
 from ._sync.batch import GreyCloudBatch
 from ._sync.cache import GreyCloudCache
@@ -31,6 +35,10 @@ from .errors import (
     StreamInterruptedError,
 )
 
+# A library never prints: without this, Python's last-resort handler would write greycloud's
+# warnings (a 429 slowing the limiter) to the stderr of programs that never set up logging.
+logging.getLogger("greycloud").addHandler(logging.NullHandler())
+
 __all__ = [
     "AuthError",
     "BatchInputError",
@@ -40,6 +48,7 @@ __all__ = [
     "BucketNotFoundError",
     "CacheTooSmallError",
     "ConfigError",
+    "CostEstimate",
     "GreyCloudAsyncBatch",
     "GreyCloudAsyncCache",
     "GreyCloudAsyncChat",
@@ -54,10 +63,14 @@ __all__ = [
     "GreyCloudError",
     "LimiterStats",
     "LimiterStorageError",
+    "ModelPrice",
+    "Pricing",
     "QuotaExhaustedError",
     "RequestTooLargeError",
     "RetryExhaustedError",
     "StreamInterruptedError",
     "SyncVertexRateLimiter",
+    "TokenUsage",
+    "UsageMeter",
     "VertexRateLimiter",
 ]

@@ -23,7 +23,7 @@ import google.auth.transport.requests
 from .config import GreyCloudConfig
 from .errors import AuthError
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("greycloud.auth")
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 LOGIN_COMMAND = "gcloud auth application-default login"

@@ -11,3 +11,4 @@ os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
 
 # A real redis-server for the limiter's Redis tests (started only by the tests that ask for it).
 from tests.redis_fixture import redis_server, redis_url  # noqa: F401
+from tests.otel_fixture import otel  # noqa: F401, E402

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# output-sha256: a2d0a0ee8997a235
+# output-sha256: 63c48e337e071d0d
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -19,7 +19,7 @@ import google.auth.exceptions
 from google import genai
 from google.genai import errors, types
 
-from .. import auth
+from .. import _telemetry, auth
 from .._core import function_calling
 from .._core.request import (
     Contents,
@@ -31,6 +31,7 @@ from .._core.request import (
     estimate_tokens,
 )
 from .._core.retry import backoff_delay, classify, is_rejected_api_key
+from .._core.usage import UsageMeter
 from .._primitives import (
     AsyncLock,
     AsyncResult,
@@ -55,7 +56,7 @@ from .chats import GreyCloudAsyncChats
 from .grounding import SearchGrounding
 from .rate_limiter import VertexRateLimiter
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("greycloud.client")
 
 StreamItem = str | types.GenerateContentResponse
 # What a credential refresh may fix: the server's 401, or credentials the SDK could not refresh.
@@ -65,6 +66,10 @@ RetryCallback = Callable[[int, BaseException, float], None]
 
 DEFAULT_BASE_DELAY = 1.0
 DEFAULT_MAX_DELAY = 60.0
+DEFAULT_MAX_RETRIES = 5
+# gen_ai.operation.name of each kind of call (the OpenTelemetry GenAI conventions).
+GENERATE = "generate_content"
+CHAT = "chat"
 # countTokens has its own quota on Vertex, so it is limited under its own key, not the model's.
 COUNT_TOKENS_KEY = "countTokens:{model}"
 # Errors that mean the service cannot count tokens for this request (not a passing failure).
@@ -87,6 +92,8 @@ class GreyCloudAsyncClient:
     ``rpm``, ``tpm`` and ``max_concurrency`` override the config's limits; pass ``rate_limiter``
     instead to share one limiter between clients. ``credentials`` takes any google-auth
     credentials; without it they come from the config (API key, ADC, impersonation, gcloud).
+    ``usage`` is the ``UsageMeter`` that adds up the tokens of every answer (``client.usage``;
+    pass one meter to several clients to add up their tokens together).
     """
 
     def __init__(
@@ -98,6 +105,7 @@ class GreyCloudAsyncClient:
         *,
         credentials: auth.Credentials | None = None,
         rate_limiter: VertexRateLimiter | None = None,
+        usage: UsageMeter | None = None,
     ) -> None:
         overrides = {
             name: value
@@ -120,6 +128,11 @@ class GreyCloudAsyncClient:
         self._owns_limiter = rate_limiter is None
         self.rate_limiter = (
             rate_limiter if rate_limiter is not None else VertexRateLimiter.from_config(self.config)
+        )
+        self.usage = usage if usage is not None else UsageMeter()
+        """Tokens of every answer this client received, by model and kind."""
+        self._telemetry = _telemetry.for_client(
+            *_telemetry.server_of(self.config), limiter=self.rate_limiter
         )
         self._sdk = self._build_sdk()
         self._grounding = SearchGrounding(self.config, lambda: self._credentials, self._api_key)
@@ -357,7 +370,7 @@ class GreyCloudAsyncClient:
     def generate_with_retry(
         self,
         contents: Contents,
-        max_retries: int = 5,
+        max_retries: int = DEFAULT_MAX_RETRIES,
         streaming: bool = False,
         base_delay: float = DEFAULT_BASE_DELAY,
         max_delay: float = DEFAULT_MAX_DELAY,
@@ -392,14 +405,15 @@ class GreyCloudAsyncClient:
     def _chat_turn(
         self, contents: list[types.Content], model: str | None, config: GenerateConfig | None
     ) -> AsyncResult[types.GenerateContentResponse]:
-        return self.generate_with_retry(contents, model=model, config=config)
+        """A chat turn: ``generate_with_retry`` with its defaults, traced as a chat."""
+        request = self._build(contents, model=model, config=config)
+        return self._generate(request, _CHAT_RETRY, CHAT)
 
     def _chat_turn_stream(
         self, contents: list[types.Content], model: str | None, config: GenerateConfig | None
     ) -> AsyncStream[types.GenerateContentResponse]:
-        return self.generate_with_retry(
-            contents, streaming=True, return_chunks=True, model=model, config=config
-        )
+        request = self._build(contents, model=model, config=config)
+        return AsyncStream(lambda: self._stream(request, _CHAT_RETRY, CHAT))
 
     async def count_tokens(
         self,
@@ -422,24 +436,29 @@ class GreyCloudAsyncClient:
             types.CountTokensConfig(system_instruction=system) if system is not None else None
         )
         key = COUNT_TOKENS_KEY.format(model=model)
-        async with self.rate_limiter.limit(key, 0):
-            try:
-                result = await self._call_with_auth(
-                    "models", "count_tokens", model=model, contents=contents, config=count_config
-                )
-            except (errors.APIError, ValueError, NotImplementedError) as exc:
-                code = exc.code if isinstance(exc, errors.APIError) else None
-                if code is not None and code not in _CANNOT_COUNT_STATUS:
-                    raise
-                estimate = estimate_tokens(contents, system)
-                logger.warning(
-                    "the service could not count tokens for %s (%s); using an estimate of %d",
-                    model,
-                    exc,
-                    estimate,
-                )
-                return estimate
-        return int(result.total_tokens or 0)
+        with self._telemetry.operation("count_tokens", model):
+            async with self.rate_limiter.limit(key, 0):
+                try:
+                    result = await self._call_with_auth(
+                        "models",
+                        "count_tokens",
+                        model=model,
+                        contents=contents,
+                        config=count_config,
+                    )
+                except (errors.APIError, ValueError, NotImplementedError) as exc:
+                    code = exc.code if isinstance(exc, errors.APIError) else None
+                    if code is not None and code not in _CANNOT_COUNT_STATUS:
+                        raise
+                    estimate = estimate_tokens(contents, system)
+                    logger.warning(
+                        "the service could not count tokens for %s (%s); using an estimate of %d",
+                        model,
+                        exc,
+                        estimate,
+                    )
+                    return estimate
+            return int(result.total_tokens or 0)
 
     # -- internals --------------------------------------------------------------------------
 
@@ -485,18 +504,27 @@ class GreyCloudAsyncClient:
         return await self._grounding.ground(request, explicit_tools=request.caller_tools)
 
     async def _generate(
-        self, request: GenerateRequest, retry: _Retry | None
+        self, request: GenerateRequest, retry: _Retry | None, operation: str = GENERATE
+    ) -> types.GenerateContentResponse:
+        """One answer, traced as one ``operation``."""
+        with self._telemetry.operation(operation, request.model, request) as traced:
+            response = await self._generate_hops(request, retry, traced)
+            traced.answered(response)
+            return response
+
+    async def _generate_hops(
+        self, request: GenerateRequest, retry: _Retry | None, traced: _telemetry.Operation
     ) -> types.GenerateContentResponse:
         """One answer: one request, or with Python functions one request per hop."""
         request = await self._ground(request)
         loop = request.function_loop
         if loop is None:
-            return await self._generate_attempts(request, retry)
+            return await self._generate_attempts(request, retry, traced)
         history: list[types.Content] = []
         hop = 0
         while True:
             hop += 1
-            response = await self._generate_attempts(request, retry)
+            response = await self._generate_attempts(request, retry, traced)
             turn = function_calling.model_turn(response)
             calls = function_calling.calls_in(turn.parts if turn is not None else None)
             if turn is None or not calls or hop >= loop.maximum_remote_calls:
@@ -511,31 +539,47 @@ class GreyCloudAsyncClient:
         return response
 
     async def _generate_attempts(
-        self, request: GenerateRequest, retry: _Retry | None
+        self, request: GenerateRequest, retry: _Retry | None, traced: _telemetry.Operation
     ) -> types.GenerateContentResponse:
-        if retry is None:
-            return await self._generate_once(request)
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await self._generate_once(request)
+                with traced.attempt(attempt) as step:
+                    return await self._generate_once(request, step)
             except Exception as exc:
-                await self._wait_before_retry(exc, attempt, retry)
+                if retry is None:
+                    raise
+                await self._wait_before_retry(exc, attempt, retry, request.model, traced)
 
     async def _stream(
-        self, request: GenerateRequest, retry: _Retry | None
+        self, request: GenerateRequest, retry: _Retry | None, operation: str = GENERATE
+    ) -> AsyncIterator[types.GenerateContentResponse]:
+        """The chunks of the answer, traced as one ``operation``."""
+        # Never made current across a yield: see greycloud/_telemetry.py.
+        with self._telemetry.operation(operation, request.model, request, streaming=True) as traced:
+            with traced.current():
+                request = await self._ground(request)
+            hops = self._stream_hops(request, retry, traced)
+            try:
+                async for chunk in hops:
+                    traced.chunk(chunk)
+                    yield chunk
+            finally:
+                await async_close_iterator(hops)
+
+    async def _stream_hops(
+        self, request: GenerateRequest, retry: _Retry | None, traced: _telemetry.Operation
     ) -> AsyncIterator[types.GenerateContentResponse]:
         """The chunks of the answer; with Python functions, of every hop, the functions run
         between hops (each hop's stream is resumed on its own)."""
-        request = await self._ground(request)
         loop = request.function_loop
         history: list[types.Content] = []
         hop = 0
         while True:
             hop += 1
             said: list[types.Part] = []
-            hop_stream = self._stream_attempts(request, retry)
+            hop_stream = self._stream_attempts(request, retry, traced)
             try:
                 async for chunk in hop_stream:
                     if loop is not None:
@@ -560,11 +604,11 @@ class GreyCloudAsyncClient:
             request = request.next_hop(history)
 
     def _stream_attempts(
-        self, request: GenerateRequest, retry: _Retry | None
+        self, request: GenerateRequest, retry: _Retry | None, traced: _telemetry.Operation
     ) -> AsyncIterator[types.GenerateContentResponse]:
         if retry is None:
-            return self._stream_once(request)
-        return self._stream_with_retry(request, retry)
+            return self._stream_once(request, traced.attempt(1))
+        return self._stream_with_retry(request, retry, traced)
 
     async def _run_functions(
         self, loop: function_calling.FunctionLoop, calls: list[types.FunctionCall]
@@ -589,19 +633,29 @@ class GreyCloudAsyncClient:
         """Call the SDK's ``<surface>.<method>`` (e.g. ``models.generate_content``); after a
         401, refresh the credentials and call once more. Also used by the cache and batch
         classes, so that every service call refreshes credentials the same way."""
+        # Generation and counting are traced by their callers; caches and batches here.
+        traced = (
+            _telemetry.NO_OPERATION
+            if surface == "models"
+            else self._telemetry.operation(f"{surface}.{method}", str(arguments.get("model", "")))
+        )
         attempt = 0
-        while True:
-            attempt += 1
-            generation = self._auth_generation
-            try:
-                service = getattr(async_sdk(self._sdk), surface)
-                return await getattr(service, method)(**arguments)
-            except (errors.ClientError, google.auth.exceptions.RefreshError) as exc:
-                if not await self._recover_auth(exc, attempt, generation):
-                    raise
+        with traced:
+            while True:
+                attempt += 1
+                generation = self._auth_generation
+                try:
+                    service = getattr(async_sdk(self._sdk), surface)
+                    return await getattr(service, method)(**arguments)
+                except (errors.ClientError, google.auth.exceptions.RefreshError) as exc:
+                    if not await self._recover_auth(exc, attempt, generation):
+                        raise
 
-    async def _generate_once(self, request: GenerateRequest) -> types.GenerateContentResponse:
+    async def _generate_once(
+        self, request: GenerateRequest, step: _telemetry.Attempt
+    ) -> types.GenerateContentResponse:
         async with self.rate_limiter.limit(request.model, request.estimated_tokens) as permit:
+            step.waited(permit.waited)
             try:
                 response: types.GenerateContentResponse = await self._call_with_auth(
                     "models",
@@ -614,41 +668,49 @@ class GreyCloudAsyncClient:
                 await self._report(request.model, exc)
                 raise
             await permit.reconcile(response.usage_metadata)
+            self.usage.add(request.model, response.usage_metadata)
+            step.answered(response)
             return response
 
     async def _stream_once(
-        self, request: GenerateRequest
+        self, request: GenerateRequest, step: _telemetry.Attempt
     ) -> AsyncIterator[types.GenerateContentResponse]:
         """One streamed attempt holding one limiter slot until the stream ends in any way."""
-        async with self.rate_limiter.limit(request.model, request.estimated_tokens) as permit:
-            usage = None
-            for auth_attempt in (1, 2):
-                generation = self._auth_generation
-                received = False
-                stream = None
-                try:
-                    stream = await async_sdk(self._sdk).models.generate_content_stream(
-                        model=request.model, contents=request.contents, config=request.config
-                    )
-                    async for chunk in stream:
-                        received = True
-                        if chunk.usage_metadata is not None:
-                            usage = chunk.usage_metadata
-                        yield chunk
-                    break
-                except (errors.APIError, google.auth.exceptions.RefreshError) as exc:
-                    if not received and await self._recover_auth(exc, auth_attempt, generation):
-                        continue
-                    if isinstance(exc, errors.APIError):
-                        await self._report(request.model, exc)
-                    raise
-                finally:
-                    if stream is not None:
-                        await async_close_iterator(stream)
-            await permit.reconcile(usage)
+        with step:
+            async with self.rate_limiter.limit(request.model, request.estimated_tokens) as permit:
+                step.waited(permit.waited)
+                usage = None
+                last = None
+                for auth_attempt in (1, 2):
+                    generation = self._auth_generation
+                    received = False
+                    stream = None
+                    try:
+                        stream = await async_sdk(self._sdk).models.generate_content_stream(
+                            model=request.model, contents=request.contents, config=request.config
+                        )
+                        async for chunk in stream:
+                            received = True
+                            if chunk.usage_metadata is not None:
+                                usage, last = chunk.usage_metadata, chunk
+                            yield chunk
+                        break
+                    except (errors.APIError, google.auth.exceptions.RefreshError) as exc:
+                        if not received and await self._recover_auth(exc, auth_attempt, generation):
+                            continue
+                        if isinstance(exc, errors.APIError):
+                            await self._report(request.model, exc)
+                        raise
+                    finally:
+                        if stream is not None:
+                            await async_close_iterator(stream)
+                await permit.reconcile(usage)
+                self.usage.add(request.model, usage)
+                if last is not None:
+                    step.answered(last)
 
     async def _stream_with_retry(
-        self, request: GenerateRequest, retry: _Retry
+        self, request: GenerateRequest, retry: _Retry, traced: _telemetry.Operation
     ) -> AsyncIterator[types.GenerateContentResponse]:
         delivered = ""  # text the caller already has, across attempts
         calls_delivered = 0  # function calls the caller already has, across attempts
@@ -657,7 +719,7 @@ class GreyCloudAsyncClient:
             attempt += 1
             position = 0  # characters of text this attempt has produced so far
             calls_seen = 0  # function calls this attempt has produced so far
-            attempt_stream = self._stream_once(request)
+            attempt_stream = self._stream_once(request, traced.attempt(attempt))
             try:
                 async for chunk in attempt_stream:
                     text = _text_of(chunk)
@@ -689,7 +751,7 @@ class GreyCloudAsyncClient:
                 raise
             except Exception as exc:
                 try:
-                    await self._wait_before_retry(exc, attempt, retry)
+                    await self._wait_before_retry(exc, attempt, retry, request.model, traced)
                 except RetryExhaustedError as exhausted:
                     if delivered:
                         raise StreamInterruptedError(
@@ -699,10 +761,19 @@ class GreyCloudAsyncClient:
                             attempts=attempt,
                         ) from exhausted.last_error
                     raise
+                if delivered:
+                    traced.resumed()
             finally:
                 await async_close_iterator(attempt_stream)
 
-    async def _wait_before_retry(self, exc: Exception, attempt: int, retry: _Retry) -> None:
+    async def _wait_before_retry(
+        self,
+        exc: Exception,
+        attempt: int,
+        retry: _Retry,
+        model: str,
+        traced: _telemetry.Operation,
+    ) -> None:
         """Return after the backoff if ``exc`` may be retried; otherwise raise."""
         failure = classify(exc)
         if failure.per_day:
@@ -716,7 +787,16 @@ class GreyCloudAsyncClient:
         if attempt > retry.max_retries:
             raise RetryExhaustedError(attempt, exc) from exc
         delay = backoff_delay(attempt, retry.base_delay, retry.max_delay, failure.retry_after)
-        logger.info("attempt %d failed (%s); retrying in %.2fs", attempt, _describe(exc), delay)
+        status = exc.code if isinstance(exc, errors.APIError) else type(exc).__name__
+        logger.info(
+            "%s: attempt %d failed (%s); retrying in %.2fs",
+            model,
+            attempt,
+            _telemetry.describe(exc),
+            delay,
+            extra={"model": model, "attempt": attempt, "status": status, "delay": delay},
+        )
+        traced.retrying(delay, exc)
         if retry.on_retry is not None:
             retry.on_retry(attempt, exc, delay)
         await async_sleep(delay)
@@ -724,6 +804,7 @@ class GreyCloudAsyncClient:
     async def _report(self, model: str, exc: errors.APIError) -> None:
         failure = classify(exc)
         if failure.rate_limited:
+            self._telemetry.rate_limited(model)
             await self.rate_limiter.report_rate_limited(
                 model, failure.retry_after, per_day=failure.per_day
             )
@@ -816,12 +897,7 @@ def _without_repeats(
     return copy
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, errors.APIError):
-        return f"{exc.code} {exc.status}"
-    return type(exc).__name__
-
-
+_CHAT_RETRY = _Retry(DEFAULT_MAX_RETRIES, DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY, None)
 _Backed = TypeVar("_Backed", bound="_ClientBacked")
 
 

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/grounding.py by tools/generate.py.
 # Change _async_src/grounding.py and run `make generate`.
-# output-sha256: 253db181b321a9a7
+# output-sha256: 6d5766ef284003bb
 """Grounding in a Vertex AI Search datastore, for every model.
 
 ``grounding_mode="inject"`` (the default): before generation the datastore is searched through
@@ -29,7 +29,7 @@ import google.auth.exceptions
 import google.auth.transport.requests
 import requests
 
-from .. import auth
+from .. import _telemetry, auth
 from .._core.grounding_text import (
     GROUNDING_LOGGER,
     MAX_SOURCES,
@@ -227,6 +227,7 @@ class SearchGrounding:
             self.datastore,
             extra={"grounding": grounding, "grounding_sources": sources},
         )
+        _telemetry.note_grounding(grounding, sources)
         return request
 
     def _failed(self, request: GenerateRequest, reason: str) -> GenerateRequest:
@@ -236,4 +237,5 @@ class SearchGrounding:
             request.model,
             extra={"grounding": FAILED, "grounding_sources": 0},
         )
+        _telemetry.note_grounding(FAILED, 0)
         return request

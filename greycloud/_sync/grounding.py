@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/grounding.py by tools/generate.py.
 # Change _async_src/grounding.py and run `make generate`.
-# output-sha256: f11cfe30741db84e
+# output-sha256: 960ab24c3fd73c61
 """Grounding in a Vertex AI Search datastore, for every model.
 
 ``grounding_mode="inject"`` (the default): before generation the datastore is searched through
@@ -29,7 +29,7 @@ import google.auth.exceptions
 import google.auth.transport.requests
 import requests
 
-from .. import auth
+from .. import _telemetry, auth
 from .._core.grounding_text import (
     GROUNDING_LOGGER,
     MAX_SOURCES,
@@ -225,6 +225,7 @@ class SearchGrounding:
             self.datastore,
             extra={"grounding": grounding, "grounding_sources": sources},
         )
+        _telemetry.note_grounding(grounding, sources)
         return request
 
     def _failed(self, request: GenerateRequest, reason: str) -> GenerateRequest:
@@ -234,4 +235,5 @@ class SearchGrounding:
             request.model,
             extra={"grounding": FAILED, "grounding_sources": 0},
         )
+        _telemetry.note_grounding(FAILED, 0)
         return request

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/limiter_redis.py by tools/generate.py.
 # Change _async_src/limiter_redis.py and run `make generate`.
-# output-sha256: 2e952798703acfd9
+# output-sha256: 85d5cbc08cc5e625
 """The Redis store: one quota shared by every process that points at the same Redis.
 
 Each operation is one Lua script (``greycloud._limiter.lua``), atomic on the server and timed by
@@ -31,7 +31,7 @@ from ..errors import LimiterStorageError
 if TYPE_CHECKING:
     from .._primitives import SyncRedis
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("greycloud.limiter")
 
 Unavailable = Literal["fail", "wait", "local"]
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
