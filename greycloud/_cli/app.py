@@ -22,6 +22,7 @@ import typer
 from rich.logging import RichHandler
 
 from .._async.client import GreyCloudAsyncClient
+from .._core.pricing import Pricing
 from ..errors import AuthError, ConfigError
 from .common import (
     EXIT_FAILED,
@@ -39,6 +40,13 @@ from .common import (
     stderr,
 )
 from .journal import JournalError, OutputJournal
+from .observability import (
+    OtelOption,
+    PricingOption,
+    exported_telemetry,
+    load_pricing,
+    usage_summary,
+)
 from .progress import LogReporter, Reporter, RichReporter, RunTally, summary
 from .prompts import PromptFile, PromptLine, read_prompts
 from .resources import batch_app, cache_app
@@ -165,14 +173,18 @@ def run(
         float,
         typer.Option(min=0.0, help="Seconds between progress lines when stderr is not a terminal."),
     ] = 10.0,
+    pricing: PricingOption = None,
+    otel: OtelOption = False,
 ) -> None:
     """Generate an answer for every line of INPUT.jsonl into OUTPUT.jsonl, under rate limits.
 
     Each result is on disk before it is counted. Running the same command again resumes: ids
     already in the output are skipped (also after kill -9; a torn last line is repaired).
-    Lines that failed for good stay failed until --retry-failed.
+    Lines that failed for good stay failed until --retry-failed. The summary gives the tokens
+    spent and their estimated cost (greycloud's pricing table, or --pricing FILE).
     """
     target = make_target(emulator, endpoint, api_version)
+    prices = load_pricing(pricing)
     prompts = _checked_prompts(input_path, skip_invalid)
     if output_path.resolve() == input_path.resolve():
         raise fail("the output file must not be the input file", EXIT_USAGE)
@@ -186,9 +198,9 @@ def run(
         "max_concurrency": concurrency,
     }
     try:
-        with OutputJournal(output_path) as journal:
+        with OutputJournal(output_path) as journal, exported_telemetry(otel):
             code = _run_journalled(
-                prompts, journal, target, overrides, max_retries, retry_failed, log_interval
+                prompts, journal, target, overrides, max_retries, retry_failed, log_interval, prices
             )
     except JournalError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
@@ -220,6 +232,7 @@ def _run_journalled(
     max_retries: int,
     retry_failed: bool,
     log_interval: float,
+    pricing: Pricing,
 ) -> int:
     if journal.repaired_bytes:
         say(
@@ -235,6 +248,7 @@ def _run_journalled(
     say(_start_line(tally, len(plan.to_run), len(plan.retry_ids)))
     stopped: RunStopped | None = None
     received: int | None = None
+    spent: str | None = None
     if plan.to_run:
         try:
             with open_client(target, **overrides) as client:
@@ -244,10 +258,13 @@ def _run_journalled(
                 received, stopped = _run_with_progress(
                     client, journal, tally, plan.to_run, max_retries, log_interval
                 )
+                spent = usage_summary(client.usage, pricing)
         except (ConfigError, AuthError) as exc:
             raise fail(str(exc), EXIT_USAGE) from None
 
     say(summary(tally))
+    if spent is not None:
+        say(spent)
     if prompts.invalid_lines:
         say(f"{prompts.invalid_lines} invalid input line(s) were skipped (listed above)")
     if received is not None:
@@ -340,6 +357,7 @@ def generate(
     emulator: EmulatorOption = False,
     endpoint: EndpointOption = None,
     api_version: ApiVersionOption = None,
+    otel: OtelOption = False,
 ) -> None:
     """Stream the answer to one prompt to stdout."""
     target = make_target(emulator, endpoint, api_version)
@@ -350,7 +368,7 @@ def generate(
         "temperature": temperature,
         "max_output_tokens": max_output_tokens,
     }
-    with reported_errors(), open_client(target, **overrides) as client:
+    with reported_errors(), exported_telemetry(otel), open_client(target, **overrides) as client:
 
         async def stream() -> None:
             try:
