@@ -47,6 +47,8 @@ REPLACEMENTS = {
     "AsyncEvent": "SyncEvent",
     "async_redis_from_url": "sync_redis_from_url",
     "AsyncRedis": "SyncRedis",
+    "AsyncPubSub": "SyncPubSub",
+    "AsyncBackground": "SyncBackground",
     # the public classes
     "GreyCloudAsyncClient": "GreyCloudClient",
     "GreyCloudAsyncCache": "GreyCloudCache",

@@ -339,6 +339,18 @@ class LimiterCore:
         bucket.next_ticket += 1
         return booking
 
+    def continue_after(self, model: str, at: float) -> None:
+        """Book ``model``'s next starts no earlier than ``at``: a fallback taking over a shared
+        schedule whose slots up to ``at`` are already handed out."""
+        with self._lock:
+            bucket = self._bucket(model)
+            bucket.tats = [max(tat, at) for tat in bucket.tats]
+
+    def schedule_ends(self) -> dict[str, float]:
+        """Per model, the end of the last slot booked so far (what a shared store continues)."""
+        with self._lock:
+            return {model: max(bucket.tats) for model, bucket in self._buckets.items()}
+
     def confirm(self, booking: Booking) -> float:
         """Seconds a waiting booking must still wait because a hold was imposed since it booked.
 
