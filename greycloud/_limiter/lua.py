@@ -68,9 +68,11 @@ end
 """
 )
 
-# ARGV: booking id, max_concurrency, lease_ttl, margin, not_before (seconds from now), ndims,
+# ARGV: booking id, max_concurrency, lease_ttl, margin, not_before (seconds from now),
+#       deadline (server time after which the sender has surely given up; 0: none), ndims,
 #       then per dimension: name, quota, window, slack, burst, cost
-# -> {'gone'}                         the id was given up: nothing taken
+# -> {'late'}                         run after its deadline: the sender gave up, nothing taken
+#  | {'gone'}                         the id was given up: nothing taken
 #  | {'queued', ticket, ahead, free}  waiting for a slot (ahead: tickets before this one)
 #  | {'ok', now, start, shift, factor, epoch, then per dimension: slot start, end, rate}
 # Idempotent per id: a repeated script replaces the id's own lease, never adds a second one.
@@ -80,6 +82,8 @@ BOOK = (
 local t = now()
 local id, ttl = ARGV[1], tonumber(ARGV[3])
 sweep(t)
+local deadline = tonumber(ARGV[6])
+if deadline > 0 and t > deadline then return {'late'} end
 if redis.call('ZSCORE', KEYS[5], id) then return {'gone'} end
 redis.call('ZREM', KEYS[2], id)
 local ticket = redis.call('ZSCORE', KEYS[3], id)
@@ -111,13 +115,13 @@ local epoch = tonumber(st[4]) or 0
 local eff = t + tonumber(ARGV[5])
 if hold > eff then eff = hold end
 local margin = tonumber(ARGV[4])
-local n = tonumber(ARGV[6])
+local n = tonumber(ARGV[7])
 
 local names, tats, lens, rates = {}, {}, {}, {}
 local start = eff
 local longest = ttl
 for i = 1, n do
-  local b = 6 + (i - 1) * 6
+  local b = 7 + (i - 1) * 6
   local name = ARGV[b + 1]
   local quota, window = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
   local slack, burst, cost = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
@@ -311,7 +315,7 @@ return {fmt(factor), decreased}
 
 # KEYS: members
 # ARGV: process id, seconds its registration lasts (0: leave now)
-# -> how many processes are registered now
+# -> {how many processes are registered now, now}
 REGISTER = (
     _PRELUDE
     + """
@@ -324,7 +328,7 @@ if ttl > 0 then
 else
   redis.call('ZREM', KEYS[1], ARGV[1])
 end
-return redis.call('ZCARD', KEYS[1])
+return {redis.call('ZCARD', KEYS[1]), fmt(t)}
 """
 )
 

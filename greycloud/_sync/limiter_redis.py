@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/limiter_redis.py by tools/generate.py.
 # Change _async_src/limiter_redis.py and run `make generate`.
-# source-sha256: 9a383592cb8cf7e7
+# source-sha256: 578c5f5d6e5b0c05
 """The Redis store: one quota shared by every process that points at the same Redis.
 
 Each operation is one Lua script (``greycloud._limiter.lua``), atomic on the server and timed by
@@ -55,8 +55,14 @@ WAIT_FIRST, WAIT_MAX = 0.1, 5.0
 # The first waiter of this process in line for a slot asks again this often even when no
 # wake-up came (one lost while the subscription reconnected, or a dead process's lease expired).
 RETRY_QUEUED = 0.5
-# How often the background loop looks for wake-ups and clean-up work.
+# How often the background loop looks for wake-ups and clean-up work, and how often at most it
+# refreshes this process's registration (and so its count of sharers).
 TICK = 0.1
+REGISTER_EVERY = 2.0
+# A booking script that runs more than this many ``timeout``s after it was sent has been given
+# up by its sender (a reply is waited for one timeout at most), so it takes nothing. A slow
+# connection can make a live caller's booking late too: it then simply books again.
+LATE_AFTER = 1.0
 
 
 def _number(value: bytes | str | int | float) -> float:
@@ -111,6 +117,8 @@ class RedisStore:
         # Processes registered, as last seen (the larger of the last two counts: a share errs low).
         self._sharers = 0
         self._last_count = 0
+        # The server's clock minus the limiter's, as last seen (None until a first answer).
+        self._server_offset: float | None = None
         self._fallback: LimiterCore | None = None
         self._retry_at = 0.0
         # On the limiter's clock: how far the shared schedule ran when last seen, and how far
@@ -178,13 +186,15 @@ class RedisStore:
         waiter: _Waiter | None = None
         try:
             while True:
-                not_before = max(0.0, self._local_end.get(model, 0.0) - core.clock())
+                now = core.clock()
+                offset = self._server_offset
                 args: list[str | int | float] = [
                     booking_id,
                     quota.max_concurrency,
                     self._lease_ttl,
                     core.margin,
-                    not_before,
+                    max(0.0, self._local_end.get(model, 0.0) - now),
+                    0 if offset is None else now + offset + LATE_AFTER * self._timeout,
                     len(dims),
                 ]
                 for index, dim in enumerate(dims):
@@ -197,7 +207,7 @@ class RedisStore:
                 received = core.clock()
                 if reply[0] == b"ok":
                     return self._booked(reply, booking_id, model, tokens, cost, sent, received)
-                if reply[0] == b"gone":  # cannot happen to a live id; take a fresh one
+                if reply[0] in (b"late", b"gone"):  # only after a stall; try with a fresh id
                     if waiter is not None:
                         self._leave_line(model, waiter)
                         waiter = None
@@ -238,6 +248,7 @@ class RedisStore:
         # The server's "now" was read about halfway through the round trip.
         offset = (sent + received) / 2 - server_now
         booking.local_start = start + offset
+        self._server_offset = server_now - received
         booking.lease = booking_id
         booking.source = self
         with self._lock:
@@ -483,12 +494,16 @@ class RedisStore:
         self._poke.set()
 
     def _run(self) -> None:
-        next_beat = 0.0
+        next_register = next_renew = 0.0
         while not self._closing:
             try:
-                if self._core.clock() >= next_beat:
-                    next_beat = self._core.clock() + self._lease_ttl / 3
-                    self._beat()
+                now = self._core.clock()
+                if now >= next_register:
+                    next_register = now + min(REGISTER_EVERY, self._lease_ttl / 3)
+                    self._register()
+                if now >= next_renew:
+                    next_renew = now + self._lease_ttl / 3
+                    self._renew()
                 self._clean_up()
                 self._listen()
             except Exception as exc:  # the loop must outlive any fault; it tries again
@@ -497,13 +512,17 @@ class RedisStore:
                 self._poke.wait(TICK)
                 self._poke.clear()
 
-    def _beat(self) -> None:
-        """Register this process, and renew its leases and tickets."""
-        count = int(
-            self._register_script(keys=[self._members_key], args=[self._member, self._lease_ttl])
+    def _register(self) -> None:
+        """Register this process among the sharers for ``lease_ttl``, and count them."""
+        count, server_now = self._register_script(
+            keys=[self._members_key], args=[self._member, self._lease_ttl]
         )
-        self._sharers = max(count, self._last_count)
-        self._last_count = count
+        self._server_offset = _number(server_now) - self._core.clock()
+        self._sharers = max(int(count), self._last_count)
+        self._last_count = int(count)
+
+    def _renew(self) -> None:
+        """Renew the leases of this process's running calls and the tickets of its waiters."""
         with self._lock:
             holding = {model: set(ids) for model, ids in self._held.items() if ids}
             for model, line in self._lines.items():
