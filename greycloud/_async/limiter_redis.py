@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/limiter_redis.py by tools/generate.py.
 # Change _async_src/limiter_redis.py and run `make generate`.
-# source-sha256: 578c5f5d6e5b0c05
+# source-sha256: f2c73729a1d3313c
 """The Redis store: one quota shared by every process that points at the same Redis.
 
 Each operation is one Lua script (``greycloud._limiter.lua``), atomic on the server and timed by
@@ -22,7 +22,8 @@ When Redis cannot be reached, ``unavailable`` decides, and each choice is logged
 "fail" raises ``LimiterStorageError``; "wait" retries with backoff until Redis answers; "local"
 books in memory against this process's share of the quota (the quota divided by the processes
 registered lately), continuing after the shared schedule it last saw, and tries Redis again
-every few seconds; back in Redis, its first starts come after what it booked locally.
+every few seconds. Back in Redis, it keeps to its share (on top of the shared schedule) for as
+long as the other processes may still be booking locally.
 """
 
 from __future__ import annotations
@@ -121,10 +122,12 @@ class RedisStore:
         self._server_offset: float | None = None
         self._fallback: LimiterCore | None = None
         self._retry_at = 0.0
-        # On the limiter's clock: how far the shared schedule ran when last seen, and how far
-        # the local fallback's own schedule ran when it ended.
+        # On the limiter's clock: how far the shared schedule ran when last seen.
         self._shared_end: dict[str, float] = {}
-        self._local_end: dict[str, float] = {}
+        # Back from a fallback, this process keeps to its share until every other process has
+        # had the time to come back too (their local starts are not in Redis).
+        self._rejoining: LimiterCore | None = None
+        self._rejoin_until = 0.0
         # Shared with the background loop (a thread in the sync twin), so under a lock.
         self._lock = threading.Lock()
         self._held: dict[str, set[str]] = {}  # leases of running calls, by model
@@ -156,7 +159,7 @@ class RedisStore:
             if self._fallback is not None and self._core.clock() < self._retry_at:
                 return self._book_locally(self._fallback, model, tokens)
             try:
-                booking = await self._book_shared(model, tokens)
+                booking = await self._book_shared(model, tokens, self._not_before(model, tokens))
             except _UNREACHABLE as exc:
                 if self._unavailable == "fail":
                     raise LimiterStorageError(self.url, _describe(exc)) from exc
@@ -175,7 +178,19 @@ class RedisStore:
                 self._leave_fallback()
             return booking
 
-    async def _book_shared(self, model: str, tokens: int) -> Booking:
+    def _not_before(self, model: str, tokens: int) -> float:
+        """The local clock time before which a shared booking may not start: just back from a
+        fallback, the start this process's share allows (0 otherwise)."""
+        rejoining = self._rejoining
+        if rejoining is None:
+            return 0.0
+        if self._core.clock() >= self._rejoin_until:
+            self._rejoining = None
+            return 0.0
+        cost = min(self._core.cost_of(model, tokens), rejoining.quota_for(model).tpm)
+        return rejoining.book(model, cost).local_start
+
+    async def _book_shared(self, model: str, tokens: int, not_before: float) -> Booking:
         """Book in Redis, in line by ticket while every shared concurrency slot is leased."""
         core = self._core
         keys = self._keys(model)
@@ -193,7 +208,7 @@ class RedisStore:
                     quota.max_concurrency,
                     self._lease_ttl,
                     core.margin,
-                    max(0.0, self._local_end.get(model, 0.0) - now),
+                    max(0.0, not_before - now),
                     0 if offset is None else now + offset + LATE_AFTER * self._timeout,
                     len(dims),
                 ]
@@ -287,6 +302,8 @@ class RedisStore:
     # -- local fallback ---------------------------------------------------------------------------
 
     def _enter_fallback(self, exc: BaseException) -> LimiterCore:
+        if self._fallback is None and self._rejoining is not None:
+            self._fallback, self._rejoining = self._rejoining, None  # Redis flapped: go on
         if self._fallback is None:
             sharers = max(1, self._sharers)
             share = 1.0 / sharers
@@ -326,8 +343,10 @@ class RedisStore:
         if fallback is None:
             return
         self._fallback = None
-        # The local starts still booked come first; the shared schedule continues after them.
-        self._local_end.update(fallback.schedule_ends())
+        # Its starts come after the local ones already booked, at its share for as long as the
+        # others may still be limiting themselves locally (they try Redis every FALLBACK_RETRY).
+        self._rejoining = fallback
+        self._rejoin_until = self._core.clock() + FALLBACK_RETRY + self._timeout
         logger.warning("rate limit storage %s reachable again; sharing the quota", self.url)
 
     def _book_locally(self, core: LimiterCore, model: str, tokens: int) -> Booking:

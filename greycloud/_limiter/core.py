@@ -346,11 +346,6 @@ class LimiterCore:
             bucket = self._bucket(model)
             bucket.tats = [max(tat, at) for tat in bucket.tats]
 
-    def schedule_ends(self) -> dict[str, float]:
-        """Per model, the end of the last slot booked so far (what a shared store continues)."""
-        with self._lock:
-            return {model: max(bucket.tats) for model, bucket in self._buckets.items()}
-
     def confirm(self, booking: Booking) -> float:
         """Seconds a waiting booking must still wait because a hold was imposed since it booked.
 
