@@ -138,8 +138,7 @@ def main() -> None:
     port = _free_port()
     with tempfile.TemporaryDirectory() as directory:
         redis = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", directory]
-            + ["--save", "", "--appendonly", "no"],
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", directory, "--save", ""],
             stdout=subprocess.DEVNULL,
         )
         try:
