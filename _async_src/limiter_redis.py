@@ -219,7 +219,10 @@ class RedisStore:
                 received = core.clock()
                 if reply[0] == b"ok":
                     return self._booked(reply, booking_id, model, tokens, cost, sent, received)
-                if reply[0] in (b"late", b"gone"):  # only after a stall; try with a fresh id
+                if reply[0] in (b"late", b"gone"):  # only after a stall; again with a fresh id
+                    if reply[0] == b"late":  # (a clock that jumped would make every one late)
+                        self._server_offset = _number(reply[1]) - received
+                    self._give_up(model, booking_id)  # its ticket, if it had one
                     if waiter is not None:
                         self._leave_line(model, waiter)
                         waiter = None
@@ -398,6 +401,9 @@ class RedisStore:
                 _describe(exc),
             )
             self._give_up(booking.model, booking.lease or "")
+        except BaseException:  # cut short by closing: the lease is freed by id instead
+            self._give_up(booking.model, booking.lease or "")
+            raise
 
     async def reconcile(self, booking: Booking, actual: int) -> None:
         if isinstance(booking.source, LimiterCore):
@@ -452,6 +458,9 @@ class RedisStore:
             )
             self._give_up(booking.model, booking.lease or "")
             return
+        except BaseException:  # cut short by closing: the lease is freed by id instead
+            self._give_up(booking.model, booking.lease or "")
+            raise
         core.observe_factor(booking.model, _number(factor))
         if int(recovered):
             logger.info(
@@ -607,7 +616,7 @@ class RedisStore:
         does not answer."""
         self._closing = True
         self._poke.set()
-        await self._background.close(2 * self._timeout)
+        await self._background.close(self._timeout + TICK)
         with self._lock:  # calls still running are over for Redis once the store is closed
             for model, ids in self._held.items():
                 self._given_up.setdefault(model, set()).update(ids)

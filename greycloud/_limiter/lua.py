@@ -71,7 +71,7 @@ end
 # ARGV: booking id, max_concurrency, lease_ttl, margin, not_before (seconds from now),
 #       deadline (server time after which the sender has surely given up; 0: none), ndims,
 #       then per dimension: name, quota, window, slack, burst, cost
-# -> {'late'}                         run after its deadline: the sender gave up, nothing taken
+# -> {'late', now}                    run after its deadline: the sender gave up, nothing taken
 #  | {'gone'}                         the id was given up: nothing taken
 #  | {'queued', ticket, ahead, free}  waiting for a slot (ahead: tickets before this one)
 #  | {'ok', now, start, shift, factor, epoch, then per dimension: slot start, end, rate}
@@ -83,7 +83,7 @@ local t = now()
 local id, ttl = ARGV[1], tonumber(ARGV[3])
 sweep(t)
 local deadline = tonumber(ARGV[6])
-if deadline > 0 and t > deadline then return {'late'} end
+if deadline > 0 and t > deadline then return {'late', fmt(t)} end
 if redis.call('ZSCORE', KEYS[5], id) then return {'gone'} end
 redis.call('ZREM', KEYS[2], id)
 local ticket = redis.call('ZSCORE', KEYS[3], id)

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/limiter_redis.py by tools/generate.py.
 # Change _async_src/limiter_redis.py and run `make generate`.
-# source-sha256: f2c73729a1d3313c
+# source-sha256: efb6c2e884256eb3
 """The Redis store: one quota shared by every process that points at the same Redis.
 
 Each operation is one Lua script (``greycloud._limiter.lua``), atomic on the server and timed by
@@ -222,7 +222,10 @@ class RedisStore:
                 received = core.clock()
                 if reply[0] == b"ok":
                     return self._booked(reply, booking_id, model, tokens, cost, sent, received)
-                if reply[0] in (b"late", b"gone"):  # only after a stall; try with a fresh id
+                if reply[0] in (b"late", b"gone"):  # only after a stall; again with a fresh id
+                    if reply[0] == b"late":  # (a clock that jumped would make every one late)
+                        self._server_offset = _number(reply[1]) - received
+                    self._give_up(model, booking_id)  # its ticket, if it had one
                     if waiter is not None:
                         self._leave_line(model, waiter)
                         waiter = None
@@ -401,6 +404,9 @@ class RedisStore:
                 _describe(exc),
             )
             self._give_up(booking.model, booking.lease or "")
+        except BaseException:  # cut short by closing: the lease is freed by id instead
+            self._give_up(booking.model, booking.lease or "")
+            raise
 
     def reconcile(self, booking: Booking, actual: int) -> None:
         if isinstance(booking.source, LimiterCore):
@@ -453,6 +459,9 @@ class RedisStore:
             )
             self._give_up(booking.model, booking.lease or "")
             return
+        except BaseException:  # cut short by closing: the lease is freed by id instead
+            self._give_up(booking.model, booking.lease or "")
+            raise
         core.observe_factor(booking.model, _number(factor))
         if int(recovered):
             logger.info(
@@ -606,7 +615,7 @@ class RedisStore:
         does not answer."""
         self._closing = True
         self._poke.set()
-        self._background.close(2 * self._timeout)
+        self._background.close(self._timeout + TICK)
         with self._lock:  # calls still running are over for Redis once the store is closed
             for model, ids in self._held.items():
                 self._given_up.setdefault(model, set()).update(ids)

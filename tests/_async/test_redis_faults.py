@@ -82,10 +82,10 @@ async def test_waiters_for_a_shared_slot_start_in_arrival_order_across_processes
         if index == 0:  # holds the only slot while the others line up
             stream = clients[0].generate_content_stream("hold the slot")
             assert await stream.__anext__()
-            await async_sleep(0.8)
+            await async_sleep(1.2)
             await stream.aclose()
             return
-        await async_sleep(0.06 * index)
+        await async_sleep(0.1 * index)
         assert (await clients[index % 3].generate_content(f"caller {index}")).text
 
     await async_map_bounded(call, range(10), 10)

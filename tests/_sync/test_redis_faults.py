@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_redis_faults.py by tools/generate.py.
 # Change tests/_async/test_redis_faults.py and run `make generate`.
-# source-sha256: 5e5782abb23a1b0a
+# source-sha256: c3ad6f6266582a0f
 """The shared quota under Redis faults: what survives a frozen Redis, long streams, many waiters.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/. Every test runs
@@ -85,10 +85,10 @@ def test_waiters_for_a_shared_slot_start_in_arrival_order_across_processes(
         if index == 0:  # holds the only slot while the others line up
             stream = clients[0].generate_content_stream("hold the slot")
             assert stream.__next__()
-            sync_sleep(0.8)
+            sync_sleep(1.2)
             stream.close()
             return
-        sync_sleep(0.06 * index)
+        sync_sleep(0.1 * index)
         assert (clients[index % 3].generate_content(f"caller {index}")).text
 
     sync_map_bounded(call, range(10), 10)
