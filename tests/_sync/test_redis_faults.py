@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_redis_faults.py by tools/generate.py.
 # Change tests/_async/test_redis_faults.py and run `make generate`.
-# source-sha256: c3ad6f6266582a0f
+# output-sha256: fe5e610d3efd3aa4
 """The shared quota under Redis faults: what survives a frozen Redis, long streams, many waiters.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/. Every test runs
