@@ -547,7 +547,9 @@ class GreyCloudAsyncClient:
             except Exception as exc:
                 if retry is None:
                     raise
-                await self._wait_before_retry(exc, attempt, retry, request.model, traced)
+                await self._wait_before_retry(
+                    exc, attempt, retry, model=request.model, traced=traced
+                )
 
     async def _stream(
         self, request: GenerateRequest, retry: _Retry | None, operation: str = GENERATE
@@ -748,7 +750,9 @@ class GreyCloudAsyncClient:
                 raise
             except Exception as exc:
                 try:
-                    await self._wait_before_retry(exc, attempt, retry, request.model, traced)
+                    await self._wait_before_retry(
+                        exc, attempt, retry, model=request.model, traced=traced
+                    )
                 except RetryExhaustedError as exhausted:
                     if delivered:
                         raise StreamInterruptedError(
@@ -768,10 +772,12 @@ class GreyCloudAsyncClient:
         exc: Exception,
         attempt: int,
         retry: _Retry,
+        *,
         model: str,
-        traced: _telemetry.Operation,
+        traced: _telemetry.Operation = _telemetry.NO_OPERATION,
     ) -> None:
-        """Return after the backoff if ``exc`` may be retried; otherwise raise."""
+        """Return after the backoff if ``exc`` may be retried; otherwise raise. ``traced`` is
+        the call's span, told the delay and the reason."""
         failure = classify(exc)
         if failure.per_day:
             raise QuotaExhaustedError(

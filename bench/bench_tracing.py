@@ -1,6 +1,6 @@
 """Tracing benchmark: what greycloud's OpenTelemetry spans and metrics add to a call.
 
-    .venv/bin/python bench/bench_tracing.py [--rounds 8] [--calls 150]
+    .venv/bin/python bench/bench_tracing.py [--calls 1000]
 
 The emulator (own process, zero latency) answers small prompts; greycloud's limits are far
 above the load. Three setups, each in a fresh worker process, so that one process's global
@@ -8,19 +8,21 @@ tracer provider cannot leak into another's figures:
 
 - ``off``: opentelemetry cannot be imported (greycloud without the ``otel`` extra);
 - ``api``: the API installed, no SDK (what a library user gets who never set up tracing);
-- ``sdk``: the SDK recording everything: a ``BatchSpanProcessor`` into an exporter that drops
-  the spans, and a ``MeterProvider`` whose reader collects the metrics at the end.
+- ``traces``: the SDK's tracer provider, a ``BatchSpanProcessor`` into an exporter that drops
+  the spans (tracing on, metrics left to the API's no-op meter);
+- ``sdk``: traces as above plus a ``MeterProvider`` whose reader collects the metrics at the
+  end (everything recorded).
 
-Each round runs one worker of every setup in a freshly shuffled order; each worker times
-``--calls`` sync and async ``generate_with_retry`` calls after a warm-up. Printed: the median
-latency per setup and its ratio to ``off``. Target: sdk / off <= 1.05.
+The three workers run side by side and take turns: the parent asks each, one at a time in a
+freshly shuffled order, for one timed sync or async ``generate_with_retry`` call, so that the
+machine's load hits all three alike. Printed, after a warm-up: the median latency per setup
+and its ratio to ``off``. Target: traces / off <= 1.05.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import statistics
 import subprocess
@@ -29,9 +31,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-SETUPS = ("off", "api", "sdk")
+SETUPS = ("off", "api", "traces", "sdk")
 WARM_UP = 30
 SEED = 13
+PROMPT = "Say something short about lanterns."
 
 BLOCK_OTEL = """
 import sys
@@ -44,7 +47,7 @@ sys.meta_path.insert(0, _NoOtel())
 """
 
 
-def _install_sdk() -> Any:
+def _install_sdk(with_metrics: bool = True) -> Any:
     from opentelemetry import metrics, trace
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -58,15 +61,19 @@ def _install_sdk() -> Any:
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(Drop()))
     trace.set_tracer_provider(provider)
+    if not with_metrics:
+        return None
     reader = InMemoryMetricReader()
     metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
     return reader
 
 
-def worker(setup: str, base_url: str, calls: int) -> None:
+def worker(setup: str, base_url: str) -> None:
+    """Answer the parent's commands on stdin: ``sync`` / ``async`` make one timed call and
+    print its latency; ``done`` checks what was recorded and stops."""
     if setup == "off":
         exec(BLOCK_OTEL)  # before greycloud is imported
-    reader = _install_sdk() if setup == "sdk" else None
+    reader = _install_sdk(setup == "sdk") if setup in ("traces", "sdk") else None
 
     from bench_limiter_support import MODEL, credentials
 
@@ -81,40 +88,58 @@ def worker(setup: str, base_url: str, calls: int) -> None:
         rpm=1_000_000,
         tpm=1_000_000_000,
     )
-    timings: dict[str, list[float]] = {"sync": [], "async": []}
-    with GreyCloudClient(config, credentials=credentials()) as client:
-        for number in range(WARM_UP + calls):
-            started = time.perf_counter()
-            client.generate_with_retry("Say something short about lanterns.")
-            if number >= WARM_UP:
-                timings["sync"].append(time.perf_counter() - started)
-
-    async def run_async() -> None:
-        async with GreyCloudAsyncClient(config, credentials=credentials()) as client:
-            for number in range(WARM_UP + calls):
-                started = time.perf_counter()
-                await client.generate_with_retry("Say something short about lanterns.")
-                if number >= WARM_UP:
-                    timings["async"].append(time.perf_counter() - started)
-
-    asyncio.run(run_async())
+    sync_client = GreyCloudClient(config, credentials=credentials())
+    async_client = GreyCloudAsyncClient(config, credentials=credentials())
+    loop = asyncio.new_event_loop()
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "done":
+            break
+        started = time.perf_counter()
+        if command == "sync":
+            sync_client.generate_with_retry(PROMPT)
+        else:
+            loop.run_until_complete(async_client.generate_with_retry(PROMPT))
+        print(time.perf_counter() - started, flush=True)
+    loop.run_until_complete(async_client.aclose())
+    loop.close()
+    sync_client.close()
     if reader is not None:
         data = reader.get_metrics_data()
         assert data is not None and data.resource_metrics, "the SDK recorded no metrics"
     imported = any(name.split(".")[0] == "opentelemetry" for name in sys.modules)
     assert imported == (setup != "off"), f"{setup}: opentelemetry imported: {imported}"
-    print(json.dumps(timings))
+
+
+class Worker:
+    def __init__(self, setup: str, base_url: str) -> None:
+        command = [sys.executable, __file__, "--worker", setup, "--base-url", base_url]
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+
+    def call(self, kind: str) -> float:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(kind + "\n")
+        self.process.stdin.flush()
+        return float(self.process.stdout.readline())
+
+    def finish(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("done\n")
+        self.process.stdin.close()
+        if self.process.wait(timeout=60) != 0:
+            raise SystemExit("a worker failed (see its error above)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--calls", type=int, default=150)
+    parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--worker", choices=SETUPS, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.base_url, args.calls)
+        worker(args.worker, args.base_url)
         return
 
     from bench_limiter_support import EmulatorProcess
@@ -122,18 +147,18 @@ def main() -> None:
     rng = random.Random(SEED)
     results: dict[str, dict[str, list[float]]] = {s: {"sync": [], "async": []} for s in SETUPS}
     with EmulatorProcess() as server:
-        for _ in range(args.rounds):
-            order = list(SETUPS)
-            rng.shuffle(order)
-            for setup in order:
-                command = [sys.executable, __file__, "--worker", setup]
-                command += ["--base-url", server.base_url, "--calls", str(args.calls)]
-                done = subprocess.run(command, capture_output=True, text=True, check=False)
-                if done.returncode != 0:
-                    raise SystemExit(f"{setup} worker failed:\n{done.stderr}")
-                for kind, values in json.loads(done.stdout).items():
-                    results[setup][kind].extend(values)
-    print(f"{args.rounds} rounds x {args.calls} calls per setup and kind, zero emulator latency")
+        workers = {setup: Worker(setup, server.base_url) for setup in SETUPS}
+        for round_number in range(WARM_UP + args.calls):
+            for kind in ("sync", "async"):
+                order = list(SETUPS)
+                rng.shuffle(order)
+                for setup in order:
+                    latency = workers[setup].call(kind)
+                    if round_number >= WARM_UP:
+                        results[setup][kind].append(latency)
+        for each in workers.values():
+            each.finish()
+    print(f"{args.calls} calls per setup and kind, interleaved, zero emulator latency")
     print(f"{'setup':<6} {'sync median':>12} {'ratio':>7} {'async median':>13} {'ratio':>7}")
     base = {kind: statistics.median(results["off"][kind]) for kind in ("sync", "async")}
     for setup in SETUPS:

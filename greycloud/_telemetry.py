@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from google.genai import errors as sdk_errors
 
 from ._core import genai_messages
-from ._core.usage import usage_of
+from ._core.usage import TokenUsage, usage_of
 
 try:
     from opentelemetry import context as otel_context
@@ -45,6 +45,14 @@ except ImportError:
     AVAILABLE = False
 else:
     AVAILABLE = True
+    # The API's stand-in meter provider, until the application sets one (not a public name: if
+    # a later API moves it, the no-op path is merely not skipped).
+    try:
+        from opentelemetry.metrics._internal import _ProxyMeterProvider
+
+        _PROXY_METER_PROVIDERS: tuple[type, ...] = (_ProxyMeterProvider,)
+    except ImportError:  # pragma: no cover
+        _PROXY_METER_PROVIDERS = ()
 
 if TYPE_CHECKING:
     from google.genai import types
@@ -275,6 +283,14 @@ class _Instruments:
             description="Requests started and not yet finished, per model.",
         )
 
+    @staticmethod
+    def unconfigured() -> bool:
+        """True while the application has set neither a tracer nor a meter provider: then
+        every span and measurement would go to the API's no-op objects."""
+        return isinstance(otel_trace.get_tracer_provider(), otel_trace.ProxyTracerProvider) and (
+            isinstance(otel_metrics.get_meter_provider(), _PROXY_METER_PROVIDERS)
+        )
+
     def watch(self, limiter: WatchedLimiter) -> None:
         self._limiters.add(limiter)
 
@@ -295,8 +311,30 @@ class _Instruments:
         ]
 
 
+class _Kind:
+    """What every call of one operation on one model shares: its span name and attribute sets
+    (made once, so a call builds no dicts for them)."""
+
+    __slots__ = ("input_tokens", "metric", "model_only", "output_tokens", "span", "span_name")
+
+    def __init__(self, telemetry: _Telemetry, name: str, model: str) -> None:
+        self.span_name = f"{name} {model}" if model else name
+        # Metrics carry few attributes: the SDK's cost per measurement grows with their number.
+        self.metric = {
+            "gen_ai.operation.name": name,
+            "gen_ai.provider.name": telemetry.provider,
+            "gen_ai.request.model": model,
+        }
+        self.input_tokens = {**self.metric, "gen_ai.token.type": "input"}
+        self.output_tokens = {**self.metric, "gen_ai.token.type": "output"}
+        self.model_only = {"gen_ai.request.model": model}
+        self.span = {**telemetry.base, **self.metric}
+        if telemetry.legacy_system is not None:
+            self.span["gen_ai.system"] = telemetry.legacy_system
+
+
 class _Telemetry(Telemetry):
-    __slots__ = ("base", "capture", "instruments", "legacy_system")
+    __slots__ = ("base", "capture", "instruments", "kinds", "legacy_system", "provider")
 
     def __init__(
         self, provider: str, address: str, port: int | None, instruments: _Instruments
@@ -306,11 +344,13 @@ class _Telemetry(Telemetry):
         capture = os.environ.get(CAPTURE_CONTENT_ENV, "").strip().upper()
         self.capture = capture in ({"SPAN_ONLY", "SPAN_AND_EVENT"} if latest else {"TRUE", "1"})
         self.instruments = instruments
-        base: dict[str, Any] = {"gen_ai.provider.name": provider, "server.address": address}
+        self.provider = provider
+        base: dict[str, Any] = {"server.address": address}
         if port is not None:
             base["server.port"] = port
         self.base = base
         self.legacy_system = None if latest else provider
+        self.kinds: dict[tuple[str, str], _Kind] = {}
 
     def operation(
         self,
@@ -320,20 +360,32 @@ class _Telemetry(Telemetry):
         *,
         streaming: bool = False,
     ) -> Operation:
-        return _Operation(self, name, model, request, streaming)
+        if self.instruments.unconfigured():
+            return _NO_OPERATION  # no SDK yet: skip even the API's no-op spans
+        kind = self.kinds.get((name, model))
+        if kind is None:
+            kind = self.kinds[name, model] = _Kind(self, name, model)
+        return _Operation(self, kind, request, streaming)
 
     def rate_limited(self, model: str) -> None:
-        self.instruments.rate_limited.add(1, {**self.base, "gen_ai.request.model": model})
+        if self.instruments.unconfigured():
+            return
+        attributes = {"gen_ai.provider.name": self.provider, "gen_ai.request.model": model}
+        self.instruments.rate_limited.add(1, attributes)
 
 
 class _Attempt(Attempt):
-    __slots__ = ("_number", "_operation", "_span", "_token")
+    # Attributes are gathered and set in one call when the span ends: each set_attribute of the
+    # SDK takes a lock, and this runs on every request.
+    # Not made current: what runs inside an attempt is the SDK's request, and the call's span
+    # (current outside streams) is the parent that matters to the caller's own spans.
+    __slots__ = ("_attributes", "_number", "_operation", "_span")
 
     def __init__(self, operation: _Operation, number: int) -> None:
         self._operation = operation
         self._number = number
         self._span: Any = None
-        self._token: object | None = None
+        self._attributes: dict[str, Any] = {}
 
     def __enter__(self) -> Attempt:
         """Start the span (on entering: an attempt that never starts leaves no span)."""
@@ -350,8 +402,6 @@ class _Attempt(Attempt):
             kind=otel_trace.SpanKind.CLIENT,
             attributes=attributes,
         )
-        if not operation.streaming:
-            self._token = otel_context.attach(otel_trace.set_span_in_context(self._span))
         return self
 
     def __exit__(
@@ -360,30 +410,33 @@ class _Attempt(Attempt):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._token is not None:
-            otel_context.detach(self._token)  # type: ignore[arg-type]
-            self._token = None
+        span = self._span
         if exc is not None and not isinstance(exc, GeneratorExit):
-            _mark_failed(self._span, exc)
-        self._span.end()
+            _mark_failed(span, exc, self._attributes)
+        if self._attributes:
+            span.set_attributes(self._attributes)
+        span.end()
 
     def waited(self, seconds: float) -> None:
-        self._span.set_attribute("greycloud.limiter.wait", seconds)
-        operation = self._operation
-        operation.telemetry.instruments.limiter_wait.record(seconds, operation.metric_attributes)
+        self._attributes["greycloud.limiter.wait"] = seconds
+        if seconds > 0:  # most attempts start at once: no record for them
+            operation = self._operation
+            instruments = operation.telemetry.instruments
+            instruments.limiter_wait.record(seconds, operation.kind.model_only)
 
     def answered(self, response: types.GenerateContentResponse) -> None:
-        _set_response(self._span, response, usage=True)
-        self._operation.count_tokens(response)
+        # The answer's attributes and tokens go on the call's span (summed over hops).
+        usage = usage_of(response.usage_metadata)
+        if usage is not None:
+            self._operation.count_tokens(usage)
 
 
 class _Operation(Operation):
     __slots__ = (
         "context",
         "first_chunk_at",
+        "kind",
         "last",
-        "metric_attributes",
-        "name",
         "pending_retry",
         "resumptions",
         "span",
@@ -398,29 +451,19 @@ class _Operation(Operation):
     def __init__(
         self,
         telemetry: _Telemetry,
-        name: str,
-        model: str,
+        kind: _Kind,
         request: GenerateRequest | None,
         streaming: bool,
     ) -> None:
         self.telemetry = telemetry
-        self.name = name
+        self.kind = kind
         self.streaming = streaming
-        self.metric_attributes = {
-            **telemetry.base,
-            "gen_ai.operation.name": name,
-            "gen_ai.request.model": model,
-        }
-        attributes = dict(self.metric_attributes)
-        if telemetry.legacy_system is not None:
-            attributes["gen_ai.system"] = telemetry.legacy_system
+        attributes = kind.span
+        if request is not None:
+            attributes = _request_attributes(attributes, request, telemetry.capture)
         self.span = telemetry.instruments.tracer.start_span(
-            f"{name} {model}" if model else name,
-            kind=otel_trace.SpanKind.CLIENT,
-            attributes=attributes,
+            kind.span_name, kind=otel_trace.SpanKind.CLIENT, attributes=attributes
         )
-        if request is not None and self.span.is_recording():
-            _set_request(self.span, request, telemetry.capture)
         self.context = otel_trace.set_span_in_context(self.span)
         self.pending_retry: tuple[float, str] | None = None
         self.resumptions = 0
@@ -448,36 +491,41 @@ class _Operation(Operation):
             otel_context.detach(self.token)  # type: ignore[arg-type]
             self.token = None
         span = self.span
-        attributes = self.metric_attributes
-        if self.last is not None and self.last.model_version:
-            attributes = {**attributes, "gen_ai.response.model": self.last.model_version}
+        metric = self.kind.metric
+        attributes: dict[str, Any] = {}
         if exc is not None and not isinstance(exc, GeneratorExit):
-            _mark_failed(span, exc)
-            attributes = {**attributes, "error.type": error_type(exc)}
-        self.telemetry.instruments.duration.record(elapsed, attributes)
+            _mark_failed(span, exc, attributes)
+            metric = {**metric, "error.type": attributes["error.type"]}
+        self.telemetry.instruments.duration.record(elapsed, metric)
         if span.is_recording():
-            self._finish_span()
+            self._finish(attributes)
+            span.set_attributes(attributes)
         span.end()
 
-    def _finish_span(self) -> None:
-        span = self.span
+    def _finish(self, attributes: dict[str, Any]) -> None:
+        """The call's own attributes, gathered at its end."""
         if self.last is not None:
-            _set_response(span, self.last, usage=False)
+            _response_attributes(attributes, self.last)
         input_tokens, output_tokens, cached, thinking = self.totals
         if any(self.totals):
-            span.set_attribute("gen_ai.usage.input_tokens", input_tokens)
-            span.set_attribute("gen_ai.usage.output_tokens", output_tokens)
+            attributes["gen_ai.usage.input_tokens"] = input_tokens
+            attributes["gen_ai.usage.output_tokens"] = output_tokens
         if cached:
-            span.set_attribute("gen_ai.usage.cache_read.input_tokens", cached)
+            attributes["gen_ai.usage.cache_read.input_tokens"] = cached
         if thinking:
-            span.set_attribute("gen_ai.usage.reasoning.output_tokens", thinking)
+            attributes["gen_ai.usage.reasoning.output_tokens"] = thinking
+        if self.first_chunk_at is not None:
+            attributes["gen_ai.response.time_to_first_chunk"] = self.first_chunk_at - self.started
         if self.streaming:
-            span.set_attribute("greycloud.stream.resumptions", self.resumptions)
-        if self.texts is not None:
-            reason = _finish_reasons(self.last)[:1] if self.last is not None else []
-            span.set_attribute(
-                "gen_ai.output.messages",
-                genai_messages.output_messages("".join(self.texts), reason[0] if reason else None),
+            attributes["greycloud.stream.resumptions"] = self.resumptions
+        if self.telemetry.capture:
+            if self.texts is not None:
+                text = "".join(self.texts)
+            else:
+                text = _text(self.last) if self.last is not None else ""
+            reasons = _finish_reasons(self.last) if self.last is not None else []
+            attributes["gen_ai.output.messages"] = genai_messages.output_messages(
+                text, reasons[0] if reasons else None
             )
 
     def attempt(self, number: int) -> Attempt:
@@ -495,10 +543,9 @@ class _Operation(Operation):
         return self._current()
 
     def retrying(self, delay: float, error: BaseException) -> None:
-        reason = describe(error)
-        self.pending_retry = (delay, reason)
+        self.pending_retry = (delay, describe(error))
         self.telemetry.instruments.retries.add(
-            1, {**self.metric_attributes, "error.type": error_type(error)}
+            1, {**self.kind.metric, "error.type": error_type(error)}
         )
 
     def resumed(self) -> None:
@@ -508,8 +555,7 @@ class _Operation(Operation):
         if self.first_chunk_at is None:
             self.first_chunk_at = time.perf_counter()
             waited = self.first_chunk_at - self.started
-            self.telemetry.instruments.first_chunk.record(waited, self.metric_attributes)
-            self.span.set_attribute("gen_ai.response.time_to_first_chunk", waited)
+            self.telemetry.instruments.first_chunk.record(waited, self.kind.metric)
         if chunk.usage_metadata is not None or chunk.candidates:
             self.last = chunk
         if self.texts is not None:
@@ -517,18 +563,9 @@ class _Operation(Operation):
 
     def answered(self, response: types.GenerateContentResponse) -> None:
         self.last = response
-        if self.texts is None and self.telemetry.capture and self.span.is_recording():
-            reasons = _finish_reasons(response)
-            self.span.set_attribute(
-                "gen_ai.output.messages",
-                genai_messages.output_messages(_text(response), reasons[0] if reasons else None),
-            )
 
-    def count_tokens(self, response: types.GenerateContentResponse) -> None:
+    def count_tokens(self, usage: TokenUsage) -> None:
         """One model response's tokens: into the metric, and into the call's totals."""
-        usage = usage_of(response.usage_metadata)
-        if usage is None:
-            return
         output = usage.output + usage.thinking
         totals = self.totals
         totals[0] += usage.input
@@ -536,43 +573,43 @@ class _Operation(Operation):
         totals[2] += usage.cached
         totals[3] += usage.thinking
         record = self.telemetry.instruments.tokens.record
-        attributes = self.metric_attributes
-        if response.model_version:
-            attributes = {**attributes, "gen_ai.response.model": response.model_version}
-        record(usage.input, {**attributes, "gen_ai.token.type": "input"})
-        record(output, {**attributes, "gen_ai.token.type": "output"})
+        record(usage.input, self.kind.input_tokens)
+        record(output, self.kind.output_tokens)
 
 
-def _set_request(span: Any, request: GenerateRequest, capture: bool) -> None:
+def _request_attributes(
+    shared: dict[str, Any], request: GenerateRequest, capture: bool
+) -> dict[str, Any]:
+    """``shared`` and the request's own attributes (``shared`` itself when it has none)."""
     config = request.config
+    if config is None and not capture:
+        return shared
+    attributes = dict(shared)
     if config is not None:
         for field, attribute in _REQUEST_ATTRIBUTES:
             value = getattr(config, field, None)
             if value is not None:
-                span.set_attribute(attribute, value)
+                attributes[attribute] = value
     if capture:
-        span.set_attribute("gen_ai.input.messages", genai_messages.input_messages(request.contents))
+        attributes["gen_ai.input.messages"] = genai_messages.input_messages(request.contents)
         system = genai_messages.system_instructions(
             config.system_instruction if config is not None else None
         )
         if system is not None:
-            span.set_attribute("gen_ai.system_instructions", system)
+            attributes["gen_ai.system_instructions"] = system
+    return attributes
 
 
-def _set_response(span: Any, response: types.GenerateContentResponse, *, usage: bool) -> None:
-    if not span.is_recording():
-        return
+def _response_attributes(
+    attributes: dict[str, Any], response: types.GenerateContentResponse
+) -> None:
     if response.model_version:
-        span.set_attribute("gen_ai.response.model", response.model_version)
+        attributes["gen_ai.response.model"] = response.model_version
     if response.response_id:
-        span.set_attribute("gen_ai.response.id", response.response_id)
+        attributes["gen_ai.response.id"] = response.response_id
     reasons = _finish_reasons(response)
     if reasons:
-        span.set_attribute("gen_ai.response.finish_reasons", reasons)
-    tokens = usage_of(response.usage_metadata) if usage else None
-    if tokens is not None:
-        span.set_attribute("gen_ai.usage.input_tokens", tokens.input)
-        span.set_attribute("gen_ai.usage.output_tokens", tokens.output + tokens.thinking)
+        attributes["gen_ai.response.finish_reasons"] = reasons
 
 
 def _finish_reasons(response: types.GenerateContentResponse) -> list[str]:
@@ -591,7 +628,6 @@ def _text(response: types.GenerateContentResponse) -> str:
     return "".join(p.text for p in content.parts if isinstance(p.text, str) and not p.thought)
 
 
-def _mark_failed(span: Any, error: BaseException) -> None:
-    if span.is_recording():
-        span.set_attribute("error.type", error_type(error))
-        span.set_status(otel_trace.Status(otel_trace.StatusCode.ERROR, describe(error)))
+def _mark_failed(span: Any, error: BaseException, attributes: dict[str, Any]) -> None:
+    attributes["error.type"] = error_type(error)
+    span.set_status(otel_trace.Status(otel_trace.StatusCode.ERROR, describe(error)))

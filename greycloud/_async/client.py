@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# output-sha256: 63c48e337e071d0d
+# output-sha256: 89c58a55e494e950
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -550,7 +550,9 @@ class GreyCloudAsyncClient:
             except Exception as exc:
                 if retry is None:
                     raise
-                await self._wait_before_retry(exc, attempt, retry, request.model, traced)
+                await self._wait_before_retry(
+                    exc, attempt, retry, model=request.model, traced=traced
+                )
 
     async def _stream(
         self, request: GenerateRequest, retry: _Retry | None, operation: str = GENERATE
@@ -751,7 +753,9 @@ class GreyCloudAsyncClient:
                 raise
             except Exception as exc:
                 try:
-                    await self._wait_before_retry(exc, attempt, retry, request.model, traced)
+                    await self._wait_before_retry(
+                        exc, attempt, retry, model=request.model, traced=traced
+                    )
                 except RetryExhaustedError as exhausted:
                     if delivered:
                         raise StreamInterruptedError(
@@ -771,10 +775,12 @@ class GreyCloudAsyncClient:
         exc: Exception,
         attempt: int,
         retry: _Retry,
+        *,
         model: str,
-        traced: _telemetry.Operation,
+        traced: _telemetry.Operation = _telemetry.NO_OPERATION,
     ) -> None:
-        """Return after the backoff if ``exc`` may be retried; otherwise raise."""
+        """Return after the backoff if ``exc`` may be retried; otherwise raise. ``traced`` is
+        the call's span, told the delay and the reason."""
         failure = classify(exc)
         if failure.per_day:
             raise QuotaExhaustedError(

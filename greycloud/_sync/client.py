@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# output-sha256: 749599b128569956
+# output-sha256: 817660506a156640
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -552,7 +552,7 @@ class GreyCloudClient:
             except Exception as exc:
                 if retry is None:
                     raise
-                self._wait_before_retry(exc, attempt, retry, request.model, traced)
+                self._wait_before_retry(exc, attempt, retry, model=request.model, traced=traced)
 
     def _stream(
         self, request: GenerateRequest, retry: _Retry | None, operation: str = GENERATE
@@ -753,7 +753,7 @@ class GreyCloudClient:
                 raise
             except Exception as exc:
                 try:
-                    self._wait_before_retry(exc, attempt, retry, request.model, traced)
+                    self._wait_before_retry(exc, attempt, retry, model=request.model, traced=traced)
                 except RetryExhaustedError as exhausted:
                     if delivered:
                         raise StreamInterruptedError(
@@ -773,10 +773,12 @@ class GreyCloudClient:
         exc: Exception,
         attempt: int,
         retry: _Retry,
+        *,
         model: str,
-        traced: _telemetry.Operation,
+        traced: _telemetry.Operation = _telemetry.NO_OPERATION,
     ) -> None:
-        """Return after the backoff if ``exc`` may be retried; otherwise raise."""
+        """Return after the backoff if ``exc`` may be retried; otherwise raise. ``traced`` is
+        the call's span, told the delay and the reason."""
         failure = classify(exc)
         if failure.per_day:
             raise QuotaExhaustedError(
