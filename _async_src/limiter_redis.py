@@ -468,6 +468,7 @@ class RedisStore:
                 "rate for %s recovering: %.0f%% of the configured quota",
                 booking.model,
                 _number(factor) * 100,
+                extra={"model": booking.model, "rate_factor": _number(factor)},
             )
 
     def _drop_held(self, booking: Booking) -> None:
@@ -505,6 +506,12 @@ class RedisStore:
                 model,
                 _number(factor) * 100,
                 delay,
+                extra={
+                    "model": model,
+                    "status": 429,
+                    "delay": delay,
+                    "rate_factor": _number(factor),
+                },
             )
 
     # -- the background loop: heartbeat, clean-up, wake-ups ---------------------------------------

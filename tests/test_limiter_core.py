@@ -396,6 +396,10 @@ def test_a_429_shrinks_the_rate_and_holds_new_starts(caplog: pytest.LogCaptureFi
     with caplog.at_level(logging.WARNING, "greycloud.limiter"):
         core.report_rate_limited("m", 7.0, per_day=False)
     assert "slowing to 50%" in caplog.text
+    [record] = caplog.records  # one record per rate change, its figures as fields
+    assert record.name == "greycloud.limiter"
+    fields = {key: record.__dict__[key] for key in ("model", "status", "delay", "rate_factor")}
+    assert fields == {"model": "m", "status": 429, "delay": 7.0, "rate_factor": 0.5}
     first = core.book("m", 1)
     assert first.start >= clock.now + 7.0
     second = core.book("m", 1)

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/limiter_redis.py by tools/generate.py.
 # Change _async_src/limiter_redis.py and run `make generate`.
-# output-sha256: c31aa1b2eeb53c4e
+# output-sha256: 4f0d73b7be84a01b
 """The Redis store: one quota shared by every process that points at the same Redis.
 
 Each operation is one Lua script (``greycloud._limiter.lua``), atomic on the server and timed by
@@ -471,6 +471,7 @@ class RedisStore:
                 "rate for %s recovering: %.0f%% of the configured quota",
                 booking.model,
                 _number(factor) * 100,
+                extra={"model": booking.model, "rate_factor": _number(factor)},
             )
 
     def _drop_held(self, booking: Booking) -> None:
@@ -508,6 +509,12 @@ class RedisStore:
                 model,
                 _number(factor) * 100,
                 delay,
+                extra={
+                    "model": model,
+                    "status": 429,
+                    "delay": delay,
+                    "rate_factor": _number(factor),
+                },
             )
 
     # -- the background loop: heartbeat, clean-up, wake-ups ---------------------------------------

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/limiter_redis.py by tools/generate.py.
 # Change _async_src/limiter_redis.py and run `make generate`.
-# output-sha256: bad690050b38bdc1
+# output-sha256: 7f4b6a103c94012e
 """The Redis store: one quota shared by every process that points at the same Redis.
 
 Each operation is one Lua script (``greycloud._limiter.lua``), atomic on the server and timed by
@@ -469,6 +469,7 @@ class RedisStore:
                 "rate for %s recovering: %.0f%% of the configured quota",
                 booking.model,
                 _number(factor) * 100,
+                extra={"model": booking.model, "rate_factor": _number(factor)},
             )
 
     def _drop_held(self, booking: Booking) -> None:
@@ -504,6 +505,12 @@ class RedisStore:
                 model,
                 _number(factor) * 100,
                 delay,
+                extra={
+                    "model": model,
+                    "status": 429,
+                    "delay": delay,
+                    "rate_factor": _number(factor),
+                },
             )
 
     # -- the background loop: heartbeat, clean-up, wake-ups ---------------------------------------
