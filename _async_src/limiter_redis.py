@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .._limiter import lua
+from .._limiter.calibration import TokenEstimate
 from .._limiter.core import TOKENS, Booking, LimiterCore
 from .._limiter.gcra import slot_length
 from .._primitives import async_redis_from_url, async_sleep
@@ -84,17 +86,17 @@ class RedisStore:
 
     # -- booking ------------------------------------------------------------------------------
 
-    def try_start(self, model: str, tokens: int) -> Booking | None:
+    def try_start(self, model: str, tokens: int, estimate: TokenEstimate | None) -> Booking | None:
         """Never: every shared booking is a round trip to Redis (the waiting path makes it)."""
         return None
 
-    async def book(self, model: str, tokens: int) -> Booking:
+    async def book(self, model: str, tokens: int, estimate: TokenEstimate | None) -> Booking:
         busy_delay, wait_delay = BUSY_FIRST, WAIT_FIRST
         while True:
             if self._fallback is not None and self._core.clock() < self._retry_at:
-                return self._book_locally(self._fallback, model, tokens)
+                return self._book_locally(self._fallback, model, tokens, estimate)
             try:
-                booking = await self._try_book(model, tokens)
+                booking = await self._try_book(model, tokens, estimate)
             except _UNREACHABLE as exc:
                 if self._unavailable == "fail":
                     raise LimiterStorageError(self.url, _describe(exc)) from exc
@@ -108,7 +110,7 @@ class RedisStore:
                     await async_sleep(wait_delay)
                     wait_delay = min(WAIT_MAX, wait_delay * 2)
                     continue
-                return self._book_locally(self._enter_fallback(exc), model, tokens)
+                return self._book_locally(self._enter_fallback(exc), model, tokens, estimate)
             if self._fallback is not None:
                 logger.warning("rate limit storage %s reachable again; sharing the quota", self.url)
                 self._fallback = None
@@ -117,12 +119,14 @@ class RedisStore:
             await async_sleep(busy_delay)
             busy_delay = min(BUSY_MAX, busy_delay * 2)
 
-    async def _try_book(self, model: str, tokens: int) -> Booking | None:
+    async def _try_book(
+        self, model: str, tokens: int, estimate: TokenEstimate | None
+    ) -> Booking | None:
         """One booking attempt; None when every shared concurrency slot is leased."""
         core = self._core
         quota = core.quota_for(model)
         dims = core.dimensions(model)
-        cost = core.cost_of(model, tokens)
+        cost = core.cost_of(model, tokens, estimate)
         lease = uuid.uuid4().hex
         args: list[str | int | float] = [
             lease,
@@ -151,6 +155,7 @@ class RedisStore:
         # The server's "now" was read about halfway through the round trip.
         booking.local_start = (sent + received) / 2 + (start - server_now)
         booking.lease = lease
+        booking.breakdown = estimate
         booking.source = self
         core.take_ticket(booking)
         self._members_seen = max(1, members)
@@ -183,10 +188,13 @@ class RedisStore:
         self._retry_at = self._core.clock() + FALLBACK_RETRY
         return self._fallback
 
-    def _book_locally(self, core: LimiterCore, model: str, tokens: int) -> Booking:
-        cost = min(self._core.cost_of(model, tokens), core.quota_for(model).tpm)
+    def _book_locally(
+        self, core: LimiterCore, model: str, tokens: int, estimate: TokenEstimate | None
+    ) -> Booking:
+        cost = min(self._core.cost_of(model, tokens, estimate), core.quota_for(model).tpm)
         booking = core.book(model, cost)
         booking.estimate = tokens
+        booking.breakdown = estimate
         booking.source = core
         self._core.take_ticket(booking)
         return booking
@@ -230,14 +238,16 @@ class RedisStore:
                 _describe(exc),
             )
 
-    async def reconcile(self, booking: Booking, actual: int) -> None:
+    async def reconcile(
+        self, booking: Booking, actual: int, details: Mapping[str, int] | None
+    ) -> None:
         if isinstance(booking.source, LimiterCore):
-            booking.source.reconcile(booking, actual)
+            booking.source.reconcile(booking, actual, details)
             return
         if booking.reconciled:
             return
         booking.reconciled = True
-        self._core.learn(booking.model, booking.estimate, actual)
+        self._core.learn(booking, actual, details)
         slack = self._core.dimensions(booking.model)[TOKENS].slack
         new_length = slot_length(actual, slack, booking.rates[TOKENS])
         args: list[str | float] = [

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pydantic
 from google.genai import types
 
+from .._limiter.calibration import TokenEstimate
 from ..config import THINKING_LEVELS, GreyCloudConfig, _check_choice, check_safety_settings
 from ..errors import ConfigError
+from .token_estimate import PromptEstimate, estimate_prompt
+from .token_rules import model_family, unsized_prior
 
 Contents = Any  # what google-genai accepts: str, Part, Content, dicts, or a list of these
 SafetySettings = Sequence[types.SafetySetting | Mapping[str, Any]]
-
-CHARS_PER_TOKEN = 4
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,20 @@ class GenerateRequest:
     model: str
     contents: Contents
     config: types.GenerateContentConfig | None  # None: nothing to configure
-    estimated_tokens: int
+    estimate: PromptEstimate
+    priced: TokenEstimate | None = None  # the estimate with media of unknown size priced too
+
+    @property
+    def estimated_tokens(self) -> int:
+        """The tokens of everything that could be sized locally (media of unknown size aside)."""
+        return self.estimate.total
+
+    @property
+    def booked_tokens(self) -> TokenEstimate:
+        """What the limiter books for this request, by modality."""
+        if self.priced is not None:
+            return self.priced
+        return TokenEstimate(self.estimate.tokens)
 
 
 def is_content(value: object) -> bool:
@@ -55,10 +69,42 @@ def text_of(value: Any) -> str:
     return ""
 
 
-def estimate_tokens(*texts: Any) -> int:
-    """A quick prompt-token estimate (about four characters a token), at least one."""
-    chars = sum(len(text_of(text)) for text in texts)
-    return max(1, math.ceil(chars / CHARS_PER_TOKEN))
+def estimate_tokens(contents: Any, system_instruction: Any = None, model: str = "") -> int:
+    """A quick prompt-token estimate (text, and media sized from their bytes), at least one."""
+    return prompt_estimate(contents, system_instruction, model, None).total
+
+
+def prompt_estimate(
+    contents: Any, system_instruction: Any, model: str, config: types.GenerateContentConfig | None
+) -> PromptEstimate:
+    """The estimate by modality of one request, with the config's media resolution."""
+    resolution = config.media_resolution if config is not None else None
+    return estimate_prompt(contents, system_instruction, model=model, media_resolution=resolution)
+
+
+def priced_estimate(
+    request: GenerateRequest,
+    counts: Sequence[int | None],
+    average: Callable[[str], float | None],
+) -> TokenEstimate:
+    """The request's estimate with each media part of unknown size priced.
+
+    ``counts`` holds the service's count of each unsized part (None: not counted); the others
+    take ``average(modality)``, the learned tokens per part, or before anything was learned the
+    table's first guess.
+    """
+    fixed: dict[str, int] = {}
+    averaged: dict[str, int] = {}
+    family = model_family(request.model)
+    for media, counted in zip(request.estimate.unsized, counts, strict=True):
+        modality = media.modality
+        if counted is None:
+            learned = average(modality)
+            prior = unsized_prior(family, modality, media.resolution)
+            counted = prior if learned is None else math.ceil(learned)
+            averaged[modality] = averaged.get(modality, 0) + 1
+        fixed[modality] = fixed.get(modality, 0) + counted
+    return TokenEstimate(request.estimate.tokens, fixed, averaged)
 
 
 def safety_settings_list(settings: SafetySettings) -> list[types.SafetySetting]:
@@ -118,13 +164,14 @@ def build_request(
     }
     fields.update(extra or {})
     fields = {key: value for key, value in fields.items() if value is not None}
+    model_name = model or config.model
     if not fields:
         # Nothing to configure: no config at all spares the SDK a conversion on every call.
         return GenerateRequest(
-            model=model or config.model,
+            model=model_name,
             contents=contents,
             config=None,
-            estimated_tokens=estimate_tokens(contents, system),
+            estimate=prompt_estimate(contents, system, model_name, None),
         )
     try:
         generation_config = types.GenerateContentConfig(**fields)
@@ -133,10 +180,10 @@ def build_request(
         where = ".".join(str(part) for part in problem["loc"]) or "generation config"
         raise ConfigError(where, f"{problem['msg']} (got {problem.get('input')!r})") from None
     return GenerateRequest(
-        model=model or config.model,
+        model=model_name,
         contents=contents,
         config=generation_config,
-        estimated_tokens=estimate_tokens(contents, system),
+        estimate=prompt_estimate(contents, system, model_name, generation_config),
     )
 
 

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/limiter_redis.py by tools/generate.py.
 # Change _async_src/limiter_redis.py and run `make generate`.
-# source-sha256: 536cb8046505b2fd
+# source-sha256: 288e6660799f8b47
 """The Redis store: one quota shared by every process that points at the same Redis.
 
 Each operation is one Lua script (``greycloud._limiter.lua``), atomic on the server and timed by
@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .._limiter import lua
+from .._limiter.calibration import TokenEstimate
 from .._limiter.core import TOKENS, Booking, LimiterCore
 from .._limiter.gcra import slot_length
 from .._primitives import sync_redis_from_url, sync_sleep
@@ -87,17 +89,17 @@ class RedisStore:
 
     # -- booking ------------------------------------------------------------------------------
 
-    def try_start(self, model: str, tokens: int) -> Booking | None:
+    def try_start(self, model: str, tokens: int, estimate: TokenEstimate | None) -> Booking | None:
         """Never: every shared booking is a round trip to Redis (the waiting path makes it)."""
         return None
 
-    def book(self, model: str, tokens: int) -> Booking:
+    def book(self, model: str, tokens: int, estimate: TokenEstimate | None) -> Booking:
         busy_delay, wait_delay = BUSY_FIRST, WAIT_FIRST
         while True:
             if self._fallback is not None and self._core.clock() < self._retry_at:
-                return self._book_locally(self._fallback, model, tokens)
+                return self._book_locally(self._fallback, model, tokens, estimate)
             try:
-                booking = self._try_book(model, tokens)
+                booking = self._try_book(model, tokens, estimate)
             except _UNREACHABLE as exc:
                 if self._unavailable == "fail":
                     raise LimiterStorageError(self.url, _describe(exc)) from exc
@@ -111,7 +113,7 @@ class RedisStore:
                     sync_sleep(wait_delay)
                     wait_delay = min(WAIT_MAX, wait_delay * 2)
                     continue
-                return self._book_locally(self._enter_fallback(exc), model, tokens)
+                return self._book_locally(self._enter_fallback(exc), model, tokens, estimate)
             if self._fallback is not None:
                 logger.warning("rate limit storage %s reachable again; sharing the quota", self.url)
                 self._fallback = None
@@ -120,12 +122,12 @@ class RedisStore:
             sync_sleep(busy_delay)
             busy_delay = min(BUSY_MAX, busy_delay * 2)
 
-    def _try_book(self, model: str, tokens: int) -> Booking | None:
+    def _try_book(self, model: str, tokens: int, estimate: TokenEstimate | None) -> Booking | None:
         """One booking attempt; None when every shared concurrency slot is leased."""
         core = self._core
         quota = core.quota_for(model)
         dims = core.dimensions(model)
-        cost = core.cost_of(model, tokens)
+        cost = core.cost_of(model, tokens, estimate)
         lease = uuid.uuid4().hex
         args: list[str | int | float] = [
             lease,
@@ -154,6 +156,7 @@ class RedisStore:
         # The server's "now" was read about halfway through the round trip.
         booking.local_start = (sent + received) / 2 + (start - server_now)
         booking.lease = lease
+        booking.breakdown = estimate
         booking.source = self
         core.take_ticket(booking)
         self._members_seen = max(1, members)
@@ -186,10 +189,13 @@ class RedisStore:
         self._retry_at = self._core.clock() + FALLBACK_RETRY
         return self._fallback
 
-    def _book_locally(self, core: LimiterCore, model: str, tokens: int) -> Booking:
-        cost = min(self._core.cost_of(model, tokens), core.quota_for(model).tpm)
+    def _book_locally(
+        self, core: LimiterCore, model: str, tokens: int, estimate: TokenEstimate | None
+    ) -> Booking:
+        cost = min(self._core.cost_of(model, tokens, estimate), core.quota_for(model).tpm)
         booking = core.book(model, cost)
         booking.estimate = tokens
+        booking.breakdown = estimate
         booking.source = core
         self._core.take_ticket(booking)
         return booking
@@ -233,14 +239,14 @@ class RedisStore:
                 _describe(exc),
             )
 
-    def reconcile(self, booking: Booking, actual: int) -> None:
+    def reconcile(self, booking: Booking, actual: int, details: Mapping[str, int] | None) -> None:
         if isinstance(booking.source, LimiterCore):
-            booking.source.reconcile(booking, actual)
+            booking.source.reconcile(booking, actual, details)
             return
         if booking.reconciled:
             return
         booking.reconciled = True
-        self._core.learn(booking.model, booking.estimate, actual)
+        self._core.learn(booking, actual, details)
         slack = self._core.dimensions(booking.model)[TOKENS].slack
         new_length = slot_length(actual, slack, booking.rates[TOKENS])
         args: list[str | float] = [

@@ -58,9 +58,14 @@ def answer_request(state: EmulatorState, model: str, request: Any) -> dict[str, 
     """The generateContent response JSON for ``request`` (``ResourceError`` when invalid)."""
     if not isinstance(request, dict):
         raise ResourceError(400, "The request must be a JSON object.")
-    prompt, cached = state.input_tokens(request)
+    details, cached = state.input_tokens(request, model)
     answer = make_answer(
-        model, request, prompt=prompt, cached=cached, scripted=state.scripted_text(model, request)
+        model,
+        request,
+        prompt=sum(details.values()),
+        cached=cached,
+        scripted=state.scripted_text(model, request),
+        details=details,
     )
     envelope = {"modelVersion": model, "createTime": state.timeline.stamp(state.clock())}
     return response_json(answer, envelope)

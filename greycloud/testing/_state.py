@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._answers import Answer, prompt_tokens
+from ._answers import Answer, prompt_details
 from ._auth import TokenStore
 from ._batch_runner import BatchRunner, answer_request
 from ._faults import FaultQueue
@@ -149,9 +149,10 @@ class EmulatorState:
             else:
                 counters.faulted += 1
 
-    def input_tokens(self, body: dict[str, Any]) -> tuple[int, int]:
-        """``(prompt, cached)`` tokens of a generate request; ``ResourceError`` (400) when it
-        has no contents, 404 when its cache is missing or expired."""
+    def input_tokens(self, body: dict[str, Any], model: str) -> tuple[dict[str, int], int]:
+        """``(prompt tokens by modality, cached tokens)`` of a generate request;
+        ``ResourceError`` (400) when it has no contents, 404 when its cache is missing or
+        expired."""
         contents = body.get("contents")
         if not isinstance(contents, list) or not contents:
             raise ResourceError(
@@ -159,7 +160,7 @@ class EmulatorState:
             )
         cache_name = body.get("cachedContent")
         cached = self.caches.tokens(str(cache_name)) if cache_name else 0
-        return prompt_tokens(body), cached
+        return prompt_details(body, model), cached
 
     def next_response_id(self) -> str:
         self._serial += 1  # only the event-loop thread calls this
