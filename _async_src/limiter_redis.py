@@ -86,11 +86,13 @@ class RedisStore:
 
     # -- booking ------------------------------------------------------------------------------
 
-    def try_start(self, model: str, tokens: int, estimate: TokenEstimate | None) -> Booking | None:
+    def try_start(
+        self, model: str, tokens: int, estimate: TokenEstimate | None = None
+    ) -> Booking | None:
         """Never: every shared booking is a round trip to Redis (the waiting path makes it)."""
         return None
 
-    async def book(self, model: str, tokens: int, estimate: TokenEstimate | None) -> Booking:
+    async def book(self, model: str, tokens: int, estimate: TokenEstimate | None = None) -> Booking:
         busy_delay, wait_delay = BUSY_FIRST, WAIT_FIRST
         while True:
             if self._fallback is not None and self._core.clock() < self._retry_at:
@@ -120,7 +122,7 @@ class RedisStore:
             busy_delay = min(BUSY_MAX, busy_delay * 2)
 
     async def _try_book(
-        self, model: str, tokens: int, estimate: TokenEstimate | None
+        self, model: str, tokens: int, estimate: TokenEstimate | None = None
     ) -> Booking | None:
         """One booking attempt; None when every shared concurrency slot is leased."""
         core = self._core
@@ -239,7 +241,7 @@ class RedisStore:
             )
 
     async def reconcile(
-        self, booking: Booking, actual: int, details: Mapping[str, int] | None
+        self, booking: Booking, actual: int, details: Mapping[str, int] | None = None
     ) -> None:
         if isinstance(booking.source, LimiterCore):
             booking.source.reconcile(booking, actual, details)

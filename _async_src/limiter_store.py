@@ -19,18 +19,22 @@ class LimiterStore(Protocol):
 
     def storage_name(self) -> str: ...
 
-    def try_start(self, model: str, tokens: int, estimate: TokenEstimate | None) -> Booking | None:
+    def try_start(
+        self, model: str, tokens: int, estimate: TokenEstimate | None = None
+    ) -> Booking | None:
         """Book and start at once when nothing must be waited for (else None, nothing taken)."""
         ...
 
-    async def book(self, model: str, tokens: int, estimate: TokenEstimate | None) -> Booking: ...
+    async def book(
+        self, model: str, tokens: int, estimate: TokenEstimate | None = None
+    ) -> Booking: ...
 
     async def confirm(self, booking: Booking) -> float: ...
 
     async def refund(self, booking: Booking) -> None: ...
 
     async def reconcile(
-        self, booking: Booking, actual: int, details: Mapping[str, int] | None
+        self, booking: Booking, actual: int, details: Mapping[str, int] | None = None
     ) -> None: ...
 
     async def release(self, booking: Booking, success: bool) -> None: ...
@@ -51,10 +55,12 @@ class MemoryStore:
     def storage_name(self) -> str:
         return "memory"
 
-    def try_start(self, model: str, tokens: int, estimate: TokenEstimate | None) -> Booking | None:
+    def try_start(
+        self, model: str, tokens: int, estimate: TokenEstimate | None = None
+    ) -> Booking | None:
         return self._core.try_start(model, tokens, estimate)
 
-    async def book(self, model: str, tokens: int, estimate: TokenEstimate | None) -> Booking:
+    async def book(self, model: str, tokens: int, estimate: TokenEstimate | None = None) -> Booking:
         return self._core.book(model, tokens, estimate)
 
     async def confirm(self, booking: Booking) -> float:
@@ -64,7 +70,7 @@ class MemoryStore:
         self._core.refund(booking)
 
     async def reconcile(
-        self, booking: Booking, actual: int, details: Mapping[str, int] | None
+        self, booking: Booking, actual: int, details: Mapping[str, int] | None = None
     ) -> None:
         self._core.reconcile(booking, actual, details)
 

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/limiter_redis.py by tools/generate.py.
 # Change _async_src/limiter_redis.py and run `make generate`.
-# source-sha256: 288e6660799f8b47
+# source-sha256: 42d5be5951b83bd9
 """The Redis store: one quota shared by every process that points at the same Redis.
 
 Each operation is one Lua script (``greycloud._limiter.lua``), atomic on the server and timed by
@@ -89,11 +89,13 @@ class RedisStore:
 
     # -- booking ------------------------------------------------------------------------------
 
-    def try_start(self, model: str, tokens: int, estimate: TokenEstimate | None) -> Booking | None:
+    def try_start(
+        self, model: str, tokens: int, estimate: TokenEstimate | None = None
+    ) -> Booking | None:
         """Never: every shared booking is a round trip to Redis (the waiting path makes it)."""
         return None
 
-    async def book(self, model: str, tokens: int, estimate: TokenEstimate | None) -> Booking:
+    async def book(self, model: str, tokens: int, estimate: TokenEstimate | None = None) -> Booking:
         busy_delay, wait_delay = BUSY_FIRST, WAIT_FIRST
         while True:
             if self._fallback is not None and self._core.clock() < self._retry_at:
@@ -123,7 +125,7 @@ class RedisStore:
             busy_delay = min(BUSY_MAX, busy_delay * 2)
 
     async def _try_book(
-        self, model: str, tokens: int, estimate: TokenEstimate | None
+        self, model: str, tokens: int, estimate: TokenEstimate | None = None
     ) -> Booking | None:
         """One booking attempt; None when every shared concurrency slot is leased."""
         core = self._core
@@ -242,7 +244,7 @@ class RedisStore:
             )
 
     async def reconcile(
-        self, booking: Booking, actual: int, details: Mapping[str, int] | None
+        self, booking: Booking, actual: int, details: Mapping[str, int] | None = None
     ) -> None:
         if isinstance(booking.source, LimiterCore):
             booking.source.reconcile(booking, actual, details)

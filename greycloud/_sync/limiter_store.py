@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/limiter_store.py by tools/generate.py.
 # Change _async_src/limiter_store.py and run `make generate`.
-# source-sha256: f2495f8621beb4bb
+# source-sha256: 9ef6ba9ec14a7019
 """Where the limiter keeps its quota state: the ``LimiterStore`` interface and the in-memory store.
 
 A store books starts, gives back bookings that never started, corrects tokens after the
@@ -22,18 +22,20 @@ class LimiterStore(Protocol):
 
     def storage_name(self) -> str: ...
 
-    def try_start(self, model: str, tokens: int, estimate: TokenEstimate | None) -> Booking | None:
+    def try_start(
+        self, model: str, tokens: int, estimate: TokenEstimate | None = None
+    ) -> Booking | None:
         """Book and start at once when nothing must be waited for (else None, nothing taken)."""
         ...
 
-    def book(self, model: str, tokens: int, estimate: TokenEstimate | None) -> Booking: ...
+    def book(self, model: str, tokens: int, estimate: TokenEstimate | None = None) -> Booking: ...
 
     def confirm(self, booking: Booking) -> float: ...
 
     def refund(self, booking: Booking) -> None: ...
 
     def reconcile(
-        self, booking: Booking, actual: int, details: Mapping[str, int] | None
+        self, booking: Booking, actual: int, details: Mapping[str, int] | None = None
     ) -> None: ...
 
     def release(self, booking: Booking, success: bool) -> None: ...
@@ -52,10 +54,12 @@ class MemoryStore:
     def storage_name(self) -> str:
         return "memory"
 
-    def try_start(self, model: str, tokens: int, estimate: TokenEstimate | None) -> Booking | None:
+    def try_start(
+        self, model: str, tokens: int, estimate: TokenEstimate | None = None
+    ) -> Booking | None:
         return self._core.try_start(model, tokens, estimate)
 
-    def book(self, model: str, tokens: int, estimate: TokenEstimate | None) -> Booking:
+    def book(self, model: str, tokens: int, estimate: TokenEstimate | None = None) -> Booking:
         return self._core.book(model, tokens, estimate)
 
     def confirm(self, booking: Booking) -> float:
@@ -64,7 +68,9 @@ class MemoryStore:
     def refund(self, booking: Booking) -> None:
         self._core.refund(booking)
 
-    def reconcile(self, booking: Booking, actual: int, details: Mapping[str, int] | None) -> None:
+    def reconcile(
+        self, booking: Booking, actual: int, details: Mapping[str, int] | None = None
+    ) -> None:
         self._core.reconcile(booking, actual, details)
 
     def release(self, booking: Booking, success: bool) -> None:
