@@ -188,8 +188,10 @@ def _blob(inline: Any) -> tuple[bytes, str]:
     else:
         data, mime = inline.data, inline.mime_type
     if isinstance(data, str):
+        # The SDK sends URL-safe base64; other clients send the standard alphabet.
+        text = data.replace("-", "+").replace("_", "/")
         try:
-            data = base64.b64decode(data)
+            data = base64.b64decode(text + "=" * (-len(text) % 4))
         except (binascii.Error, ValueError):
             data = b""
     return (bytes(data) if isinstance(data, (bytes, bytearray)) else b""), str(mime or "")
