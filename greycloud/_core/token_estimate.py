@@ -70,6 +70,11 @@ def estimate_prompt(
 
     ``media_resolution`` is the request-level setting; Gemini 3 parts may carry their own.
     """
+    if isinstance(contents, str) and (
+        system_instruction is None or isinstance(system_instruction, str)
+    ):
+        # The common case, on every call: plain text needs no walk.
+        return PromptEstimate({TEXT: text_tokens(len(contents) + len(system_instruction or ""))})
     walker = _Walker(model_family(model), resolution_name(media_resolution))
     walker.visit(contents)
     walker.visit(system_instruction)
