@@ -71,7 +71,7 @@ class Calibration:
         return 1.0 if mean is None else mean.ratio
 
     def ratios(self) -> dict[str, float]:
-        return {modality: mean.ratio for modality, mean in self._means.items()}
+        return {modality: self._means[modality].ratio for modality in sorted(self._means)}
 
     def average(self, modality: str) -> float | None:
         """Tokens per media part of unknown size, as learned so far (None: nothing yet)."""
