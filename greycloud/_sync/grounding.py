@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/grounding.py by tools/generate.py.
 # Change _async_src/grounding.py and run `make generate`.
-# source-sha256: ee52f1057fcccfbf
+# output-sha256: 68591a9e3bfa89a1
 """Grounding in a Vertex AI Search datastore, for every model.
 
 ``grounding_mode="inject"`` (the default): before generation the datastore is searched through

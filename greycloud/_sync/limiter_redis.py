@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/limiter_redis.py by tools/generate.py.
 # Change _async_src/limiter_redis.py and run `make generate`.
-# source-sha256: 42d5be5951b83bd9
+# output-sha256: 13a65c5b04cbe017
 """The Redis store: one quota shared by every process that points at the same Redis.
 
 Each operation is one Lua script (``greycloud._limiter.lua``), atomic on the server and timed by

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/limiter_store.py by tools/generate.py.
 # Change _async_src/limiter_store.py and run `make generate`.
-# source-sha256: 9ef6ba9ec14a7019
+# output-sha256: 6bd659374b37deed
 """Where the limiter keeps its quota state: the ``LimiterStore`` interface and the in-memory store.
 
 A store books starts, gives back bookings that never started, corrects tokens after the

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_media_tokens.py by tools/generate.py.
 # Change tests/_async/test_media_tokens.py and run `make generate`.
-# source-sha256: a701431d1d5aca0a
+# output-sha256: d2d2e70238fa5697
 """Token estimates for images, PDFs, audio and file URIs, checked against what the emulator
 counts (by the service's published rules) through the real SDK on a real socket.
 
