@@ -109,7 +109,7 @@ class GreyCloudAsyncClient:
         self._auth_generation = 0
         # countTokens answers for media of unknown size, per (model, URI, MIME type, resolution).
         self._media_counts: dict[tuple[str, str, str, str | None], int] = {}
-        self._media_lock = AsyncLock()
+        self._media_locks: dict[tuple[str, str, str, str | None], AsyncLock] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -414,7 +414,9 @@ class GreyCloudAsyncClient:
         if media.uri is None:  # inline bytes of an unknown format: nothing to cache them by
             return await self._count_or_none(request.model, [part], config)
         key = (request.model, media.uri, media.mime_type, media.resolution)
-        async with self._media_lock:  # one count per key, also for calls running side by side
+        # One count per key, also for calls running side by side (each key its own lock).
+        lock = self._media_locks.setdefault(key, AsyncLock())
+        async with lock:
             counted = self._media_counts.get(key)
             if counted is None:
                 counted = await self._count_or_none(request.model, [part], config)

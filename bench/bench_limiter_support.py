@@ -120,7 +120,7 @@ def noisy_estimates(spread: float, seed: int = 7) -> Callable[[], None]:
             modality: max(1, round(tokens * rng.uniform(1 - spread, 1 + spread)))
             for modality, tokens in exact.tokens.items()
         }
-        return PromptEstimate(noisy, exact.unsized, exact.media_parts)
+        return PromptEstimate(noisy, exact.unsized)
 
     _request.prompt_estimate = estimate  # type: ignore[assignment]
 

@@ -126,9 +126,8 @@ def test_every_shape_of_contents_is_priced_alike() -> None:
         ],
     }
     expected = {token_rules.TEXT: 4, token_rules.IMAGE: 1032}
-    for contents in (as_part, as_snake, as_rest, types.Content(role="user", parts=[])):
-        if isinstance(contents, types.Content):
-            continue
+    as_content = types.Content(role="user", parts=[types.Part(text="Describe this"), as_part[1]])
+    for contents in (as_part, as_snake, as_rest, as_content):
         assert estimate_prompt(contents, model="gemini-2.5-flash").tokens == expected
     assert estimate_tokens(as_part) == 1036
 

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# output-sha256: d24e0a8924ca889c
+# output-sha256: 3aa1b4288616ab45
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -112,7 +112,7 @@ class GreyCloudAsyncClient:
         self._auth_generation = 0
         # countTokens answers for media of unknown size, per (model, URI, MIME type, resolution).
         self._media_counts: dict[tuple[str, str, str, str | None], int] = {}
-        self._media_lock = AsyncLock()
+        self._media_locks: dict[tuple[str, str, str, str | None], AsyncLock] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -417,7 +417,9 @@ class GreyCloudAsyncClient:
         if media.uri is None:  # inline bytes of an unknown format: nothing to cache them by
             return await self._count_or_none(request.model, [part], config)
         key = (request.model, media.uri, media.mime_type, media.resolution)
-        async with self._media_lock:  # one count per key, also for calls running side by side
+        # One count per key, also for calls running side by side (each key its own lock).
+        lock = self._media_locks.setdefault(key, AsyncLock())
+        async with lock:
             counted = self._media_counts.get(key)
             if counted is None:
                 counted = await self._count_or_none(request.model, [part], config)

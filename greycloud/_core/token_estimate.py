@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from google.genai import types
@@ -52,7 +52,6 @@ class PromptEstimate:
 
     tokens: dict[str, int]
     unsized: tuple[UnsizedMedia, ...] = ()
-    media_parts: dict[str, int] = field(default_factory=dict)  # parts per media modality
 
     @property
     def total(self) -> int:
@@ -83,7 +82,7 @@ def estimate_prompt(
         tokens[modality] = tokens.get(modality, 0) + amount
     if not tokens and not walker.unsized:
         tokens[TEXT] = 0
-    return PromptEstimate(tokens, tuple(walker.unsized), dict(walker.parts))
+    return PromptEstimate(tokens, tuple(walker.unsized))
 
 
 def _get(value: Mapping[str, Any], snake: str, camel: str) -> Any:
@@ -97,7 +96,6 @@ class _Walker:
         self.resolution = resolution
         self.text_chars = 0
         self.media_tokens: dict[str, int] = {}
-        self.parts: dict[str, int] = {}
         self.unsized: list[UnsizedMedia] = []
 
     def visit(self, value: Any) -> None:
@@ -161,13 +159,11 @@ class _Walker:
             self.unsized.append(UnsizedMedia(modality, mime, None, resolution, part))
         else:
             self.media_tokens[modality] = self.media_tokens.get(modality, 0) + tokens
-        self.parts[modality] = self.parts.get(modality, 0) + 1
 
     def add_file(self, part: Any, uri: Any, mime: Any, resolution: str | None) -> None:
         mime = str(mime or "application/octet-stream")
         modality = modality_of(mime)
         self.unsized.append(UnsizedMedia(modality, mime, str(uri or ""), resolution, part))
-        self.parts[modality] = self.parts.get(modality, 0) + 1
 
     def size_of(self, modality: str, data: bytes, resolution: str | None) -> int | None:
         family = self.family

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# output-sha256: fe26808f55d95dac
+# output-sha256: 4f59ef4d117fc72c
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -114,7 +114,7 @@ class GreyCloudClient:
         self._auth_generation = 0
         # countTokens answers for media of unknown size, per (model, URI, MIME type, resolution).
         self._media_counts: dict[tuple[str, str, str, str | None], int] = {}
-        self._media_lock = SyncLock()
+        self._media_locks: dict[tuple[str, str, str, str | None], SyncLock] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -415,7 +415,9 @@ class GreyCloudClient:
         if media.uri is None:  # inline bytes of an unknown format: nothing to cache them by
             return self._count_or_none(request.model, [part], config)
         key = (request.model, media.uri, media.mime_type, media.resolution)
-        with self._media_lock:  # one count per key, also for calls running side by side
+        # One count per key, also for calls running side by side (each key its own lock).
+        lock = self._media_locks.setdefault(key, SyncLock())
+        with lock:
             counted = self._media_counts.get(key)
             if counted is None:
                 counted = self._count_or_none(request.model, [part], config)
