@@ -14,6 +14,7 @@ from google.genai import types
 
 from greycloud import GreyCloudAsyncClient
 from greycloud._core.request import build_request
+from greycloud._primitives import async_map_bounded
 from greycloud.testing import VertexEmulator, samples
 
 MODEL = "gemini-2.5-flash"
@@ -106,6 +107,19 @@ async def test_a_file_uri_is_counted_once_per_uri(
     ]
     # Counting is booked under its own limiter key, not the model's.
     assert f"countTokens:{MODEL}" in client.rate_limiter.stats().models
+
+
+async def test_calls_side_by_side_count_a_uri_once(
+    client: GreyCloudAsyncClient, vertex_emulator: VertexEmulator
+) -> None:
+    scan = types.Part.from_uri(file_uri="gs://media/scan.pdf", mime_type="application/pdf")
+
+    async def ask(number: int) -> types.GenerateContentResponse:
+        return await client.generate_content([f"Page summary {number}", scan])
+
+    responses = await async_map_bounded(ask, range(8), 8)
+    assert len(responses) == 8
+    assert len(count_calls(vertex_emulator)) == 1
 
 
 async def test_the_average_mode_learns_instead_of_counting(

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_media_tokens.py by tools/generate.py.
 # Change tests/_async/test_media_tokens.py and run `make generate`.
-# output-sha256: d2d2e70238fa5697
+# output-sha256: a98c8ecc9ace3b11
 """Token estimates for images, PDFs, audio and file URIs, checked against what the emulator
 counts (by the service's published rules) through the real SDK on a real socket.
 
@@ -17,6 +17,7 @@ from google.genai import types
 
 from greycloud import GreyCloudClient
 from greycloud._core.request import build_request
+from greycloud._primitives import sync_map_bounded
 from greycloud.testing import VertexEmulator, samples
 
 MODEL = "gemini-2.5-flash"
@@ -109,6 +110,19 @@ def test_a_file_uri_is_counted_once_per_uri(
     ]
     # Counting is booked under its own limiter key, not the model's.
     assert f"countTokens:{MODEL}" in client.rate_limiter.stats().models
+
+
+def test_calls_side_by_side_count_a_uri_once(
+    client: GreyCloudClient, vertex_emulator: VertexEmulator
+) -> None:
+    scan = types.Part.from_uri(file_uri="gs://media/scan.pdf", mime_type="application/pdf")
+
+    def ask(number: int) -> types.GenerateContentResponse:
+        return client.generate_content([f"Page summary {number}", scan])
+
+    responses = sync_map_bounded(ask, range(8), 8)
+    assert len(responses) == 8
+    assert len(count_calls(vertex_emulator)) == 1
 
 
 def test_the_average_mode_learns_instead_of_counting(
