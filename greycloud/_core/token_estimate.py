@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -85,6 +86,9 @@ def estimate_prompt(
     return PromptEstimate(tokens, tuple(walker.unsized))
 
 
+_FUNCTION_KEYS = ("functionCall", "function_call", "functionResponse", "function_response")
+
+
 def _get(value: Mapping[str, Any], snake: str, camel: str) -> Any:
     found = value.get(snake)
     return value.get(camel) if found is None else found
@@ -111,6 +115,9 @@ class _Walker:
                 value.file_data,
                 value.media_resolution,
             )
+            for call in (value.function_call, value.function_response):
+                if call is not None:
+                    self.add_json(call.model_dump(mode="json", exclude_none=True, by_alias=True))
         elif isinstance(value, types.Content):
             for part in value.parts or []:
                 self.visit(part)
@@ -127,6 +134,9 @@ class _Walker:
                 _get(value, "file_data", "fileData"),
                 _get(value, "media_resolution", "mediaResolution"),
             )
+            for key in _FUNCTION_KEYS:
+                if value.get(key) is not None:
+                    self.add_json(value[key])
         elif isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
             for item in value:
                 self.visit(item)
@@ -148,6 +158,10 @@ class _Walker:
             else:
                 uri, mime = file.file_uri, file.mime_type
             self.add_file(part, uri, mime, resolution)
+
+    def add_json(self, value: Any) -> None:
+        # Function calls and replies count as their JSON, as the model reads them.
+        self.text_chars += len(json.dumps(value, separators=(",", ":")))
 
     def add_inline(self, part: Any, data: bytes, mime: str, resolution: str | None) -> None:
         modality = modality_of(mime)

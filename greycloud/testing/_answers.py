@@ -21,6 +21,7 @@ from typing import Any
 
 from .._core.token_estimate import UnsizedMedia, estimate_prompt
 from .._core.token_rules import TEXT, model_family, unsized_prior
+from ._structured import json_text, response_schema
 
 # fmt: off
 _VOCABULARY = (
@@ -115,6 +116,9 @@ class Answer:
             details[TEXT] = details.get(TEXT, 0) + self.cached_tokens
         return [{"modality": modality, "tokenCount": count} for modality, count in details.items()]
 
+    function_calls: tuple[dict[str, Any], ...] = ()
+    """Calls the model makes instead of text (every candidate makes the same)."""
+
     def usage(self) -> dict[str, Any]:
         usage: dict[str, Any] = {
             "promptTokenCount": self.prompt_tokens,
@@ -174,9 +178,11 @@ def make_answer(
     cached: int,
     scripted: str | None,
     details: Mapping[str, int] | None = None,
+    calls: list[dict[str, Any]] | None = None,
 ) -> Answer:
-    """The deterministic answer to a generateContent body (``scripted`` replaces the text;
-    ``details``: the prompt's tokens by modality, when not all text)."""
+    """The deterministic answer to a generateContent body: ``calls`` (function calls) when
+    given, else ``scripted`` text, else JSON fitting the response schema when one is sent,
+    else generated text. ``details``: the prompt's tokens by modality, when not all text."""
     config = body.get("generationConfig")
     if not isinstance(config, dict):
         config = {}
@@ -185,11 +191,16 @@ def make_answer(
     max_tokens = _field(config, "maxOutputTokens", "max_output_tokens")
     limit = max_tokens * 4 if isinstance(max_tokens, int) and max_tokens > 0 else None
 
-    if scripted is None:
-        base = int.from_bytes(request_digest(model, body), "big")
-        raw = [_generated_text(base + index) for index in range(count)]
-    else:
+    base = int.from_bytes(request_digest(model, body), "big")
+    schema = response_schema(config)
+    if calls:
+        raw = [""] * count
+    elif scripted is not None:
         raw = [scripted] * count
+    elif schema is not None:
+        raw = [json_text(schema[0], base + index) for index in range(count)]
+    else:
+        raw = [_generated_text(base + index) for index in range(count)]
 
     texts: list[str] = []
     reasons: list[str] = []
@@ -202,6 +213,8 @@ def make_answer(
         texts.append(text)
         reasons.append(reason)
         output_tokens += estimate_tokens(len(text)) if text else 0
+    if calls:
+        output_tokens = count * estimate_tokens(len(json.dumps(calls)))
 
     thinking, budget = thinking_requested(config)
     thoughts = 0
@@ -217,11 +230,15 @@ def make_answer(
         thoughts_tokens=thoughts,
         cached_tokens=cached,
         prompt_details=tuple((details or {}).items()),
+        function_calls=tuple(calls or ()),
     )
 
 
-def _candidate(text: str, index: int, many: bool, finish: str | None) -> dict[str, Any]:
-    candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}}
+def _candidate(
+    text: str, index: int, many: bool, finish: str | None, calls: tuple[dict[str, Any], ...] = ()
+) -> dict[str, Any]:
+    parts = [{"functionCall": call} for call in calls] if calls else [{"text": text}]
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}}
     if finish is not None:
         candidate["finishReason"] = finish
         candidate["avgLogprobs"] = -0.25
@@ -235,7 +252,7 @@ def response_json(answer: Answer, envelope: dict[str, str]) -> dict[str, Any]:
     many = len(answer.texts) > 1
     return {
         "candidates": [
-            _candidate(text, index, many, answer.finish_reasons[index])
+            _candidate(text, index, many, answer.finish_reasons[index], answer.function_calls)
             for index, text in enumerate(answer.texts)
         ],
         "usageMetadata": answer.usage(),
@@ -261,6 +278,9 @@ def stream_events(answer: Answer, envelope: dict[str, str]) -> Iterator[dict[str
     """streamGenerateContent chunks: text spread over events, the last one with finishReason
     and the full usageMetadata (earlier ones carry only the prompt count, as Vertex does)."""
     many = len(answer.texts) > 1
+    if answer.function_calls:  # calls come whole, in one event
+        yield response_json(answer, envelope)
+        return
     split = [split_text(text) for text in answer.texts]
     events = max(len(pieces) for pieces in split)
     partial_usage = {

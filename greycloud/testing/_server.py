@@ -282,7 +282,13 @@ class Handler:
             logger.exception("the emulator's responder raised")
             return error_response(500, "The emulator's responder raised; see the log.")
         answer = make_answer(
-            model, body, prompt=prompt, cached=cached, scripted=scripted, details=details
+            model,
+            body,
+            prompt=prompt,
+            cached=cached,
+            scripted=scripted,
+            details=details,
+            calls=state.scripted_calls(model, body),
         )
         state.count_answer(model, answer)
         envelope = {
