@@ -96,7 +96,7 @@ async def test_a_file_uri_is_counted_once_per_uri(
     other = types.Part.from_uri(file_uri="gs://media/other.mp4", mime_type="video/mp4")
     for part in (clip, clip, other, clip, other):
         response = await client.generate_content([PROMPT, part])
-        request = await client._prepare([PROMPT, part])
+        request = await client._ground(client._build([PROMPT, part]))
         # What was booked is what the service then counted.
         assert response.usage_metadata is not None
         assert request.booked_tokens.total == response.usage_metadata.prompt_token_count
@@ -132,7 +132,7 @@ async def test_the_average_mode_learns_instead_of_counting(
         assert count_calls(vertex_emulator) == []
         real = by_modality(response.usage_metadata)["AUDIO"]
         assert client.rate_limiter.media_average(MODEL, "AUDIO") == pytest.approx(real)
-        request = await client._prepare([PROMPT, part])
+        request = await client._ground(client._build([PROMPT, part]))
         assert request.booked_tokens.fixed == {"AUDIO": real}
 
 

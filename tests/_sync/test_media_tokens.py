@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_media_tokens.py by tools/generate.py.
 # Change tests/_async/test_media_tokens.py and run `make generate`.
-# output-sha256: a98c8ecc9ace3b11
+# output-sha256: d6b2716dc511413a
 """Token estimates for images, PDFs, audio and file URIs, checked against what the emulator
 counts (by the service's published rules) through the real SDK on a real socket.
 
@@ -99,7 +99,7 @@ def test_a_file_uri_is_counted_once_per_uri(
     other = types.Part.from_uri(file_uri="gs://media/other.mp4", mime_type="video/mp4")
     for part in (clip, clip, other, clip, other):
         response = client.generate_content([PROMPT, part])
-        request = client._prepare([PROMPT, part])
+        request = client._ground(client._build([PROMPT, part]))
         # What was booked is what the service then counted.
         assert response.usage_metadata is not None
         assert request.booked_tokens.total == response.usage_metadata.prompt_token_count
@@ -135,7 +135,7 @@ def test_the_average_mode_learns_instead_of_counting(
         assert count_calls(vertex_emulator) == []
         real = by_modality(response.usage_metadata)["AUDIO"]
         assert client.rate_limiter.media_average(MODEL, "AUDIO") == pytest.approx(real)
-        request = client._prepare([PROMPT, part])
+        request = client._ground(client._build([PROMPT, part]))
         assert request.booked_tokens.fixed == {"AUDIO": real}
 
 
