@@ -6,8 +6,9 @@ sync client; keep comments and docstrings true for both.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
@@ -26,8 +27,10 @@ from .._core.request import (
     Tools,
     build_request,
     estimate_tokens,
+    priced_estimate,
 )
 from .._core.retry import backoff_delay, classify, is_rejected_api_key
+from .._core.token_estimate import UnsizedMedia
 from .._core.usage import UsageMeter
 from .._primitives import (
     AsyncLock,
@@ -136,6 +139,9 @@ class GreyCloudAsyncClient:
         self._retired: list[genai.Client] = []
         self._auth_lock = AsyncLock()
         self._auth_generation = 0
+        # countTokens answers for media of unknown size, per (model, URI, MIME type, resolution).
+        self._media_counts: dict[tuple[str, str, str, str | None], int] = {}
+        self._media_locks: dict[tuple[str, str, str, str | None], AsyncLock] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -432,30 +438,34 @@ class GreyCloudAsyncClient:
         count_config = (
             types.CountTokensConfig(system_instruction=system) if system is not None else None
         )
-        key = COUNT_TOKENS_KEY.format(model=model)
         with self._telemetry.operation("count_tokens", model):
-            async with self.rate_limiter.limit(key, 0):
-                try:
-                    result = await self._call_with_auth(
-                        "models",
-                        "count_tokens",
-                        model=model,
-                        contents=contents,
-                        config=count_config,
-                    )
-                except (errors.APIError, ValueError, NotImplementedError) as exc:
-                    code = exc.code if isinstance(exc, errors.APIError) else None
-                    if code is not None and code not in _CANNOT_COUNT_STATUS:
-                        raise
-                    estimate = estimate_tokens(contents, system)
-                    logger.warning(
-                        "the service could not count tokens for %s (%s); using an estimate of %d",
-                        model,
-                        exc,
-                        estimate,
-                    )
-                    return estimate
-            return int(result.total_tokens or 0)
+            try:
+                return await self._count(model, contents, count_config)
+            except (ValueError, NotImplementedError) as exc:
+                estimate = estimate_tokens(contents, system, model)
+                logger.warning(
+                    "the service could not count tokens for %s (%s); using an estimate of %d",
+                    model,
+                    exc,
+                    estimate,
+                )
+                return estimate
+
+    async def _count(
+        self, model: str, contents: Contents, config: types.CountTokensConfig | None
+    ) -> int:
+        """``countTokens``, booked under its own limiter key. Raises the error when the service
+        cannot count this request (API or model without support); other errors too."""
+        async with self.rate_limiter.limit(COUNT_TOKENS_KEY.format(model=model), 0):
+            try:
+                result = await self._call_with_auth(
+                    "models", "count_tokens", model=model, contents=contents, config=config
+                )
+            except errors.APIError as exc:
+                if exc.code not in _CANNOT_COUNT_STATUS:
+                    raise
+                raise ValueError(str(exc)) from exc
+        return int(result.total_tokens or 0)
 
     # -- internals --------------------------------------------------------------------------
 
@@ -498,7 +508,66 @@ class GreyCloudAsyncClient:
         return request
 
     async def _ground(self, request: GenerateRequest) -> GenerateRequest:
-        return await self._grounding.ground(request, explicit_tools=request.caller_tools)
+        """The request as it is sent: grounded, and its media of unknown size priced."""
+        request = await self._grounding.ground(request, explicit_tools=request.caller_tools)
+        return await self._price_media(request)
+
+    async def _price_media(self, request: GenerateRequest) -> GenerateRequest:
+        """Price the media whose size could not be read locally: by ``countTokens`` (once per
+        URI) with ``media_token_estimate="count"``, otherwise by the learned average."""
+        unsized = request.estimate.unsized
+        if not unsized:
+            return request
+        counts: list[int | None] = []
+        for media in unsized:
+            counted = None
+            if self.config.media_token_estimate == "count":
+                counted = await self._count_media(request, media)
+            counts.append(counted)
+        priced = priced_estimate(
+            request,
+            counts,
+            lambda modality: self.rate_limiter.media_average(request.model, modality),
+        )
+        return dataclasses.replace(request, priced=priced)
+
+    async def _count_media(self, request: GenerateRequest, media: UnsizedMedia) -> int | None:
+        """The service's count of one media part, cached per (model, URI, MIME type,
+        resolution); None when it cannot count it (the learned average is used then)."""
+        resolution = request.config.media_resolution if request.config is not None else None
+        config = (
+            types.CountTokensConfig(
+                generation_config=types.GenerationConfig(media_resolution=resolution)
+            )
+            if resolution is not None
+            else None
+        )
+        part = media.part
+        if isinstance(part, Mapping):
+            part = types.Part.model_validate(part)
+        if media.uri is None:  # inline bytes of an unknown format: nothing to cache them by
+            return await self._count_or_none(request.model, [part], config)
+        key = (request.model, media.uri, media.mime_type, media.resolution)
+        # One count per key, also for calls running side by side (each key its own lock).
+        lock = self._media_locks.setdefault(key, AsyncLock())
+        async with lock:
+            counted = self._media_counts.get(key)
+            if counted is None:
+                counted = await self._count_or_none(request.model, [part], config)
+                if counted is not None:
+                    self._media_counts[key] = counted
+            return counted
+
+    async def _count_or_none(
+        self, model: str, contents: Contents, config: types.CountTokensConfig | None
+    ) -> int | None:
+        """The count, or None (with a warning) when it failed: the call goes on with the
+        learned average rather than fail for want of an estimate."""
+        try:
+            return await self._count(model, contents, config)
+        except (errors.APIError, ValueError, NotImplementedError) as exc:
+            logger.warning("could not count a media part for %s (%s)", model, exc)
+            return None
 
     async def _generate(
         self, request: GenerateRequest, retry: _Retry | None, operation: str = GENERATE
@@ -653,7 +722,7 @@ class GreyCloudAsyncClient:
     async def _generate_once(
         self, request: GenerateRequest, step: _telemetry.Attempt
     ) -> types.GenerateContentResponse:
-        async with self.rate_limiter.limit(request.model, request.estimated_tokens) as permit:
+        async with self.rate_limiter.limit(request.model, request.booked_tokens) as permit:
             step.waited(permit.waited)
             try:
                 response: types.GenerateContentResponse = await self._call_with_auth(
@@ -676,7 +745,7 @@ class GreyCloudAsyncClient:
     ) -> AsyncIterator[types.GenerateContentResponse]:
         """One streamed attempt holding one limiter slot until the stream ends in any way."""
         with step:
-            async with self.rate_limiter.limit(request.model, request.estimated_tokens) as permit:
+            async with self.rate_limiter.limit(request.model, request.booked_tokens) as permit:
                 step.waited(permit.waited)
                 usage = None
                 last = None
