@@ -60,12 +60,7 @@ def usage_summary(meter: UsageMeter, pricing: Pricing) -> str | None:
         f"tokens: {totals.input:,} input ({totals.cached:,} cached), {totals.output:,} output, "
         f"{totals.thinking:,} thinking"
     )
-    modalities = totals.input_by_modality
-    if len(modalities) > 1:
-        line += " (input by modality: " + ", ".join(
-            f"{name.lower()} {tokens:,}" for name, tokens in sorted(modalities.items())
-        )
-        line += ")"
+    # Input by modality is on the run's own summary line (see progress.summary).
     estimate = pricing.estimate(meter)
     if estimate.by_model:
         line += f"; estimated cost ${estimate.total:,.4f}"
