@@ -10,6 +10,8 @@ tracer provider cannot leak into another's figures:
 - ``api``: the API installed, no SDK (what a library user gets who never set up tracing);
 - ``traces``: the SDK's tracer provider, a ``BatchSpanProcessor`` into an exporter that drops
   the spans (tracing on, metrics left to the API's no-op meter);
+- ``lean``: traces as above, with ``GREYCLOUD_OTEL_ATTEMPT_SPANS=retried`` (no span of its
+  own for a first attempt that succeeds);
 - ``sdk``: traces as above plus a ``MeterProvider`` whose reader collects the metrics at the
   end (everything recorded).
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import subprocess
@@ -31,7 +34,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-SETUPS = ("off", "api", "traces", "sdk")
+SETUPS = ("off", "api", "traces", "lean", "sdk")
 WARM_UP = 30
 SEED = 13
 PROMPT = "Say something short about lanterns."
@@ -73,7 +76,9 @@ def worker(setup: str, base_url: str) -> None:
     print its latency; ``done`` checks what was recorded and stops."""
     if setup == "off":
         exec(BLOCK_OTEL)  # before greycloud is imported
-    reader = _install_sdk(setup == "sdk") if setup in ("traces", "sdk") else None
+    if setup == "lean":
+        os.environ["GREYCLOUD_OTEL_ATTEMPT_SPANS"] = "retried"
+    reader = _install_sdk(setup == "sdk") if setup in ("traces", "lean", "sdk") else None
 
     from bench_limiter_support import MODEL, credentials
 

@@ -66,6 +66,9 @@ CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 STABILITY_ENV = "OTEL_SEMCONV_STABILITY_OPT_IN"
 LATEST_EXPERIMENTAL = "gen_ai_latest_experimental"
 ATTEMPT_SPAN = "greycloud.attempt"
+# "all" (default): a span for every attempt; "retried": only for attempts of calls that were
+# retried or failed (a first attempt that succeeds puts its attributes on the call's span).
+ATTEMPT_SPANS_ENV = "GREYCLOUD_OTEL_ATTEMPT_SPANS"
 
 # The request fields of GenerateContentConfig that the conventions name.
 _REQUEST_ATTRIBUTES = (
@@ -334,7 +337,15 @@ class _Kind:
 
 
 class _Telemetry(Telemetry):
-    __slots__ = ("base", "capture", "instruments", "kinds", "legacy_system", "provider")
+    __slots__ = (
+        "base",
+        "capture",
+        "every_attempt",
+        "instruments",
+        "kinds",
+        "legacy_system",
+        "provider",
+    )
 
     def __init__(
         self, provider: str, address: str, port: int | None, instruments: _Instruments
@@ -343,6 +354,8 @@ class _Telemetry(Telemetry):
         latest = LATEST_EXPERIMENTAL in opt_in
         capture = os.environ.get(CAPTURE_CONTENT_ENV, "").strip().upper()
         self.capture = capture in ({"SPAN_ONLY", "SPAN_AND_EVENT"} if latest else {"TRUE", "1"})
+        attempts = os.environ.get(ATTEMPT_SPANS_ENV, "all").strip().lower()
+        self.every_attempt = attempts != "retried"
         self.instruments = instruments
         self.provider = provider
         base: dict[str, Any] = {"server.address": address}
@@ -379,29 +392,31 @@ class _Attempt(Attempt):
     # SDK takes a lock, and this runs on every request.
     # Not made current: what runs inside an attempt is the SDK's request, and the call's span
     # (current outside streams) is the parent that matters to the caller's own spans.
-    __slots__ = ("_attributes", "_number", "_operation", "_span")
+    __slots__ = ("_attributes", "_number", "_operation", "_span", "_started")
 
     def __init__(self, operation: _Operation, number: int) -> None:
         self._operation = operation
         self._number = number
         self._span: Any = None
+        self._started = 0
         self._attributes: dict[str, Any] = {}
 
     def __enter__(self) -> Attempt:
-        """Start the span (on entering: an attempt that never starts leaves no span)."""
+        """Start the attempt (on entering: an attempt that never starts leaves no span)."""
         operation = self._operation
-        attributes: dict[str, Any] = {"greycloud.attempt": self._number}
+        attributes = self._attributes
+        attributes["greycloud.attempt"] = self._number
         if operation.pending_retry is not None:
             delay, reason = operation.pending_retry
             operation.pending_retry = None
             attributes["greycloud.retry.delay"] = delay
             attributes["greycloud.retry.reason"] = reason
-        self._span = operation.telemetry.instruments.tracer.start_span(
-            ATTEMPT_SPAN,
-            context=operation.context,
-            kind=otel_trace.SpanKind.CLIENT,
-            attributes=attributes,
-        )
+        if operation.telemetry.every_attempt:
+            self._span = operation.telemetry.instruments.tracer.start_span(
+                ATTEMPT_SPAN, context=operation.context, kind=otel_trace.SpanKind.CLIENT
+            )
+        else:  # the span is made at the end, and only for a retry or a failure
+            self._started = time.time_ns()
         return self
 
     def __exit__(
@@ -410,11 +425,22 @@ class _Attempt(Attempt):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        failed = exc is not None and not isinstance(exc, GeneratorExit)
         span = self._span
-        if exc is not None and not isinstance(exc, GeneratorExit):
+        if span is None:
+            if not failed and self._number == 1:
+                self._operation.absorb(self._attributes)
+                return
+            span = self._operation.telemetry.instruments.tracer.start_span(
+                ATTEMPT_SPAN,
+                context=self._operation.context,
+                kind=otel_trace.SpanKind.CLIENT,
+                start_time=self._started,
+            )
+        if failed:
+            assert exc is not None
             _mark_failed(span, exc, self._attributes)
-        if self._attributes:
-            span.set_attributes(self._attributes)
+        span.set_attributes(self._attributes)
         span.end()
 
     def waited(self, seconds: float) -> None:
@@ -433,6 +459,7 @@ class _Attempt(Attempt):
 
 class _Operation(Operation):
     __slots__ = (
+        "absorbed",
         "context",
         "first_chunk_at",
         "kind",
@@ -473,6 +500,7 @@ class _Operation(Operation):
         self.totals = [0, 0, 0, 0]  # input, output, cached, thinking tokens over the responses
         self.token: object | None = None
         self.started = 0.0
+        self.absorbed: dict[str, Any] | None = None
 
     def __enter__(self) -> Operation:
         if not self.streaming:
@@ -504,6 +532,8 @@ class _Operation(Operation):
 
     def _finish(self, attributes: dict[str, Any]) -> None:
         """The call's own attributes, gathered at its end."""
+        if self.absorbed is not None:
+            attributes.update(self.absorbed)
         if self.last is not None:
             _response_attributes(attributes, self.last)
         input_tokens, output_tokens, cached, thinking = self.totals
@@ -530,6 +560,19 @@ class _Operation(Operation):
 
     def attempt(self, number: int) -> Attempt:
         return _Attempt(self, number)
+
+    def absorb(self, attempt_attributes: dict[str, Any]) -> None:
+        """A first attempt that got its answer, without a span of its own: its attributes go
+        on the call's span (limiter waits of several hops added up)."""
+        absorbed = self.absorbed
+        if absorbed is None:
+            self.absorbed = dict(attempt_attributes)
+            return
+        wait = absorbed.get("greycloud.limiter.wait", 0.0)
+        absorbed.update(attempt_attributes)
+        absorbed["greycloud.limiter.wait"] = wait + attempt_attributes.get(
+            "greycloud.limiter.wait", 0.0
+        )
 
     @contextlib.contextmanager
     def _current(self) -> Iterator[None]:

@@ -113,6 +113,25 @@ async def test_time_waiting_in_the_limiter_is_on_the_attempts_and_in_the_metric(
     assert point.sum == pytest.approx(sum(waits))
 
 
+async def test_attempt_spans_only_for_retried_calls_when_asked(
+    vertex_emulator: VertexEmulator, otel: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GREYCLOUD_OTEL_ATTEMPT_SPANS", "retried")
+    config = vertex_emulator.config()
+    async with GreyCloudAsyncClient(config, credentials=vertex_emulator.credentials) as client:
+        await client.generate_with_retry("once", **FAST)
+        vertex_emulator.inject(Fault.status(503))
+        await client.generate_with_retry("twice", **FAST)
+    once, twice = by_name(otel, f"generate_content {MODEL}")
+    assert children_of(otel, once) == []
+    assert once.attributes["greycloud.attempt"] == 1
+    assert once.attributes["greycloud.limiter.wait"] >= 0
+    first, second = children_of(otel, twice)
+    assert first.attributes["error.type"] == "503"
+    assert second.attributes["greycloud.retry.reason"] == "503 UNAVAILABLE"
+    assert twice.start_time <= first.start_time < first.end_time <= second.start_time
+
+
 async def test_a_call_that_fails_for_good_records_its_error(
     client: GreyCloudAsyncClient, vertex_emulator: VertexEmulator, otel: Recorded
 ) -> None:

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_telemetry.py by tools/generate.py.
 # Change tests/_async/test_telemetry.py and run `make generate`.
-# output-sha256: 2f68b4e3308a3534
+# output-sha256: 9c77269967c5257e
 """Traces, metrics and retry log records of the client, through the OpenTelemetry SDK's
 in-memory exporters and the real SDK against the emulator.
 
@@ -114,6 +114,25 @@ def test_time_waiting_in_the_limiter_is_on_the_attempts_and_in_the_metric(
     assert point.attributes == {"gen_ai.request.model": MODEL}
     assert point.count == sum(wait > 0 for wait in waits)  # attempts that started at once: none
     assert point.sum == pytest.approx(sum(waits))
+
+
+def test_attempt_spans_only_for_retried_calls_when_asked(
+    vertex_emulator: VertexEmulator, otel: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GREYCLOUD_OTEL_ATTEMPT_SPANS", "retried")
+    config = vertex_emulator.config()
+    with GreyCloudClient(config, credentials=vertex_emulator.credentials) as client:
+        client.generate_with_retry("once", **FAST)
+        vertex_emulator.inject(Fault.status(503))
+        client.generate_with_retry("twice", **FAST)
+    once, twice = by_name(otel, f"generate_content {MODEL}")
+    assert children_of(otel, once) == []
+    assert once.attributes["greycloud.attempt"] == 1
+    assert once.attributes["greycloud.limiter.wait"] >= 0
+    first, second = children_of(otel, twice)
+    assert first.attributes["error.type"] == "503"
+    assert second.attributes["greycloud.retry.reason"] == "503 UNAVAILABLE"
+    assert twice.start_time <= first.start_time < first.end_time <= second.start_time
 
 
 def test_a_call_that_fails_for_good_records_its_error(
