@@ -10,7 +10,13 @@ from typing import Any
 import pydantic
 from google.genai import types
 
-from ..config import THINKING_LEVELS, GreyCloudConfig, _check_choice, check_safety_settings
+from ..config import (
+    THINKING_LEVELS,
+    GreyCloudConfig,
+    _check_choice,
+    check_generation_values,
+    check_safety_settings,
+)
 from ..errors import ConfigError
 
 Contents = Any  # what google-genai accepts: str, Part, Content, dicts, or a list of these
@@ -95,6 +101,14 @@ def build_request(
     """
     if contents is None or (isinstance(contents, (str, list)) and not contents):
         raise ConfigError("contents", "is empty; pass a prompt string or a list of contents")
+    # The call's own settings get the config's checks (the config's were checked when it was made).
+    check_generation_values(
+        temperature=temperature,
+        top_p=top_p,
+        max_output_tokens=max_output_tokens,
+        thinking_level=thinking_level,
+        safety_settings=safety_settings,
+    )
     system = system_instruction if system_instruction is not None else config.system_instruction
     safety = safety_settings if safety_settings is not None else config.safety_settings
     level = thinking_level if thinking_level is not None else config.thinking_level

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# source-sha256: a729ad358bed2133
+# source-sha256: ffbeac0b08c278ae
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -379,6 +379,7 @@ class GreyCloudClient:
                 return getattr(service, method)(**arguments)
             except (errors.ClientError, google.auth.exceptions.RefreshError) as exc:
                 if not self._recover_auth(exc, attempt, generation):
+                    _raise_if_per_day(exc)
                     raise
 
     def _generate_once(self, request: GenerateRequest) -> types.GenerateContentResponse:
@@ -391,7 +392,7 @@ class GreyCloudClient:
                     contents=request.contents,
                     config=request.config,
                 )
-            except errors.APIError as exc:
+            except (errors.APIError, QuotaExhaustedError) as exc:
                 self._report(request.model, exc)
                 raise
             permit.reconcile(response.usage_metadata)
@@ -420,6 +421,7 @@ class GreyCloudClient:
                         continue
                     if isinstance(exc, errors.APIError):
                         self._report(request.model, exc)
+                        _raise_if_per_day(exc)
                     raise
                 finally:
                     if stream is not None:
@@ -489,13 +491,7 @@ class GreyCloudClient:
         on_retry: RetryCallback | None = None,
     ) -> None:
         """Return after the backoff if ``exc`` may be retried; otherwise raise."""
-        failure = classify(exc)
-        if failure.per_day:
-            raise QuotaExhaustedError(
-                f"a per-day quota is exhausted ({failure.quota_id}); retrying cannot help "
-                "before it resets",
-                failure.quota_id,
-            ) from exc
+        failure = classify(exc)  # a per-day 429 arrives here already as QuotaExhaustedError
         if not failure.transient:
             raise exc
         if attempt > max_retries:
@@ -506,8 +502,9 @@ class GreyCloudClient:
             on_retry(attempt, exc, delay)
         sync_sleep(delay)
 
-    def _report(self, model: str, exc: errors.APIError) -> None:
-        failure = classify(exc)
+    def _report(self, model: str, exc: errors.APIError | QuotaExhaustedError) -> None:
+        # A QuotaExhaustedError carries the 429 it was made from as its cause.
+        failure = classify(exc.__cause__ or exc)
         if failure.rate_limited:
             self.rate_limiter.report_rate_limited(
                 model, failure.retry_after, per_day=failure.per_day
@@ -538,14 +535,19 @@ class GreyCloudClient:
                 raise self._auth_error(exc) from exc
             logger.info("the server rejected the credentials (401); refreshing them")
             self._credentials = sync_run_blocking(
-                auth.refresh_credentials, self._credentials, self.config
+                auth.refresh_credentials,
+                self._credentials,
+                self.config,
+                isinstance(exc, errors.APIError),  # rejected by the server
             )
             self._retired.append(self._sdk)
             self._sdk = self._build_sdk()
             self._auth_generation += 1
 
     def _auth_error(self, exc: AuthFailure) -> AuthError:
-        reason = exc.message if isinstance(exc, errors.APIError) else str(exc)
+        if not isinstance(exc, errors.APIError):
+            return auth.no_credentials(str(exc))  # they never produced a token
+        reason = exc.message
         if self._api_key is not None:
             return AuthError(
                 f"the API key was rejected: {reason}",
@@ -555,6 +557,18 @@ class GreyCloudClient:
             f"the credentials were rejected after a refresh: {reason}",
             fix_command=auth.LOGIN_COMMAND,
         )
+
+
+def _raise_if_per_day(exc: BaseException) -> None:
+    """A 429 for a per-day quota becomes ``QuotaExhaustedError`` on every path: waiting minutes
+    cannot help, so it must not look like the retryable 429 it came as."""
+    failure = classify(exc)
+    if failure.per_day:
+        raise QuotaExhaustedError(
+            f"a per-day quota is exhausted ({failure.quota_id}); retrying cannot help before it "
+            "resets",
+            failure.quota_id,
+        ) from exc
 
 
 def _text_of(chunk: types.GenerateContentResponse) -> str:
