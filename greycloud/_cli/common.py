@@ -166,13 +166,22 @@ def make_target(
     """Where the command sends its requests; also applies the global options given to it."""
     settings = global_settings(context, verbose)
     if emulator and endpoint is not None:
-        raise typer.BadParameter("use either --emulator or --endpoint, not both", param_hint="")
+        if not _from_command_line(context, "endpoint"):
+            # GREYCLOUD_ENDPOINT names the usual target; --emulator asks for another, once.
+            endpoint = api_version = None
+        else:
+            raise typer.BadParameter("use either --emulator or --endpoint, not both", param_hint="")
     return Target(
         emulator=emulator,
         endpoint=endpoint,
         api_version=api_version,
         access_token=access_token or settings.access_token,
     )
+
+
+def _from_command_line(context: typer.Context, name: str) -> bool:
+    source = context.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
 
 
 @dataclass
