@@ -11,11 +11,11 @@ emulators by the environment only, the same for every block:
   ``BATCH_GCS_BUCKET`` (and ``BATCH_POLL_INTERVAL``, so a wait for a job takes a moment);
 - a real ``redis-server`` for blocks that name ``REDIS_URL``: ``REDIS_URL``.
 
-The working directory holds ``prompts.jsonl`` and ``examples/prompts.jsonl`` (the first lines of
-the example prompts) and ``requests.jsonl`` (batch input). Blocks that define ``test_*`` functions run under pytest,
-with greycloud's pytest plugin. A block that cannot run in a test carries a visible marker
-on the line before it, ``<!-- readme-test: skip: REASON -->``, and shows up here as skipped
-with that reason.
+The working directory holds ``prompts.jsonl`` and ``examples/prompts.jsonl`` (the first lines
+of the example prompts) and ``requests.jsonl`` (batch input). Blocks that define ``test_*``
+functions run under pytest, with greycloud's pytest plugin. A block that cannot run in a test
+carries a visible marker on the line before it, ``<!-- readme-test: skip: REASON -->``, and
+shows up here as skipped with that reason.
 """
 
 from __future__ import annotations
@@ -98,9 +98,7 @@ def console_script(block: Block) -> str:
     commands: list[str] = []
     continued = False
     for line in block.text.splitlines():
-        if continued:
-            commands.append(line)
-        elif block.lang == "sh" and line.strip():
+        if continued or (block.lang == "sh" and line.strip()):
             commands.append(line)
         elif line.startswith("$ "):
             commands.append(line[2:])
