@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/grounding.py by tools/generate.py.
 # Change _async_src/grounding.py and run `make generate`.
-# source-sha256: f5224ee8d4d99047
+# output-sha256: 3a2a73b938b99274
 """Grounding in a Vertex AI Search datastore, for every model.
 
 ``grounding_mode="inject"`` (the default): before generation the datastore is searched through

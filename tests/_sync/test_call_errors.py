@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_call_errors.py by tools/generate.py.
 # Change tests/_async/test_call_errors.py and run `make generate`.
-# source-sha256: 13681d1698313946
+# output-sha256: 8f5264822176beca
 """Errors that tell the truth: call arguments checked as the config checks them, and a per-day
 429 typed ``QuotaExhaustedError`` on every path, not only in ``generate_with_retry``.
 

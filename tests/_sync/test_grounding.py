@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_grounding.py by tools/generate.py.
 # Change tests/_async/test_grounding.py and run `make generate`.
-# source-sha256: 9c948868c9229f05
+# output-sha256: 586b58459305bebf
 """Vertex AI Search grounding, checked on what reached the emulator (search and generation).
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
