@@ -503,7 +503,8 @@ class GreyCloudAsyncClient:
 
     async def _report(self, model: str, exc: errors.APIError | QuotaExhaustedError) -> None:
         # A QuotaExhaustedError carries the 429 it was made from as its cause.
-        failure = classify(exc.__cause__ or exc)
+        cause = exc.__cause__ if isinstance(exc, QuotaExhaustedError) else None
+        failure = classify(cause or exc)
         if failure.rate_limited:
             await self.rate_limiter.report_rate_limited(
                 model, failure.retry_after, per_day=failure.per_day

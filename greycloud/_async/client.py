@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# output-sha256: ffbeac0b08c278ae
+# output-sha256: 572d5322609e8f2d
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -506,7 +506,8 @@ class GreyCloudAsyncClient:
 
     async def _report(self, model: str, exc: errors.APIError | QuotaExhaustedError) -> None:
         # A QuotaExhaustedError carries the 429 it was made from as its cause.
-        failure = classify(exc.__cause__ or exc)
+        cause = exc.__cause__ if isinstance(exc, QuotaExhaustedError) else None
+        failure = classify(cause or exc)
         if failure.rate_limited:
             await self.rate_limiter.report_rate_limited(
                 model, failure.retry_after, per_day=failure.per_day

@@ -1,9 +1,7 @@
 """The ``greycloud`` typer application: commands, options and exit codes.
 
-Exit codes: 0 everything done; 1 some lines failed for good, were skipped as invalid, or the
-run stopped early (the summary says which); 2 bad input, usage or configuration (nothing was
-sent); 130 interrupted by Ctrl-C (143 by SIGTERM) — rerun the same command to resume.
-Results go to the output file (``run``) or stdout (``generate``, ``count-tokens``); progress,
+Exit codes: one per cause, the same for every command (``common.EXIT_CODES``, also listed by
+``--help``). Results go to the output file (``run``) or stdout (``generate``, ``count-tokens``); progress,
 problems and summaries go to stderr. The ``cache`` and ``batch`` groups live in resources.py.
 """
 

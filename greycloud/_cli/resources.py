@@ -2,9 +2,7 @@
 
 Both use the sync classes (``GreyCloudCache``, ``GreyCloudBatch``): each command is a few
 service calls in a row, with nothing to overlap, and a blocking wait lets Ctrl-C simply stop
-it. Exit codes as elsewhere: 0 done; 1 the service refused, a job failed or some requests got
-no answer; 2 bad input, usage or configuration (nothing was uploaded or created); 130 Ctrl-C.
-Names and JSON go to stdout, everything else to stderr.
+it. Exit codes as elsewhere (``common.EXIT_CODES``). Names and JSON go to stdout, everything else to stderr.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# output-sha256: dafc1af945260464
+# output-sha256: 27c63cd06604518f
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -504,7 +504,8 @@ class GreyCloudClient:
 
     def _report(self, model: str, exc: errors.APIError | QuotaExhaustedError) -> None:
         # A QuotaExhaustedError carries the 429 it was made from as its cause.
-        failure = classify(exc.__cause__ or exc)
+        cause = exc.__cause__ if isinstance(exc, QuotaExhaustedError) else None
+        failure = classify(cause or exc)
         if failure.rate_limited:
             self.rate_limiter.report_rate_limited(
                 model, failure.retry_after, per_day=failure.per_day
