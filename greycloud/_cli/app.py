@@ -1,8 +1,9 @@
 """The ``greycloud`` typer application: commands, options and exit codes.
 
 Exit codes: one per cause, the same for every command (``common.EXIT_CODES``, also listed by
-``--help``). Results go to the output file (``run``) or stdout (``generate``, ``count-tokens``); progress,
-problems and summaries go to stderr. The ``cache`` and ``batch`` groups live in resources.py.
+``--help``). Results go to the output file (``run``) or stdout (``generate``,
+``count-tokens``); progress, problems and summaries go to stderr. The ``cache`` and ``batch``
+groups live in resources.py.
 """
 
 from __future__ import annotations

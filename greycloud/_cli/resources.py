@@ -2,7 +2,8 @@
 
 Both use the sync classes (``GreyCloudCache``, ``GreyCloudBatch``): each command is a few
 service calls in a row, with nothing to overlap, and a blocking wait lets Ctrl-C simply stop
-it. Exit codes as elsewhere (``common.EXIT_CODES``). Names and JSON go to stdout, everything else to stderr.
+it. Exit codes as elsewhere (``common.EXIT_CODES``). Names and JSON go to stdout, everything
+else to stderr.
 """
 
 from __future__ import annotations
