@@ -18,6 +18,7 @@ import pytest
 from greycloud import AuthError, GreyCloudClient, GreyCloudConfig
 from greycloud.auth import LOGIN_COMMAND, GcloudCredentials, find_credentials, refresh_credentials
 from greycloud.testing import Fault, VertexEmulator
+from tests.cli_support import logged_out_gcloud
 
 
 @pytest.fixture
@@ -103,19 +104,6 @@ def test_gcloud_failure_is_a_refresh_error(no_adc: Path) -> None:
     fake_gcloud(no_adc, "", exit_code=1)
     with pytest.raises(google.auth.exceptions.RefreshError):
         GcloudCredentials().refresh(None)
-
-
-def logged_out_gcloud(bin_dir: Path) -> None:
-    """gcloud as it answers when nobody is logged in: its reason on stderr, exit 1."""
-    script = bin_dir / "gcloud"
-    script.write_text(
-        "#!/bin/sh\n"
-        "echo 'ERROR: (gcloud.auth.print-access-token) You do not currently have an active "
-        "account selected.' >&2\n"
-        "echo 'Please run:' >&2\n"
-        "exit 1\n"
-    )
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
 
 
 def test_a_logged_out_gcloud_means_no_usable_credentials_with_gcloud_s_reason(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from typer.testing import CliRunner
 from greycloud.cli import app
 from greycloud.testing import Fault, VertexEmulator
 from greycloud.testing.gcs import GcsEmulator
-from tests.cli_support import CONFIG_VARIABLES, write_lines
+from tests.cli_support import CONFIG_VARIABLES, logged_out_gcloud, write_lines
 
 BUCKET = "global-options-bucket"
 COMMANDS = [
@@ -181,15 +180,6 @@ def test_the_printed_exports_are_all_a_command_needs(tmp_path: Path) -> None:
 
 
 # -- one exit code per cause ---------------------------------------------------------------------
-
-
-def logged_out_gcloud(bin_dir: Path) -> None:
-    script = bin_dir / "gcloud"
-    script.write_text(
-        "#!/bin/sh\necho 'ERROR: (gcloud.auth.print-access-token) You do not currently have "
-        "an active account selected.' >&2\nexit 1\n"
-    )
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
 
 
 @pytest.mark.parametrize("gcloud", ["absent", "logged out"])
