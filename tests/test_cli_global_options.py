@@ -261,3 +261,15 @@ def test_emulator_is_a_flag_and_an_endpoint_in_the_environment_gives_way(
         ["count-tokens", "hi", "--emulator", "--endpoint", vertex_emulator.base_url], env
     )
     assert code == 2 and "not both" in err
+
+
+def test_a_token_on_the_command_line_wins_over_the_environment(
+    vertex_emulator: VertexEmulator, no_credentials: Path
+) -> None:
+    env = token_env(vertex_emulator, GREYCLOUD_ACCESS_TOKEN="a-token-the-emulator-refuses")
+    good = vertex_emulator.token
+    assert invoke(["--access-token", good, "count-tokens", "hi"], env)[0] == 0
+    assert invoke(["count-tokens", "hi", "--access-token", good], env)[0] == 0
+    code, _, err = invoke(["count-tokens", "hi"], env)
+    assert code == 3, err  # the environment's token alone: refused, and it cannot be refreshed
+    assert "GREYCLOUD_ACCESS_TOKEN" in err

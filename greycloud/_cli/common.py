@@ -6,7 +6,7 @@ import logging
 import signal
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -175,7 +175,12 @@ def make_target(
         emulator=emulator,
         endpoint=endpoint,
         api_version=api_version,
-        access_token=access_token or settings.access_token,
+        # Given after the command wins; then before it; then GREYCLOUD_ACCESS_TOKEN (read by both).
+        access_token=(
+            access_token
+            if _from_command_line(context, "access_token")
+            else settings.access_token or access_token
+        ),
     )
 
 
@@ -189,7 +194,7 @@ class GlobalSettings:
     """The options every command takes, before or after its name (-v, --access-token)."""
 
     log_handler: logging.Handler | None = None
-    access_token: str | None = None
+    access_token: str | None = field(default=None, repr=False)
 
     def be_verbose(self) -> None:
         if self.log_handler is not None:
