@@ -124,7 +124,7 @@ def refresh_credentials(
         )
         subprocess.run(LOGIN_COMMAND.split(), check=False)
         return find_credentials(config) or credentials
-    if config.access_token is not None and not config.use_api_key:
+    if config.access_token is not None and credentials.token == config.access_token:
         raise AuthError(
             "the access token from GREYCLOUD_ACCESS_TOKEN (access_token) was rejected and "
             "cannot be refreshed",
