@@ -59,7 +59,8 @@ app = typer.Typer(
     help="Gemini on Vertex AI from the command line: bulk generation under rate limits, "
     "one-off prompts, token counts, context caches, batch jobs and a local emulator.\n\n"
     "Settings come from GreyCloudConfig's environment variables (PROJECT_ID, LOCATION, "
-    "USE_API_KEY, GOOGLE_API_KEY, API_KEY_FILE, SA_EMAIL, ...), with the options on top.",
+    "USE_API_KEY, GOOGLE_API_KEY, GREYCLOUD_ACCESS_TOKEN, GREYCLOUD_ENDPOINT, SA_EMAIL, ...), "
+    "with the options on top. -v and --access-token go before or after the command.",
     no_args_is_help=True,
     add_completion=False,
     cls=Group,
