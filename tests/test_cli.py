@@ -385,7 +385,8 @@ def test_an_output_file_that_is_not_ours_is_left_alone(emu: VertexEmulator, tmp_
     "args",
     [
         ["run", "{input}", "-o", "{input}"],
-        ["run", "{input}", "-o", "{output}", "--emulator"],  # and GREYCLOUD_ENDPOINT is set
+        # --endpoint on the command line (one in the environment gives way to --emulator)
+        ["run", "{input}", "-o", "{output}", "--emulator", "--endpoint", "http://127.0.0.1:9"],
         ["run", "{input}", "-o", "{output}", "--rpm", "0"],
         ["run", "{missing}", "-o", "{output}"],
         ["run", "{input}"],
