@@ -225,7 +225,11 @@ def test_readme_block(block: Block, services: Services, workdir: Path) -> None:
             script = workdir / "test_readme_block.py"
             script.write_text(block.text, encoding="utf-8")
             _run(
-                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", script.name],
+                # async def test_... blocks run as in this project (pytest-asyncio, auto mode)
+                [
+                    *(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"),
+                    *("-o", "asyncio_mode=auto", script.name),
+                ],
                 workdir,
                 env,
             )
