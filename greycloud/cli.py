@@ -2,9 +2,47 @@
 
 from __future__ import annotations
 
-from ._cli.app import app, main
+import os
+import sys
+from typing import Any
 
-__all__ = ["app", "main"]
+from ._cli.interrupts import interrupted_code, raise_on_signals, signal_received
+
+
+def main() -> None:
+    """The console script ``greycloud``."""
+    raise_on_signals()  # before the slow imports, so a Ctrl-C there is no traceback either
+    try:
+        from ._cli.app import main as run_app
+
+        run_app()
+    except KeyboardInterrupt:  # while importing, before the command could catch it
+        sys.stderr.write("greycloud: interrupted\n")
+        _exit(interrupted_code())
+    except SystemExit as exc:
+        if not signal_received():
+            raise
+        # The interpreter would turn an exit after an interrupted import into death by
+        # SIGINT (it marks the KeyboardInterrupt as unhandled); keep the code the command chose.
+        _exit(exc.code if isinstance(exc.code, int) else 1)
+
+
+def _exit(code: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def __getattr__(name: str) -> Any:
+    # ``app`` is imported on first use, so that main() can set up its signals first.
+    if name == "app":
+        from ._cli.app import app
+
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["main"]
 
 if __name__ == "__main__":
     main()

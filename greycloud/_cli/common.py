@@ -17,7 +17,8 @@ from rich.console import Console
 
 from ..auth import LOGIN_COMMAND
 from ..errors import AuthError, BatchInputError, BucketNotFoundError, ConfigError, GreyCloudError
-from .prompts import InputProblem
+from .interrupts import interrupted_code
+from .jsonl_input import InputProblem
 from .target import Target
 
 EXIT_OK = 0
@@ -83,7 +84,7 @@ def reported_errors() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        raise fail("interrupted", EXIT_INTERRUPTED) from None
+        raise fail("interrupted", interrupted_code()) from None
     except BucketNotFoundError as exc:
         # The library's message names its bucket_name argument; here it is --bucket.
         raise fail(
