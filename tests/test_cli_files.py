@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import resource
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from greycloud._cli.journal import JournalError, OutputJournal
+from greycloud._cli.group_commit import GroupCommit
+from greycloud._cli.journal import JournalError, JournalWriteError, OutputJournal
 from greycloud._cli.prompts import parse_line, read_prompts
 
 
@@ -137,3 +142,55 @@ def test_a_run_that_opened_the_file_just_before_a_rewrite_locks_the_new_file(
     finally:
         second.close()
     assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == ["a", "b"]
+
+
+# -- group commit: one fsync for the lines that finish together ----------------------------------
+
+
+async def test_lines_finished_together_share_an_fsync_and_are_on_disk_when_reported(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "out.jsonl"
+
+    async def worker(n: int) -> None:
+        await output.append({"id": n, "text": "x", "error": None})
+        # Reported: the line is in the file, seen through another descriptor.
+        assert f'"id":{n},' in path.read_text()
+
+    with OutputJournal(path) as journal:
+        async with GroupCommit(journal) as output:
+            await asyncio.gather(*(worker(n) for n in range(200)))
+        assert journal.recorded == dict.fromkeys(range(200), "ok")
+        assert 1 <= output.groups < 200
+    assert sorted(json.loads(line)["id"] for line in path.read_text().splitlines()) == list(
+        range(200)
+    )
+
+
+@pytest.fixture
+def file_size_limit() -> Iterator[Callable[[int], None]]:
+    """Set RLIMIT_FSIZE for this process (writes past it fail with EFBIG, as on a full disk)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    yield lambda size: resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    signal.signal(signal.SIGXFSZ, previous)
+
+
+async def test_a_group_that_cannot_be_written_fails_every_waiting_line(
+    tmp_path: Path, file_size_limit: Callable[[int], None]
+) -> None:
+    path = tmp_path / "out.jsonl"
+    path.write_text(record("kept"))
+    with OutputJournal(path) as journal:
+        async with GroupCommit(journal) as output:
+            file_size_limit(path.stat().st_size + 30)  # room for part of one line
+            results = await asyncio.gather(
+                *(output.append({"id": n, "text": "x" * 20, "error": None}) for n in range(5)),
+                return_exceptions=True,
+            )
+            with pytest.raises(JournalWriteError, match=r"cannot write to .*File too large"):
+                await output.append({"id": 9, "text": "x", "error": None})
+        assert journal.recorded == {"kept": "ok"}
+    assert all(isinstance(result, JournalWriteError) for result in results)
+    assert path.read_text() == record("kept")  # the part that fitted was cut back off

@@ -29,6 +29,7 @@ from .common import (
     show_problems,
     stderr,
 )
+from .group_commit import GroupCommit
 from .interrupts import interrupted_code
 from .journal import JournalError, JournalWriteError, OutputJournal
 from .jsonl_input import InputScan, LineId, Parse, scan, stream
@@ -172,38 +173,38 @@ def _run_with_progress(
         if stderr.is_terminal
         else LogReporter(stderr, tally, options.log_interval)
     )
-    runner = BulkRunner(
-        client,
-        journal,
-        tally,
-        reporter,
-        max_retries=options.max_retries,
-        concurrency=client.config.max_concurrency,
-    )
     recorded = journal.recorded
-    # Decided before the run adds to ``recorded``; a line is sent at most once either way.
+    # Ids are unique in the input, so a line's id is in ``recorded`` when its line is reached
+    # only if an earlier run wrote it (or --retry-failed did not drop it).
     lines = (line for line in source.lines() if plan.runs(line.id, recorded))
+
+    async def run_lines() -> tuple[int | None, RunStopped | None]:
+        """Run under the signal handlers; returns (signal received, run-stopping error)."""
+        stopped: RunStopped | None = None
+
+        async def work() -> None:
+            nonlocal stopped
+            try:
+                async with GroupCommit(journal) as output:
+                    runner = BulkRunner(
+                        client,
+                        output,
+                        tally,
+                        reporter,
+                        max_retries=options.max_retries,
+                        concurrency=client.config.max_concurrency,
+                    )
+                    await runner.run(lines, plan.to_run)
+            except RunStopped as exc:
+                stopped = exc
+            finally:
+                await client.aclose()
+
+        _, received = await until_signalled(work())
+        return received, stopped
+
     with reporter:
-        return asyncio.run(_run_lines(runner, client, lines, plan.to_run))
-
-
-async def _run_lines(
-    runner: BulkRunner, client: GreyCloudAsyncClient, lines: Iterator[PromptLine], count: int
-) -> tuple[int | None, RunStopped | None]:
-    """Run under the signal handlers; returns (signal received, run-stopping error)."""
-    stopped: RunStopped | None = None
-
-    async def work() -> None:
-        nonlocal stopped
-        try:
-            await runner.run(lines, count)
-        except RunStopped as exc:
-            stopped = exc
-        finally:
-            await client.aclose()
-
-    _, received = await until_signalled(work())
-    return received, stopped
+        return asyncio.run(run_lines())
 
 
 def _start_line(tally: RunTally, to_run: int, retrying: int) -> str:

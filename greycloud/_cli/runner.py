@@ -1,10 +1,10 @@
 """Running prompt lines through the client: a fixed pool of workers, one result line each.
 
 Retries, backoff and the rate limits stay in the client (``generate_with_retry`` and its
-limiter); the runner only counts retries through ``on_retry``. Each result is written to the
-journal (durably) before it is counted, so whatever the progress shows is already on disk.
-Cancelling the run (Ctrl-C) cancels the requests in flight; their lines are simply not written
-and run again next time.
+limiter); the runner only counts retries through ``on_retry``. Each result is handed to the
+output (a ``GroupCommit``) and counted only once it is durably written, so whatever the
+progress shows is already on disk. Cancelling the run (Ctrl-C) cancels the requests in flight;
+their lines are simply not written and run again next time.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import google.auth.exceptions
 from .._async.client import GreyCloudAsyncClient
 from ..errors import AuthError, QuotaExhaustedError
 from .common import credentials_problem
-from .journal import Outcome, OutputJournal
+from .group_commit import GroupCommit
+from .journal import Outcome
 from .jsonl_input import InputScan, LineId
 from .progress import Reporter, RunTally
 from .prompts import PromptLine
@@ -86,12 +87,12 @@ def plan_run(
 
 
 class BulkRunner:
-    """Sends lines with ``concurrency`` workers and journals every result as it arrives."""
+    """Sends lines with ``concurrency`` workers and writes every result as it arrives."""
 
     def __init__(
         self,
         client: GreyCloudAsyncClient,
-        journal: OutputJournal,
+        output: GroupCommit,
         tally: RunTally,
         reporter: Reporter,
         *,
@@ -99,7 +100,7 @@ class BulkRunner:
         concurrency: int,
     ) -> None:
         self._client = client
-        self._journal = journal
+        self._output = output
         self._tally = tally
         self._reporter = reporter
         self._max_retries = max_retries
@@ -122,8 +123,7 @@ class BulkRunner:
     async def _work(self, pending: Iterator[PromptLine]) -> None:
         for line in pending:
             result = await self._run_line(line)
-            # No await between the answer and the fsync: a cancel cannot split them.
-            self._journal.append(result.as_json())
+            await self._output.append(result.as_json())  # returns once it is on disk
             self._tally.add_result(result)
             self._reporter.update()
 

@@ -1,0 +1,101 @@
+"""Durable appends without blocking the event loop: one writer thread, one fsync per group.
+
+Workers hand their result lines to ``GroupCommit.append`` and wait. A writer thread takes every
+line handed in so far, writes them with one ``write`` loop and makes them durable with one
+``fsync`` (``OutputJournal.write_lines``), then wakes their workers. While that fsync runs, the
+next group gathers, so the number of fsyncs adapts to the disk: one per line when lines are
+rare, one per few milliseconds' worth of lines when they come fast. A line counts as done only
+when ``append`` returns, i.e. after its fsync, so after ``kill -9`` the output holds every line
+that was reported and at most a torn last line (which the journal repairs on open).
+
+Nothing here knows what a line means: any JSON object with an ``id`` and an ``error`` goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from typing import Any
+
+from .journal import JournalWriteError, OutputJournal, encode_line
+
+_Entry = tuple[bytes, "asyncio.Future[None]"]
+
+
+class GroupCommit:
+    """Appends to ``journal`` from a writer thread. Use ``async with`` inside the event loop:
+    leaving writes and syncs every line already handed in, then stops the thread."""
+
+    def __init__(self, journal: OutputJournal) -> None:
+        self._journal = journal
+        self._pending: deque[_Entry] = deque()
+        self._wake = threading.Condition()
+        self._closing = False
+        self._failure: JournalWriteError | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self.groups = 0  # fsyncs so far (for tests and benchmarks)
+
+    async def __aenter__(self) -> GroupCommit:
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._write_groups, name="greycloud-journal")
+        self._thread.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+        if self._thread is not None:
+            # Off the loop: the thread may be in an fsync, and it needs the loop to wake workers.
+            await asyncio.to_thread(self._thread.join)
+
+    async def append(self, record: dict[str, Any]) -> None:
+        """Write ``record`` as one line; returns once it is on disk (``fsync`` done).
+
+        Raises ``JournalWriteError`` when its group could not be written; from then on every
+        append fails the same way (the file still ends with the last whole line before it).
+        """
+        assert self._loop is not None, "use GroupCommit inside 'async with'"
+        if self._failure is not None:
+            raise self._failure
+        done: asyncio.Future[None] = self._loop.create_future()
+        with self._wake:
+            self._pending.append((encode_line(record), done))
+            self._wake.notify()
+        # Shielded: a cancelled worker stops waiting, but its line is still written (and the
+        # next run skips it).
+        await asyncio.shield(done)
+        self._journal.note(record)
+
+    def _write_groups(self) -> None:
+        while True:
+            with self._wake:
+                while not self._pending and not self._closing:
+                    self._wake.wait()
+                if not self._pending:
+                    return  # closing, and everything handed in is written
+                group = list(self._pending)
+                self._pending.clear()
+            failure = self._failure
+            if failure is None:
+                try:
+                    self._journal.write_lines([data for data, _ in group])
+                    self.groups += 1
+                except JournalWriteError as exc:
+                    failure = self._failure = exc
+            self._settle(group, failure)
+
+    def _settle(self, group: list[_Entry], failure: JournalWriteError | None) -> None:
+        def settle() -> None:
+            for _, done in group:
+                if done.done():
+                    continue
+                if failure is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(failure)
+
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(settle)
