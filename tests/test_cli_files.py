@@ -182,15 +182,17 @@ async def test_a_group_that_cannot_be_written_fails_every_waiting_line(
 ) -> None:
     path = tmp_path / "out.jsonl"
     path.write_text(record("kept"))
+    failure = r"cannot write to .*File too large"
     with OutputJournal(path) as journal:
-        async with GroupCommit(journal) as output:
-            file_size_limit(path.stat().st_size + 30)  # room for part of one line
-            results = await asyncio.gather(
-                *(output.append({"id": n, "text": "x" * 20, "error": None}) for n in range(5)),
-                return_exceptions=True,
-            )
-            with pytest.raises(JournalWriteError, match=r"cannot write to .*File too large"):
-                await output.append({"id": 9, "text": "x", "error": None})
+        with pytest.raises(JournalWriteError, match=failure):  # also when leaving the block
+            async with GroupCommit(journal) as output:
+                file_size_limit(path.stat().st_size + 30)  # room for part of one line
+                results = await asyncio.gather(
+                    *(output.append({"id": n, "text": "x" * 20, "error": None}) for n in range(5)),
+                    return_exceptions=True,
+                )
+                with pytest.raises(JournalWriteError, match=failure):
+                    output.submit({"id": 9, "text": "x", "error": None})
         assert journal.recorded == {"kept": "ok"}
     assert all(isinstance(result, JournalWriteError) for result in results)
     assert path.read_text() == record("kept")  # the part that fitted was cut back off

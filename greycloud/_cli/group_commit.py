@@ -1,12 +1,14 @@
 """Durable appends without blocking the event loop: one writer thread, one fsync per group.
 
-Workers hand their result lines to ``GroupCommit.append`` and wait. A writer thread takes every
-line handed in so far, writes them with one ``write`` loop and makes them durable with one
-``fsync`` (``OutputJournal.write_lines``), then wakes their workers. While that fsync runs, the
-next group gathers, so the number of fsyncs adapts to the disk: one per line when lines are
-rare, one per few milliseconds' worth of lines when they come fast. A line counts as done only
-when ``append`` returns, i.e. after its fsync, so after ``kill -9`` the output holds every line
-that was reported and at most a torn last line (which the journal repairs on open).
+Workers hand their result lines to ``GroupCommit.submit`` and go on with their next request; a
+writer thread takes every line handed in so far, writes them with one ``write`` loop and makes
+them durable with one ``fsync`` (``OutputJournal.write_lines``), then completes their futures
+on the event loop. While that fsync runs the next group gathers, so the number of fsyncs adapts
+to the disk: one per line when lines are rare, one per few milliseconds' worth of lines when
+they come fast. A line counts as done (``recorded``, and whatever the caller does when its
+future completes) only after its fsync, so after ``kill -9`` the output holds every line that
+was reported, and at most a torn last line (which the journal repairs on open). The queue needs
+no bound: each group takes all that is waiting, so it holds about one fsync's worth of lines.
 
 Nothing here knows what a line means: any JSON object with an ``id`` and an ``error`` goes.
 """
@@ -20,12 +22,13 @@ from typing import Any
 
 from .journal import JournalWriteError, OutputJournal, encode_line
 
-_Entry = tuple[bytes, "asyncio.Future[None]"]
+_Entry = tuple[bytes, dict[str, Any], "asyncio.Future[None]"]
 
 
 class GroupCommit:
     """Appends to ``journal`` from a writer thread. Use ``async with`` inside the event loop:
-    leaving writes and syncs every line already handed in, then stops the thread."""
+    leaving writes and syncs every line already handed in, then stops the thread, and raises
+    the ``JournalWriteError`` of a group that could not be written."""
 
     def __init__(self, journal: OutputJournal) -> None:
         self._journal = journal
@@ -43,31 +46,35 @@ class GroupCommit:
         self._thread.start()
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
         with self._wake:
             self._closing = True
             self._wake.notify()
         if self._thread is not None:
-            # Off the loop: the thread may be in an fsync, and it needs the loop to wake workers.
+            # Off the loop: the thread may be in an fsync, and it needs the loop to settle.
             await asyncio.to_thread(self._thread.join)
+        if self._failure is not None and exc_type is None:
+            raise self._failure
 
-    async def append(self, record: dict[str, Any]) -> None:
-        """Write ``record`` as one line; returns once it is on disk (``fsync`` done).
+    def submit(self, record: dict[str, Any]) -> asyncio.Future[None]:
+        """Hand ``record`` over as one line; the future completes once it is on disk.
 
-        Raises ``JournalWriteError`` when its group could not be written; from then on every
-        append fails the same way (the file still ends with the last whole line before it).
+        The future fails with ``JournalWriteError`` when its group could not be written; from
+        then on ``submit`` raises it at once (the file still ends with the last whole line).
         """
         assert self._loop is not None, "use GroupCommit inside 'async with'"
         if self._failure is not None:
             raise self._failure
         done: asyncio.Future[None] = self._loop.create_future()
         with self._wake:
-            self._pending.append((encode_line(record), done))
+            self._pending.append((encode_line(record), record, done))
             self._wake.notify()
-        # Shielded: a cancelled worker stops waiting, but its line is still written (and the
-        # next run skips it).
-        await asyncio.shield(done)
-        self._journal.note(record)
+        return done
+
+    async def append(self, record: dict[str, Any]) -> None:
+        """``submit`` and wait until the line is on disk."""
+        # Shielded: a cancelled caller stops waiting, but the line is still written.
+        await asyncio.shield(self.submit(record))
 
     def _write_groups(self) -> None:
         while True:
@@ -81,7 +88,7 @@ class GroupCommit:
             failure = self._failure
             if failure is None:
                 try:
-                    self._journal.write_lines([data for data, _ in group])
+                    self._journal.write_lines([data for data, _, _ in group])
                     self.groups += 1
                 except JournalWriteError as exc:
                     failure = self._failure = exc
@@ -89,8 +96,10 @@ class GroupCommit:
 
     def _settle(self, group: list[_Entry], failure: JournalWriteError | None) -> None:
         def settle() -> None:
-            for _, done in group:
-                if done.done():
+            for _, record, done in group:
+                if failure is None:
+                    self._journal.note(record)
+                if done.done():  # a cancelled waiter
                     continue
                 if failure is None:
                     done.set_result(None)

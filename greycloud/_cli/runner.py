@@ -10,6 +10,7 @@ their lines are simply not written and run again next time.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -123,7 +124,12 @@ class BulkRunner:
     async def _work(self, pending: Iterator[PromptLine]) -> None:
         for line in pending:
             result = await self._run_line(line)
-            await self._output.append(result.as_json())  # returns once it is on disk
+            # Counted once on disk; meanwhile this worker sends its next line.
+            saved = self._output.submit(result.as_json())
+            saved.add_done_callback(functools.partial(self._count, result))
+
+    def _count(self, result: LineResult, saved: asyncio.Future[None]) -> None:
+        if not saved.cancelled() and saved.exception() is None:
             self._tally.add_result(result)
             self._reporter.update()
 
