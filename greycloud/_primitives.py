@@ -36,7 +36,7 @@ def sync_sleep(seconds: float) -> None:
     time.sleep(max(0.0, seconds))
 
 
-# -- locks, semaphores, events -----------------------------------------------------------------
+# -- locks and events ---------------------------------------------------------------------------
 
 
 class AsyncLock:
@@ -73,54 +73,6 @@ class SyncLock:
         tb: TracebackType | None,
     ) -> None:
         self._lock.release()
-
-
-class AsyncSemaphore:
-    """At most ``value`` tasks inside at once (``async with semaphore:``)."""
-
-    def __init__(self, value: int) -> None:
-        self._semaphore = asyncio.Semaphore(value)
-
-    async def __aenter__(self) -> None:
-        await self._semaphore.acquire()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._semaphore.release()
-
-    async def acquire(self) -> None:
-        await self._semaphore.acquire()
-
-    def release(self) -> None:
-        self._semaphore.release()
-
-
-class SyncSemaphore:
-    """At most ``value`` threads inside at once (``with semaphore:``)."""
-
-    def __init__(self, value: int) -> None:
-        self._semaphore = threading.Semaphore(value)
-
-    def __enter__(self) -> None:
-        self._semaphore.acquire()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._semaphore.release()
-
-    def acquire(self) -> None:
-        self._semaphore.acquire()
-
-    def release(self) -> None:
-        self._semaphore.release()
 
 
 class AsyncEvent:

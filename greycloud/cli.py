@@ -1,4 +1,7 @@
-"""The ``greycloud`` command (``python -m greycloud.cli`` runs it too); see ``greycloud._cli``."""
+"""The ``greycloud`` command (``python -m greycloud.cli`` runs it too); see ``greycloud._cli``.
+
+Without the ``cli`` extra the command prints one line naming it (no traceback) and exits 2.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +10,20 @@ import sys
 from typing import Any
 
 from ._cli.interrupts import interrupted_code, raise_on_signals, signal_received
+from ._extras import is_missing_extra, missing_extra
 
 
 def main() -> None:
     """The console script ``greycloud``."""
     raise_on_signals()  # before the slow imports, so a Ctrl-C there is no traceback either
     try:
-        from ._cli.app import main as run_app
-
+        try:
+            from ._cli.app import main as run_app
+        except ImportError as exc:
+            if not is_missing_extra(exc, "cli"):
+                raise
+            print("greycloud: " + missing_extra("the command", "cli", exc.name), file=sys.stderr)
+            raise SystemExit(2) from None
         run_app()
     except KeyboardInterrupt:  # while importing, before the command could catch it
         sys.stderr.write("greycloud: interrupted\n")

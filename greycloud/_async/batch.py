@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/batch.py by tools/generate.py.
 # Change _async_src/batch.py and run `make generate`.
-# source-sha256: 96be038d4743068f
+# output-sha256: 96be038d4743068f
 """Batch prediction jobs: input to Cloud Storage, the job, its progress, and its results.
 
 This file is the only hand-written copy of the batch client. ``make generate`` turns it into

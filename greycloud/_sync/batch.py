@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/batch.py by tools/generate.py.
 # Change _async_src/batch.py and run `make generate`.
-# source-sha256: 96be038d4743068f
+# output-sha256: 32f5d7a8e8923db5
 """Batch prediction jobs: input to Cloud Storage, the job, its progress, and its results.
 
 This file is the only hand-written copy of the batch client. ``make generate`` turns it into

@@ -22,8 +22,7 @@ from ._answers import make_answer, prompt_tokens, response_json, stream_events
 from ._faults import Fault
 from ._quota import Refusal
 from ._records import RequestRecord
-from ._resources import ResourceError
-from ._rpc import dumps, error_body, quota_details, retry_after_header
+from ._rpc import ResourceError, dumps, error_body, quota_details, retry_after_header
 from ._search import parse_search_path
 from ._state import EmulatorState
 

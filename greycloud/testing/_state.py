@@ -13,13 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._answers import Answer, prompt_tokens
+from ._answers import Answer, make_answer, prompt_tokens, response_json
 from ._auth import TokenStore
-from ._batch_runner import BatchRunner, answer_request
+from ._batch_runner import BatchRunner
 from ._faults import FaultQueue
 from ._quota import QuotaBook, Refusal
 from ._records import RequestRecord
-from ._resources import BatchStore, CacheStore, ResourceError, Timeline
+from ._resources import BatchStore, CacheStore, Timeline
+from ._rpc import ResourceError
 from ._search import SearchIndex
 
 Responder = Callable[[dict[str, Any]], str]
@@ -104,7 +105,7 @@ class EmulatorState:
         # Where batch jobs read and write Cloud Storage (None: STORAGE_EMULATOR_HOST, if set).
         self.gcs_endpoint: str | None = None
         self.batches.runner = BatchRunner(
-            lambda model, request: answer_request(self, model, request),
+            self.answer_request,
             lambda: self.gcs_endpoint,
         )
         self.search = SearchIndex()
@@ -160,6 +161,22 @@ class EmulatorState:
         cache_name = body.get("cachedContent")
         cached = self.caches.tokens(str(cache_name)) if cache_name else 0
         return prompt_tokens(body), cached
+
+    def answer_request(self, model: str, request: Any) -> dict[str, Any]:
+        """The generateContent response JSON for a batch line's ``request`` (``ResourceError``
+        when invalid)."""
+        if not isinstance(request, dict):
+            raise ResourceError(400, "The request must be a JSON object.")
+        prompt, cached = self.input_tokens(request)
+        answer = make_answer(
+            model,
+            request,
+            prompt=prompt,
+            cached=cached,
+            scripted=self.scripted_text(model, request),
+        )
+        envelope = {"modelVersion": model, "createTime": self.timeline.stamp(self.clock())}
+        return response_json(answer, envelope)
 
     def next_response_id(self) -> str:
         self._serial += 1  # only the event-loop thread calls this

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_batch.py by tools/generate.py.
 # Change tests/_async/test_batch.py and run `make generate`.
-# source-sha256: 8c2435d704823947
+# output-sha256: 6c288588719d5989
 """The batch client against the Vertex AI and Cloud Storage emulators, end to end.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.

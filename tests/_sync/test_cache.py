@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_cache.py by tools/generate.py.
 # Change tests/_async/test_cache.py and run `make generate`.
-# source-sha256: ffb02837ae89c298
+# output-sha256: a800e4e5582db5fb
 """The cache client against the emulator: lifecycle, generation with a cache, size and MIME checks.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_grounding.py by tools/generate.py.
 # Change tests/_async/test_grounding.py and run `make generate`.
-# source-sha256: efe6f72b20c5d14d
+# output-sha256: 5dea01dcecb74100
 """Vertex AI Search grounding, checked on what reached the emulator (search and generation).
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
