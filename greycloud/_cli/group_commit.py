@@ -16,8 +16,8 @@ Nothing here knows what a line means: any JSON object with an ``id`` and an ``er
 from __future__ import annotations
 
 import asyncio
+import queue
 import threading
-from collections import deque
 from typing import Any
 
 from .journal import JournalWriteError, OutputJournal, encode_line
@@ -32,9 +32,7 @@ class GroupCommit:
 
     def __init__(self, journal: OutputJournal) -> None:
         self._journal = journal
-        self._pending: deque[_Entry] = deque()
-        self._wake = threading.Condition()
-        self._closing = False
+        self._pending: queue.SimpleQueue[_Entry | None] = queue.SimpleQueue()  # None: close
         self._failure: JournalWriteError | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -47,9 +45,7 @@ class GroupCommit:
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
-        with self._wake:
-            self._closing = True
-            self._wake.notify()
+        self._pending.put(None)
         if self._thread is not None:
             # Off the loop: the thread may be in an fsync, and it needs the loop to settle.
             await asyncio.to_thread(self._thread.join)
@@ -66,9 +62,7 @@ class GroupCommit:
         if self._failure is not None:
             raise self._failure
         done: asyncio.Future[None] = self._loop.create_future()
-        with self._wake:
-            self._pending.append((encode_line(record), record, done))
-            self._wake.notify()
+        self._pending.put((encode_line(record), record, done))
         return done
 
     async def append(self, record: dict[str, Any]) -> None:
@@ -77,14 +71,20 @@ class GroupCommit:
         await asyncio.shield(self.submit(record))
 
     def _write_groups(self) -> None:
-        while True:
-            with self._wake:
-                while not self._pending and not self._closing:
-                    self._wake.wait()
-                if not self._pending:
-                    return  # closing, and everything handed in is written
-                group = list(self._pending)
-                self._pending.clear()
+        closing = False
+        while not closing:
+            group: list[_Entry] = []
+            entry = self._pending.get()  # sleeps until a line comes
+            while entry is not None:
+                group.append(entry)
+                try:
+                    entry = self._pending.get_nowait()  # and takes every line waiting
+                except queue.Empty:
+                    break
+            else:
+                closing = True  # everything handed in before close is in this group
+            if not group:
+                continue
             failure = self._failure
             if failure is None:
                 try:

@@ -111,7 +111,7 @@ def read_prompts(path: Path) -> PromptFile:
     """Read and check every line of ``path`` at once (``greycloud run`` streams it instead);
     raises ``OSError`` when it cannot be read."""
     checked = scan(path, parse_line, line_id)
-    lines = list(stream(path, parse_line, checked.invalid))
+    lines = list(stream(path, parse_checked_line, checked.invalid))
     return PromptFile(lines, checked.problems, checked.invalid_lines)
 
 
@@ -188,16 +188,25 @@ def parse_line(number: int, text: str) -> tuple[PromptLine | None, list[str]]:
 
     if problems or contents is None:
         return None, problems
-    assert isinstance(line_id, (str, int))
+    return _prompt_line(number, data), []
+
+
+def parse_checked_line(number: int, text: str) -> tuple[PromptLine | None, list[str]]:
+    """A line that ``parse_line`` (and any further check) already found valid, parsed again
+    without checking it again: the second pass of ``greycloud run``."""
+    return _prompt_line(number, json.loads(text)), []
+
+
+def _prompt_line(number: int, data: dict[str, Any]) -> PromptLine:
     return PromptLine(
         line_number=number,
-        id=line_id,
-        contents=contents,
+        id=data["id"],
+        contents=data["prompt"] if "prompt" in data else data["contents"],
         model=data.get("model"),
         system_instruction=data.get("system_instruction"),
-        settings=settings,
+        settings={key: data[key] for key in SETTINGS if key in data},
         metadata=data.get("metadata"),
-    ), []
+    )
 
 
 def _contents(data: dict[str, Any], problems: list[str]) -> str | list[Any] | None:

@@ -34,7 +34,7 @@ from .interrupts import interrupted_code
 from .journal import JournalError, JournalWriteError, OutputJournal
 from .jsonl_input import InputScan, LineId, Parse, scan, stream
 from .progress import LogReporter, Reporter, RichReporter, RunTally, summary
-from .prompts import PromptLine, checked_with, line_id, token_check
+from .prompts import PromptLine, checked_with, line_id, parse_checked_line, token_check
 from .runner import BulkRunner, RunPlan, RunStopped, plan_run, until_signalled
 from .target import Target, open_config
 
@@ -49,14 +49,14 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class _Input:
-    """The input file, how its lines are parsed, and what the first pass found."""
+    """The input file, how its lines are checked, and what the first pass found."""
 
     path: Path
     parse: Parse[PromptLine]
     checked: InputScan
 
     def lines(self) -> Iterator[PromptLine]:
-        return stream(self.path, self.parse, self.checked.invalid)
+        return stream(self.path, parse_checked_line, self.checked.invalid)
 
     def ids_among(self, candidates: set[LineId]) -> set[LineId]:
         return {line.id for line in self.lines() if line.id in candidates}
