@@ -87,34 +87,50 @@ def plain_script(prompts: Path, output: Path, concurrency: int) -> list[str]:
     ]  # fmt: skip
 
 
-def timed(command: list[str], env: dict[str, str], output: Path, expected: int) -> float:
+def timed(
+    command: list[str], env: dict[str, str], output: Path, expected: int
+) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one complete run."""
     output.unlink(missing_ok=True)
     started = time.perf_counter()
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
+    assert process.stderr is not None
+    errors = process.stderr.read()
     lines = output.read_bytes().count(b"\n") if output.exists() else 0
-    if result.returncode != 0 or lines != expected:
-        raise RuntimeError(f"{command[1]} failed ({lines} lines): {result.stderr[-2000:]}")
-    return elapsed
+    if os.waitstatus_to_exitcode(status) != 0 or lines != expected:
+        raise RuntimeError(f"{command[1]} failed ({lines} lines): {errors[-2000:]}")
+    return elapsed, usage.ru_utime + usage.ru_stime
 
 
 def speed(work: Path, env: dict[str, str], count: int, concurrency: int, rounds: int) -> None:
     prompts = write_prompts(work / "speed.jsonl", count)
     output = work / "speed-out.jsonl"
-    times: dict[str, list[float]] = {"plain google-genai script": [], "greycloud run": []}
+    runs: dict[str, list[tuple[float, float]]] = {
+        "plain google-genai script": [],
+        "greycloud run": [],
+    }
     for round_number in range(rounds):
-        order = list(times) if round_number % 2 == 0 else list(reversed(times))
+        order = list(runs) if round_number % 2 == 0 else list(reversed(runs))
         for name in order:
             build = plain_script if name.startswith("plain") else greycloud_run
-            seconds = timed(build(prompts, output, concurrency), env, output, count)
-            times[name].append(seconds)
-            print(f"  round {round_number + 1}: {name}: {seconds:.1f} s", flush=True)
-    best = {name: min(values) for name, values in times.items()}
+            wall, cpu = timed(build(prompts, output, concurrency), env, output, count)
+            runs[name].append((wall, cpu))
+            print(f"  round {round_number + 1}: {name}: {wall:.1f} s ({cpu:.1f} s CPU)", flush=True)
+    best = {name: min(wall for wall, _ in values) for name, values in runs.items()}
+    cpu = {name: min(cpu for _, cpu in values) for name, values in runs.items()}
     print(f"\n{count:,} prompts, concurrency {concurrency}, best of {rounds}:")
     for name, seconds in best.items():
-        print(f"  {name:28} {seconds:7.1f} s   {count / seconds:7.0f} lines/s")
-    ratio = best["greycloud run"] / best["plain google-genai script"]
-    print(f"  ratio greycloud run / script: {ratio:.2f}x (target <= 1.15x)")
+        print(
+            f"  {name:28} {seconds:7.1f} s   {count / seconds:7.0f} lines/s   "
+            f"{cpu[name]:6.1f} s CPU"
+        )
+    script, run = "plain google-genai script", "greycloud run"
+    print(f"  ratio greycloud run / script: {best[run] / best[script]:.2f}x (target <= 1.15x)")
+    print(f"  CPU ratio: {cpu[run] / cpu[script]:.2f}x")
 
 
 def peak_rss(work: Path, env: dict[str, str], lines: int, settle: int, concurrency: int) -> int:
