@@ -42,7 +42,7 @@ from .._core.grounding_text import (
     strip_quotes,
     with_sources,
 )
-from .._core.request import GenerateRequest, estimate_tokens
+from .._core.request import GenerateRequest, prompt_estimate
 from .._core.retry import TRANSIENT_STATUS
 from .._primitives import async_run_blocking, async_sleep
 from ..config import GreyCloudConfig
@@ -178,7 +178,9 @@ class SearchGrounding:
         contents = with_sources(request.contents, block)
         system = request.config.system_instruction if request.config is not None else None
         grounded = dataclasses.replace(
-            request, contents=contents, estimated_tokens=estimate_tokens(contents, system)
+            request,
+            contents=contents,
+            estimate=prompt_estimate(contents, system, request.model, request.config),
         )
         return self._outcome(grounded, INJECT, len(sources))
 

@@ -37,6 +37,9 @@ def _serve(connection: multiprocessing.connection.Connection, options: dict[str,
             elif command == "set_quota":
                 emulator.set_quota(**arguments)
                 connection.send(None)
+            elif command == "script_function_calls":
+                emulator.script_function_calls(**arguments)
+                connection.send(None)
 
 
 class EmulatorProcess:
@@ -72,6 +75,9 @@ class EmulatorProcess:
 
     def set_quota(self, **quota: Any) -> None:
         self._call("set_quota", **quota)
+
+    def script_function_calls(self, steps: Any) -> None:
+        self._call("script_function_calls", steps=steps)
 
     def stop(self) -> None:
         self._connection.send(("stop", {}))
@@ -109,16 +115,22 @@ def noisy_estimates(spread: float, seed: int = 7) -> Callable[[], None]:
     Returns a function that undoes it.
     """
     from greycloud._core import request as _request
+    from greycloud._core.token_estimate import PromptEstimate
 
-    original = _request.estimate_tokens
+    original = _request.prompt_estimate
     rng = random.Random(seed)
 
-    def estimate(*texts: Any) -> int:
-        return max(1, round(original(*texts) * rng.uniform(1 - spread, 1 + spread)))
+    def estimate(*args: Any) -> PromptEstimate:
+        exact = original(*args)
+        noisy = {
+            modality: max(1, round(tokens * rng.uniform(1 - spread, 1 + spread)))
+            for modality, tokens in exact.tokens.items()
+        }
+        return PromptEstimate(noisy, exact.unsized)
 
-    _request.estimate_tokens = estimate  # type: ignore[assignment]
+    _request.prompt_estimate = estimate  # type: ignore[assignment]
 
     def undo() -> None:
-        _request.estimate_tokens = original  # type: ignore[assignment]
+        _request.prompt_estimate = original  # type: ignore[assignment]
 
     return undo

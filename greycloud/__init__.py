@@ -1,7 +1,8 @@
 """greycloud: rate-limited, retrying sync and async Gemini clients for Vertex AI.
 
 The public names are imported on first use (PEP 562), so that ``import greycloud.cli`` is quick
-and the command line can set up its signal handling before google-genai loads.
+and the command line can set up its signal handling before google-genai loads. To export a
+name: import it below, add it to ``_EXPORTS`` and ``__all__`` (a test checks they agree).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._async.batch import GreyCloudAsyncBatch
     from ._async.cache import GreyCloudAsyncCache
+    from ._async.chats import GreyCloudAsyncChat, GreyCloudAsyncChats
     from ._async.client import GreyCloudAsyncClient
     from ._async.rate_limiter import VertexRateLimiter
     from ._core.batch_format import BatchResult
     from ._limiter.stats import LimiterStats
     from ._sync.batch import GreyCloudBatch
     from ._sync.cache import GreyCloudCache
+    from ._sync.chats import GreyCloudChat, GreyCloudChats
     from ._sync.client import GreyCloudClient
     from ._sync.rate_limiter import SyncVertexRateLimiter
     from .config import GreyCloudConfig
@@ -37,16 +40,20 @@ if TYPE_CHECKING:
         StreamInterruptedError,
     )
 
-# Where each public name lives (tests/test_packaging.py checks it against __all__).
+# Where each public name lives.
 _EXPORTS = {
     "GreyCloudAsyncBatch": "._async.batch",
     "GreyCloudAsyncCache": "._async.cache",
+    "GreyCloudAsyncChat": "._async.chats",
+    "GreyCloudAsyncChats": "._async.chats",
     "GreyCloudAsyncClient": "._async.client",
     "VertexRateLimiter": "._async.rate_limiter",
     "BatchResult": "._core.batch_format",
     "LimiterStats": "._limiter.stats",
     "GreyCloudBatch": "._sync.batch",
     "GreyCloudCache": "._sync.cache",
+    "GreyCloudChat": "._sync.chats",
+    "GreyCloudChats": "._sync.chats",
     "GreyCloudClient": "._sync.client",
     "SyncVertexRateLimiter": "._sync.rate_limiter",
     "GreyCloudConfig": ".config",
@@ -65,7 +72,6 @@ _EXPORTS = {
     "StreamInterruptedError": ".errors",
 }
 
-
 __all__ = [
     "AuthError",
     "BatchInputError",
@@ -77,9 +83,13 @@ __all__ = [
     "ConfigError",
     "GreyCloudAsyncBatch",
     "GreyCloudAsyncCache",
+    "GreyCloudAsyncChat",
+    "GreyCloudAsyncChats",
     "GreyCloudAsyncClient",
     "GreyCloudBatch",
     "GreyCloudCache",
+    "GreyCloudChat",
+    "GreyCloudChats",
     "GreyCloudClient",
     "GreyCloudConfig",
     "GreyCloudError",

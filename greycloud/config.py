@@ -24,6 +24,7 @@ THINKING_LEVELS = ("minimal", "low", "medium", "high")
 GROUNDING_MODES = ("inject", "tool")
 TOKEN_COUNTING = ("input", "total")
 STORAGE_UNAVAILABLE = ("fail", "wait", "local")
+MEDIA_TOKEN_ESTIMATES = ("count", "average")
 
 _DATASTORE_PATH = re.compile(r"^projects/[^/]+/locations/[^/]+/collections/[^/]+/dataStores/[^/]+$")
 _TRUE = {"1", "true", "yes", "on"}
@@ -98,6 +99,9 @@ class GreyCloudConfig:
     max_concurrency: int = 10
     model_limits: Mapping[str, Mapping[str, int]] | None = None
     token_counting: Literal["input", "total"] = "input"
+    # Media of unknown size (file_data URIs, unknown formats): "count" asks countTokens once per
+    # (model, URI, MIME type, resolution); "average" books the learned per-modality average.
+    media_token_estimate: Literal["count", "average"] = "count"
     rate_limit_storage: str | None = None
     rate_limit_storage_unavailable: Literal["fail", "wait", "local"] = "fail"
 
@@ -127,6 +131,7 @@ class GreyCloudConfig:
                         "model_limits", f"{model}.{key} must be a positive integer, got {value!r}"
                     )
         _check_choice("token_counting", self.token_counting, TOKEN_COUNTING)
+        _check_choice("media_token_estimate", self.media_token_estimate, MEDIA_TOKEN_ESTIMATES)
         _check_choice(
             "rate_limit_storage_unavailable",
             self.rate_limit_storage_unavailable,

@@ -9,6 +9,7 @@ connection dropped before any response is ``httpx2.RemoteProtocolError`` /
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import urllib.error
@@ -24,7 +25,7 @@ from google.genai import errors, types
 from google.oauth2.credentials import Credentials
 
 from greycloud.config import GreyCloudConfig
-from greycloud.testing import Fault, RequestRecord, VertexEmulator
+from greycloud.testing import Fault, RequestRecord, VertexEmulator, samples
 
 MODEL = "gemini-2.5-flash"
 NO_RETRY = types.HttpRetryOptions(attempts=1)
@@ -419,6 +420,44 @@ async def test_tpm_quota_counts_input_tokens() -> None:
             assert emu.stats()[MODEL].peak_tpm == 100
         finally:
             await sdk.aio.aclose()
+
+
+def test_media_count_by_the_published_rules_on_the_wire(vertex_emulator: VertexEmulator) -> None:
+    image = base64.b64encode(samples.png(1024, 1024)).decode()
+    pdf = base64.b64encode(samples.pdf(3)).decode()
+    parts = [
+        {"text": "Compare these."},
+        {"inlineData": {"data": image, "mimeType": "image/png"}},
+        {"inlineData": {"data": pdf, "mimeType": "application/pdf"}},
+        {"fileData": {"fileUri": "gs://b/clip.mp4", "mimeType": "video/mp4"}},
+    ]
+    body = json.dumps({"contents": [{"role": "user", "parts": parts}]}).encode()
+    url = (
+        f"{vertex_emulator.base_url}/v1/projects/{vertex_emulator.project}/locations/"
+        f"{vertex_emulator.location}/publishers/google/models/{MODEL}:countTokens"
+    )
+    headers = {"Authorization": f"Bearer {vertex_emulator.token}"}
+    answer = httpx2.post(url, content=body, headers=headers).json()
+    details = {d["modality"]: d["tokenCount"] for d in answer["promptTokensDetails"]}
+    assert details["TEXT"] == 4 and details["IMAGE"] == 4 * 258 and details["DOCUMENT"] == 3 * 258
+    assert details["VIDEO"] > 0  # a URI it cannot read: a fixed size per URI
+    assert answer["totalTokens"] == sum(details.values())
+    again = httpx2.post(url, content=body, headers=headers).json()
+    assert again == answer
+
+
+def test_tpm_quota_is_charged_with_media_tokens() -> None:
+    clock = FakeClock()
+    with VertexEmulator(tpm=1_100, clock=clock) as emu:
+        sdk = vertex_client(emu)
+        image = types.Part.from_bytes(data=samples.png(1024, 1024), mime_type="image/png")
+        response = sdk.models.generate_content(model=MODEL, contents=["Look", image])
+        assert response.usage_metadata is not None
+        assert response.usage_metadata.prompt_token_count == 1 + 4 * 258
+        with pytest.raises(errors.ClientError) as caught:
+            sdk.models.generate_content(model=MODEL, contents=["Look", image])
+        assert caught.value.code == 429
+        assert emu.stats()[MODEL].peak_tpm == 1 + 4 * 258
 
 
 def test_per_model_quotas_and_live_changes() -> None:

@@ -207,7 +207,7 @@ def bucket_state(core: LimiterCore, model: str) -> tuple[object, ...]:
         bucket.hold,
         bucket.shift,
         bucket.epoch,
-        bucket.calibration,
+        bucket.calibration.ratios(),
         bucket.successes,
     )
 

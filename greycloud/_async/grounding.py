@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/grounding.py by tools/generate.py.
 # Change _async_src/grounding.py and run `make generate`.
-# output-sha256: 253db181b321a9a7
+# output-sha256: ee52f1057fcccfbf
 """Grounding in a Vertex AI Search datastore, for every model.
 
 ``grounding_mode="inject"`` (the default): before generation the datastore is searched through
@@ -45,7 +45,7 @@ from .._core.grounding_text import (
     strip_quotes,
     with_sources,
 )
-from .._core.request import GenerateRequest, estimate_tokens
+from .._core.request import GenerateRequest, prompt_estimate
 from .._core.retry import TRANSIENT_STATUS
 from .._primitives import async_run_blocking, async_sleep
 from ..config import GreyCloudConfig
@@ -181,7 +181,9 @@ class SearchGrounding:
         contents = with_sources(request.contents, block)
         system = request.config.system_instruction if request.config is not None else None
         grounded = dataclasses.replace(
-            request, contents=contents, estimated_tokens=estimate_tokens(contents, system)
+            request,
+            contents=contents,
+            estimate=prompt_estimate(contents, system, request.model, request.config),
         )
         return self._outcome(grounded, INJECT, len(sources))
 

@@ -2,8 +2,12 @@
 
 The text for a request is picked from a fixed vocabulary by a hash of the model, contents,
 system instruction, generation config and cached content, so the same request always gets the
-same answer and a restarted stream reproduces itself exactly. Tokens are estimated as Gemini's
-documentation suggests, about four characters each, for input and output alike.
+same answer and a restarted stream reproduces itself exactly. Text tokens are about four
+characters each, for input and output alike. Media in the prompt are counted like the service
+counts them, by the published rules in ``greycloud._core.token_rules`` (the one table greycloud's
+own estimate uses): images by their real dimensions, PDFs by their pages, audio and video by the
+duration in their headers. Media the emulator cannot read (``fileData`` URIs, unknown formats)
+get a fixed, URI-dependent size that no client can know without asking ``countTokens``.
 """
 
 from __future__ import annotations
@@ -11,9 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from .._core.token_estimate import UnsizedMedia, estimate_prompt
+from .._core.token_rules import TEXT, model_family, unsized_prior
+from ._structured import json_text, response_schema
 
 # fmt: off
 _VOCABULARY = (
@@ -39,26 +47,36 @@ def estimate_tokens(chars: int) -> int:
     return max(1, (chars + 3) // 4)
 
 
-def _text_chars(value: Any) -> int:
-    """Characters of every ``text`` field inside contents or a system instruction."""
-    if isinstance(value, dict):
-        total = 0
-        for key, item in value.items():
-            if key == "text" and isinstance(item, str):
-                total += len(item)
-            elif isinstance(item, (dict, list)):
-                total += _text_chars(item)
-        return total
-    if isinstance(value, list):
-        return sum(_text_chars(item) for item in value)
-    return 0
-
-
-def prompt_tokens(body: dict[str, Any]) -> int:
+def prompt_tokens(body: dict[str, Any], model: str = "") -> int:
     """promptTokenCount for a generateContent / countTokens body (cached content excluded)."""
-    return estimate_tokens(
-        _text_chars(body.get("contents")) + _text_chars(body.get("systemInstruction"))
+    return sum(prompt_details(body, model).values())
+
+
+def prompt_details(body: dict[str, Any], model: str = "") -> dict[str, int]:
+    """The prompt's tokens by modality (promptTokensDetails), cached content excluded."""
+    config = body.get("generationConfig")
+    resolution = _field(config, "mediaResolution", "media_resolution") if config else None
+    estimate = estimate_prompt(
+        body.get("contents"),
+        body.get("systemInstruction"),
+        model=model,
+        media_resolution=resolution,
     )
+    details = {modality: tokens for modality, tokens in estimate.tokens.items() if tokens}
+    for media in estimate.unsized:
+        details[media.modality] = details.get(media.modality, 0) + _unreadable_tokens(model, media)
+    if not details:
+        details[TEXT] = estimate_tokens(0)
+    return details
+
+
+def _unreadable_tokens(model: str, media: UnsizedMedia) -> int:
+    """A size for media the emulator cannot read: the table's first guess times a factor
+    between 0.5 and 2 that depends only on the URI and MIME type (stable across calls)."""
+    prior = unsized_prior(model_family(model), media.modality, media.resolution)
+    key = f"{media.uri}|{media.mime_type}".encode()
+    share = int.from_bytes(hashlib.blake2b(key, digest_size=4).digest(), "big") / 2**32
+    return max(1, round(prior * (0.5 + 1.5 * share)))
 
 
 def _field(message: dict[str, Any], camel: str, snake: str) -> Any:
@@ -89,6 +107,17 @@ class Answer:
     candidates_tokens: int
     thoughts_tokens: int
     cached_tokens: int
+    prompt_details: tuple[tuple[str, int], ...] = ()  # by modality; () when all text
+
+    def prompt_tokens_details(self) -> list[dict[str, Any]]:
+        """promptTokensDetails: the prompt by modality, cached content counted as text."""
+        details = dict(self.prompt_details) or {TEXT: self.prompt_tokens - self.cached_tokens}
+        if self.cached_tokens:
+            details[TEXT] = details.get(TEXT, 0) + self.cached_tokens
+        return [{"modality": modality, "tokenCount": count} for modality, count in details.items()]
+
+    function_calls: tuple[dict[str, Any], ...] = ()
+    """Calls the model makes instead of text (every candidate makes the same)."""
 
     def usage(self) -> dict[str, Any]:
         usage: dict[str, Any] = {
@@ -96,7 +125,7 @@ class Answer:
             "candidatesTokenCount": self.candidates_tokens,
             "totalTokenCount": self.prompt_tokens + self.candidates_tokens + self.thoughts_tokens,
             "trafficType": _USAGE_TRAFFIC,
-            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": self.prompt_tokens}],
+            "promptTokensDetails": self.prompt_tokens_details(),
             "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": self.candidates_tokens}],
         }
         if self.thoughts_tokens:
@@ -148,8 +177,12 @@ def make_answer(
     prompt: int,
     cached: int,
     scripted: str | None,
+    details: Mapping[str, int] | None = None,
+    calls: list[dict[str, Any]] | None = None,
 ) -> Answer:
-    """The deterministic answer to a generateContent body (``scripted`` replaces the text)."""
+    """The deterministic answer to a generateContent body: ``calls`` (function calls) when
+    given, else ``scripted`` text, else JSON fitting the response schema when one is sent,
+    else generated text. ``details``: the prompt's tokens by modality, when not all text."""
     config = body.get("generationConfig")
     if not isinstance(config, dict):
         config = {}
@@ -158,11 +191,16 @@ def make_answer(
     max_tokens = _field(config, "maxOutputTokens", "max_output_tokens")
     limit = max_tokens * 4 if isinstance(max_tokens, int) and max_tokens > 0 else None
 
-    if scripted is None:
-        base = int.from_bytes(request_digest(model, body), "big")
-        raw = [_generated_text(base + index) for index in range(count)]
-    else:
+    base = int.from_bytes(request_digest(model, body), "big")
+    schema = response_schema(config)
+    if calls:
+        raw = [""] * count
+    elif scripted is not None:
         raw = [scripted] * count
+    elif schema is not None:
+        raw = [json_text(schema[0], base + index) for index in range(count)]
+    else:
+        raw = [_generated_text(base + index) for index in range(count)]
 
     texts: list[str] = []
     reasons: list[str] = []
@@ -175,6 +213,8 @@ def make_answer(
         texts.append(text)
         reasons.append(reason)
         output_tokens += estimate_tokens(len(text)) if text else 0
+    if calls:
+        output_tokens = count * estimate_tokens(len(json.dumps(calls)))
 
     thinking, budget = thinking_requested(config)
     thoughts = 0
@@ -189,11 +229,16 @@ def make_answer(
         candidates_tokens=output_tokens,
         thoughts_tokens=thoughts,
         cached_tokens=cached,
+        prompt_details=tuple((details or {}).items()),
+        function_calls=tuple(calls or ()),
     )
 
 
-def _candidate(text: str, index: int, many: bool, finish: str | None) -> dict[str, Any]:
-    candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}}
+def _candidate(
+    text: str, index: int, many: bool, finish: str | None, calls: tuple[dict[str, Any], ...] = ()
+) -> dict[str, Any]:
+    parts = [{"functionCall": call} for call in calls] if calls else [{"text": text}]
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}}
     if finish is not None:
         candidate["finishReason"] = finish
         candidate["avgLogprobs"] = -0.25
@@ -207,7 +252,7 @@ def response_json(answer: Answer, envelope: dict[str, str]) -> dict[str, Any]:
     many = len(answer.texts) > 1
     return {
         "candidates": [
-            _candidate(text, index, many, answer.finish_reasons[index])
+            _candidate(text, index, many, answer.finish_reasons[index], answer.function_calls)
             for index, text in enumerate(answer.texts)
         ],
         "usageMetadata": answer.usage(),
@@ -233,6 +278,9 @@ def stream_events(answer: Answer, envelope: dict[str, str]) -> Iterator[dict[str
     """streamGenerateContent chunks: text spread over events, the last one with finishReason
     and the full usageMetadata (earlier ones carry only the prompt count, as Vertex does)."""
     many = len(answer.texts) > 1
+    if answer.function_calls:  # calls come whole, in one event
+        yield response_json(answer, envelope)
+        return
     split = [split_text(text) for text in answer.texts]
     events = max(len(pieces) for pieces in split)
     partial_usage = {

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ._answers import make_answer, prompt_tokens, response_json, stream_events
+from ._answers import make_answer, prompt_details, response_json, stream_events
 from ._faults import Fault
 from ._quota import Refusal
 from ._records import RequestRecord
@@ -270,8 +270,9 @@ class Handler:
         if not isinstance(body, dict):
             return error_response(400, "The request body must be a JSON object.")
         if route.method == "countTokens":
-            return self._count_tokens(body)
-        prompt, cached = state.input_tokens(body)
+            return self._count_tokens(body, model)
+        details, cached = state.input_tokens(body, model)
+        prompt = sum(details.values())
         refusal = state.admit(route.project or state.project, model, prompt + cached)
         if refusal is not None:
             return _refusal_response(refusal)
@@ -280,7 +281,15 @@ class Handler:
         except Exception:
             logger.exception("the emulator's responder raised")
             return error_response(500, "The emulator's responder raised; see the log.")
-        answer = make_answer(model, body, prompt=prompt, cached=cached, scripted=scripted)
+        answer = make_answer(
+            model,
+            body,
+            prompt=prompt,
+            cached=cached,
+            scripted=scripted,
+            details=details,
+            calls=state.scripted_calls(model, body),
+        )
         state.count_answer(model, answer)
         envelope = {
             "modelVersion": model,
@@ -295,15 +304,19 @@ class Handler:
         ]
         return await self._stream(request, record, events, fault)
 
-    def _count_tokens(self, body: dict[str, Any]) -> web.Response:
+    def _count_tokens(self, body: dict[str, Any], model: str) -> web.Response:
         inner = body.get("generateContentRequest")
         source = inner if isinstance(inner, dict) else body
-        tokens = prompt_tokens(source)
+        details = prompt_details(source, model)
+        tokens = sum(details.values())
         return json_response(
             {
                 "totalTokens": tokens,
-                "totalBillableCharacters": tokens * 4,
-                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}],
+                "totalBillableCharacters": details.get("TEXT", 0) * 4,
+                "promptTokensDetails": [
+                    {"modality": modality, "tokenCount": count}
+                    for modality, count in details.items()
+                ],
             }
         )
 
