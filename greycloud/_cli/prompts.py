@@ -126,7 +126,7 @@ def token_check(config: GreyCloudConfig) -> Callable[[PromptLine], str | None]:
     def check(line: PromptLine) -> str | None:
         model = line.model or config.model
         system = line.system_instruction or config.system_instruction
-        tokens = estimate_tokens(line.contents, system)
+        tokens = estimate_tokens(line.contents, system, model)
         limit = config.limits_for(model)["tpm"]
         if tokens <= limit:
             return None
