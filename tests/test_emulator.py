@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 import urllib.error
 import urllib.request
@@ -728,3 +729,24 @@ def test_stop_cuts_open_streams_and_restart_works() -> None:
         again.close()
     with pytest.raises(RuntimeError, match="already running"), emu:
         emu.start()
+
+
+def test_a_client_that_leaves_a_stream_is_a_quiet_debug_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with VertexEmulator(event_delay=0.02) as emulator:
+        emulator.set_response_text("word " * 300)
+        client = emulator.sdk_client()
+        stream = client.models.generate_content_stream(model=MODEL, contents="hi")
+        next(iter(stream))
+        stream.close()  # the client walks away mid-stream
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(
+            "left the stream" in r.getMessage() for r in caplog.records
+        ):
+            time.sleep(0.02)
+        client.close()
+    left = [r for r in caplog.records if "left the stream" in r.getMessage()]
+    assert [r.levelno for r in left] == [logging.DEBUG]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -12,7 +12,13 @@ import pydantic
 from google.genai import types
 
 from .._limiter.calibration import TokenEstimate
-from ..config import THINKING_LEVELS, GreyCloudConfig, _check_choice, check_safety_settings
+from ..config import (
+    THINKING_LEVELS,
+    GreyCloudConfig,
+    _check_choice,
+    check_generation_values,
+    check_safety_settings,
+)
 from ..errors import ConfigError
 from . import function_calling
 from .function_calling import FunctionLoop
@@ -199,6 +205,12 @@ def build_request(
     fields = {key: value for key, value in defaults.items() if value is not None}
     fields.update(given_fields(generate_config))
     fields.update({key: value for key, value in explicit.items() if value is not None})
+    # The call's values get the config's checks, however they were given (keyword or config=).
+    check_generation_values(
+        temperature=fields.get("temperature"),
+        top_p=fields.get("top_p"),
+        max_output_tokens=fields.get("max_output_tokens"),
+    )
     caller_tools = "tools" in fields
     if not caller_tools and config.use_vertex_ai_search and config.grounding_mode == "tool":
         assert config.vertex_ai_search_datastore is not None  # checked by the config

@@ -599,7 +599,10 @@ class LimiterCore:
                 bucket.in_flight += 1
 
     def stats(self, storage: str) -> LimiterStats:
+        """Every model used so far, and every model with limits of its own (used or not)."""
         with self._lock:
+            for model in self.overrides:
+                self._bucket(model)
             models = {
                 model: ModelStats(
                     rpm=bucket.factor * bucket.base_rates[0] * 60.0,

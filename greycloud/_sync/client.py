@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# output-sha256: 28c22ed0d4ec2c57
+# output-sha256: e693ff77f192f91c
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -718,6 +718,7 @@ class GreyCloudClient:
                     return getattr(service, method)(**arguments)
                 except (errors.ClientError, google.auth.exceptions.RefreshError) as exc:
                     if not self._recover_auth(exc, attempt, generation):
+                        _raise_if_per_day(exc)
                         raise
 
     def _generate_once(
@@ -733,7 +734,7 @@ class GreyCloudClient:
                     contents=request.contents,
                     config=request.config,
                 )
-            except errors.APIError as exc:
+            except (errors.APIError, QuotaExhaustedError) as exc:
                 self._report(request.model, exc)
                 raise
             permit.reconcile(response.usage_metadata)
@@ -769,6 +770,7 @@ class GreyCloudClient:
                             continue
                         if isinstance(exc, errors.APIError):
                             self._report(request.model, exc)
+                            _raise_if_per_day(exc)
                         raise
                     finally:
                         if stream is not None:
@@ -846,13 +848,7 @@ class GreyCloudClient:
     ) -> None:
         """Return after the backoff if ``exc`` may be retried; otherwise raise. ``traced`` is
         the call's span, told the delay and the reason."""
-        failure = classify(exc)
-        if failure.per_day:
-            raise QuotaExhaustedError(
-                f"a per-day quota is exhausted ({failure.quota_id}); retrying cannot help "
-                "before it resets",
-                failure.quota_id,
-            ) from exc
+        failure = classify(exc)  # a per-day 429 arrives here already as QuotaExhaustedError
         if not failure.transient:
             raise exc
         if attempt > retry.max_retries:
@@ -872,8 +868,10 @@ class GreyCloudClient:
             retry.on_retry(attempt, exc, delay)
         sync_sleep(delay)
 
-    def _report(self, model: str, exc: errors.APIError) -> None:
-        failure = classify(exc)
+    def _report(self, model: str, exc: errors.APIError | QuotaExhaustedError) -> None:
+        # A QuotaExhaustedError carries the 429 it was made from as its cause.
+        cause = exc.__cause__ if isinstance(exc, QuotaExhaustedError) else None
+        failure = classify(cause or exc)
         if failure.rate_limited:
             self._telemetry.rate_limited(model)
             self.rate_limiter.report_rate_limited(
@@ -905,14 +903,19 @@ class GreyCloudClient:
                 raise self._auth_error(exc) from exc
             logger.info("the server rejected the credentials (401); refreshing them")
             self._credentials = sync_run_blocking(
-                auth.refresh_credentials, self._credentials, self.config
+                auth.refresh_credentials,
+                self._credentials,
+                self.config,
+                isinstance(exc, errors.APIError),  # rejected by the server
             )
             self._retired.append(self._sdk)
             self._sdk = self._build_sdk()
             self._auth_generation += 1
 
     def _auth_error(self, exc: AuthFailure) -> AuthError:
-        reason = exc.message if isinstance(exc, errors.APIError) else str(exc)
+        if not isinstance(exc, errors.APIError):
+            return auth.no_credentials(str(exc))  # they never produced a token
+        reason = exc.message
         if self._api_key is not None:
             return AuthError(
                 f"the API key was rejected: {reason}",
@@ -922,6 +925,18 @@ class GreyCloudClient:
             f"the credentials were rejected after a refresh: {reason}",
             fix_command=auth.LOGIN_COMMAND,
         )
+
+
+def _raise_if_per_day(exc: BaseException) -> None:
+    """A 429 for a per-day quota becomes ``QuotaExhaustedError`` on every path: waiting minutes
+    cannot help, so it must not look like the retryable 429 it came as."""
+    failure = classify(exc)
+    if failure.per_day:
+        raise QuotaExhaustedError(
+            f"a per-day quota is exhausted ({failure.quota_id}); retrying cannot help before it "
+            "resets",
+            failure.quota_id,
+        ) from exc
 
 
 def _texts(chunks: Iterator[types.GenerateContentResponse]) -> Iterator[str]:

@@ -339,6 +339,22 @@ class Handler:
         stop = len(events)
         if fault is not None and fault.kind in ("cut_stream", "half_event", "error_event"):
             stop = min(fault.after_events, len(events))
+        try:
+            await self._write_events(request, response, events, stop, pause, fault)
+        except ConnectionResetError:  # aiohttp's ClientConnectionResetError too
+            # The client stopped reading (closed or dropped the stream): normal, not an error.
+            logger.debug("the client left the stream on %s before its end", request.path)
+        return response
+
+    async def _write_events(
+        self,
+        request: web.BaseRequest,
+        response: web.StreamResponse,
+        events: list[bytes],
+        stop: int,
+        pause: float,
+        fault: Fault | None,
+    ) -> None:
         for event in events[:stop]:
             if pause:
                 await asyncio.sleep(pause)
@@ -358,7 +374,6 @@ class Handler:
                 # queued at the receiver can be discarded once the RST arrives.
                 await asyncio.sleep(0.05)
             _close(request, reset=fault.reset)
-        return response
 
     def _search(self, request: web.BaseRequest, route: Route, body: Any) -> web.Response:
         if request.method != "POST" or route.name is None:
@@ -374,11 +389,22 @@ class Handler:
         batches = self.state.batches
         payload = body if isinstance(body, dict) else {}
         kind = route.kind
+        # Vertex AI express mode (an API key, no project in the path) names its caches under the
+        # key's project, as the service does; the SDK needs such full names to get or delete one
+        # (it would turn a short name into projects/None/locations/None/...).
+        express = f"projects/{self.state.project}/locations/{self.state.location}"
         if kind == "caches" and method == "POST":
-            return json_response(caches.create(route.parent, payload))
+            vertex_model = "publishers/" in str(payload.get("model", ""))
+            parent = express if not route.parent and vertex_model else route.parent
+            return json_response(caches.create(parent, payload))
         if kind == "caches" and method == "GET":
             return json_response(
-                caches.list(route.parent, query.get("pageSize"), query.get("pageToken"))
+                caches.list(
+                    route.parent,
+                    query.get("pageSize"),
+                    query.get("pageToken"),
+                    also_under=None if route.parent else express,
+                )
             )
         if kind == "cache" and route.name is not None:
             if method == "GET":
