@@ -12,7 +12,10 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+
+from google.genai import types
+
+from .._limiter.quota import prompt_details
 
 ONLINE = "online"
 BATCH = "batch"
@@ -49,21 +52,17 @@ class TokenUsage:
         )
 
 
-def usage_of(metadata: Any) -> TokenUsage | None:
+def usage_of(metadata: types.GenerateContentResponseUsageMetadata | None) -> TokenUsage | None:
     """The ``TokenUsage`` of one response's ``usage_metadata`` (None when it has none)."""
     if metadata is None:
         return None
-    modalities: dict[str, int] = {}
-    for detail in getattr(metadata, "prompt_tokens_details", None) or ():
-        modality = getattr(detail.modality, "value", detail.modality) or "UNSPECIFIED"
-        modalities[str(modality)] = modalities.get(str(modality), 0) + (detail.token_count or 0)
     return TokenUsage(
         responses=1,
         input=metadata.prompt_token_count or 0,
         cached=metadata.cached_content_token_count or 0,
         output=metadata.candidates_token_count or 0,
         thinking=metadata.thoughts_token_count or 0,
-        input_by_modality=MappingProxyType(modalities),
+        input_by_modality=MappingProxyType(prompt_details(metadata) or {}),
     )
 
 
@@ -78,7 +77,13 @@ class UsageMeter:
         self._lock = threading.Lock()
         self._by_key: dict[tuple[str, str], TokenUsage] = {}
 
-    def add(self, model: str, usage_metadata: Any, *, mode: str = ONLINE) -> None:
+    def add(
+        self,
+        model: str,
+        usage_metadata: types.GenerateContentResponseUsageMetadata | None,
+        *,
+        mode: str = ONLINE,
+    ) -> None:
         """Count one response's ``usage_metadata`` (None is ignored); ``mode`` is "online"
         or "batch" (batch jobs are priced apart)."""
         usage = usage_of(usage_metadata)
