@@ -10,7 +10,9 @@ generator cannot be detached safely in another).
 
 Without the ``otel`` extra (``opentelemetry-api``) nothing is imported from opentelemetry and
 every hook is a shared object whose methods do nothing. With it, the application chooses the
-SDK and exporters; without an SDK the API's no-op tracer and meter make the hooks cheap.
+SDK and exporters; until it sets a tracer or meter provider, calls get those same do-nothing
+hooks. ``GREYCLOUD_OTEL_ATTEMPT_SPANS=retried`` keeps attempt spans for retried or failed
+calls only.
 
 Conventions: the latest experimental GenAI conventions (``gen_ai.provider.name``,
 ``gen_ai.usage.cache_read.input_tokens``, ``gen_ai.input.messages`` ...). Unless
@@ -297,21 +299,22 @@ class _Instruments:
     def watch(self, limiter: WatchedLimiter) -> None:
         self._limiters.add(limiter)
 
-    def _models(self) -> Iterator[tuple[str, Any]]:
+    def _per_model(self, figure: str) -> Iterable[Any]:
+        """``figure`` of ``ModelStats`` per model, added up over this process's limiters."""
+        totals: dict[str, float] = {}
         for limiter in list(self._limiters):
-            yield from limiter.stats().models.items()
+            for model, stats in limiter.stats().models.items():
+                totals[model] = totals.get(model, 0.0) + getattr(stats, figure)
+        return [
+            otel_metrics.Observation(value, {"gen_ai.request.model": model})
+            for model, value in totals.items()
+        ]
 
     def _observe_rates(self, options: Any) -> Iterable[Any]:
-        return [
-            otel_metrics.Observation(stats.rpm, {"gen_ai.request.model": model})
-            for model, stats in self._models()
-        ]
+        return self._per_model("rpm")
 
     def _observe_in_flight(self, options: Any) -> Iterable[Any]:
-        return [
-            otel_metrics.Observation(stats.in_flight, {"gen_ai.request.model": model})
-            for model, stats in self._models()
-        ]
+        return self._per_model("in_flight")
 
 
 class _Kind:
