@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from greycloud import GreyCloudAsyncClient, UsageMeter
+from greycloud import GreyCloudAsyncCache, GreyCloudAsyncClient, UsageMeter
 from greycloud.testing import Fault, VertexEmulator
 from tests.otel_fixture import Recorded
 
@@ -275,6 +275,17 @@ async def test_chat_turns_count_tokens_and_caches_have_their_own_spans(
     assert f"count_tokens {MODEL}" in names
     chat_spans = by_name(otel, f"chat {MODEL}")
     assert all(s.attributes["gen_ai.operation.name"] == "chat" for s in chat_spans)
+
+
+async def test_cache_operations_have_spans(client: GreyCloudAsyncClient, otel: Recorded) -> None:
+    async with GreyCloudAsyncCache(client=client) as caches:
+        created = await caches.create_cache_from_text("The manual explains every setting. " * 300)
+        await caches.delete_cache(str(created.name))
+    names = [span.name for span in otel.spans()]
+    assert f"caches.create {MODEL}" in names
+    assert "caches.delete" in names
+    [create] = by_name(otel, f"caches.create {MODEL}")
+    assert create.attributes["gen_ai.provider.name"] == "gcp.vertex_ai"
 
 
 async def test_function_calls_run_inside_the_calls_span(

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_telemetry.py by tools/generate.py.
 # Change tests/_async/test_telemetry.py and run `make generate`.
-# output-sha256: 9c77269967c5257e
+# output-sha256: 94c8d7c421b14495
 """Traces, metrics and retry log records of the client, through the OpenTelemetry SDK's
 in-memory exporters and the real SDK against the emulator.
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from greycloud import GreyCloudClient, UsageMeter
+from greycloud import GreyCloudCache, GreyCloudClient, UsageMeter
 from greycloud.testing import Fault, VertexEmulator
 from tests.otel_fixture import Recorded
 
@@ -278,6 +278,17 @@ def test_chat_turns_count_tokens_and_caches_have_their_own_spans(
     assert f"count_tokens {MODEL}" in names
     chat_spans = by_name(otel, f"chat {MODEL}")
     assert all(s.attributes["gen_ai.operation.name"] == "chat" for s in chat_spans)
+
+
+def test_cache_operations_have_spans(client: GreyCloudClient, otel: Recorded) -> None:
+    with GreyCloudCache(client=client) as caches:
+        created = caches.create_cache_from_text("The manual explains every setting. " * 300)
+        caches.delete_cache(str(created.name))
+    names = [span.name for span in otel.spans()]
+    assert f"caches.create {MODEL}" in names
+    assert "caches.delete" in names
+    [create] = by_name(otel, f"caches.create {MODEL}")
+    assert create.attributes["gen_ai.provider.name"] == "gcp.vertex_ai"
 
 
 def test_function_calls_run_inside_the_calls_span(
