@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NOT_SOURCE = (".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache")
-EXTRAS_BROUGHT = ("aiohttp", "typer", "rich", "redis", "google.cloud.storage")
+EXTRAS_BROUGHT = ("aiohttp", "typer", "rich", "redis", "google.cloud.storage", "opentelemetry")
 
 FIND_MODULES = """
 import importlib, sys
