@@ -7,7 +7,7 @@ sync client; keep comments and docstrings true for both.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
@@ -16,6 +16,7 @@ from google import genai
 from google.genai import errors, types
 
 from .. import auth
+from .._core.embedding import plan_embedding
 from .._core.request import (
     Contents,
     GenerateRequest,
@@ -23,7 +24,7 @@ from .._core.request import (
     build_request,
     estimate_tokens,
 )
-from .._core.retry import backoff_delay, classify, is_rejected_api_key
+from .._core.retry import RetryCallback, backoff_delay, classify, is_rejected_api_key
 from .._primitives import (
     AsyncLock,
     async_close_iterator,
@@ -40,6 +41,7 @@ from ..errors import (
     RetryExhaustedError,
     StreamInterruptedError,
 )
+from .embeddings import embed_planned
 from .grounding import SearchGrounding
 from .rate_limiter import VertexRateLimiter
 
@@ -48,8 +50,6 @@ logger = logging.getLogger(__name__)
 StreamItem = str | types.GenerateContentResponse
 # What a credential refresh may fix: the server's 401, or credentials the SDK could not refresh.
 AuthFailure = errors.APIError | google.auth.exceptions.RefreshError
-# on_retry(failed_attempt, error, delay_seconds): told before each backoff sleep.
-RetryCallback = Callable[[int, BaseException, float], None]
 
 DEFAULT_BASE_DELAY = 1.0
 DEFAULT_MAX_DELAY = 60.0
@@ -328,6 +328,54 @@ class GreyCloudAsyncClient:
                 )
                 return estimate
         return int(result.total_tokens or 0)
+
+    # -- embeddings -------------------------------------------------------------------------
+
+    async def embed_content(
+        self,
+        contents: Contents,
+        model: str | None = None,
+        *,
+        task_type: str | None = None,
+        output_dimensionality: int | None = None,
+        title: str | None = None,
+        auto_truncate: bool | None = None,
+        config: types.EmbedContentConfig | dict[str, Any] | None = None,
+        max_retries: int = 5,
+        on_retry: RetryCallback | None = None,
+    ) -> types.EmbedContentResponse:
+        """One embedding per input (a text, Part or Content; a list is one input per item), in
+        input order, from ``model`` (default: the config's ``embedding_model``).
+
+        The inputs are split into as many requests as the model's per-request limits need;
+        they run concurrently, each under the model's own limits, retried like
+        ``generate_with_retry``. Keyword arguments win over the fields of ``config`` (an
+        ``EmbedContentConfig`` or a dict). Bad input raises ``ConfigError`` before anything
+        is sent.
+        """
+        if max_retries < 0:
+            raise ConfigError("max_retries", f"must be 0 or more, got {max_retries}")
+        model = model or self.config.embedding_model
+        plan = plan_embedding(
+            contents,
+            model,
+            vertexai=self.config.vertexai,
+            task_type=task_type,
+            output_dimensionality=output_dimensionality,
+            title=title,
+            auto_truncate=auto_truncate,
+            config=config,
+            # A request must fit in the token quota, or it could never start.
+            max_request_tokens=self.config.limits_for(model)["tpm"],
+        )
+        return await embed_planned(
+            self,
+            plan,
+            max_retries=max_retries,
+            base_delay=DEFAULT_BASE_DELAY,
+            max_delay=DEFAULT_MAX_DELAY,
+            on_retry=on_retry,
+        )
 
     # -- internals --------------------------------------------------------------------------
 

@@ -52,7 +52,11 @@ class Permit:
         """Correct the booked tokens with the response's usage (once; None is ignored)."""
         actual = counted_tokens(usage, self._limiter.token_counting)
         if actual is not None:
-            await self._limiter._store.reconcile(self._booking, actual)
+            await self.reconcile_tokens(actual)
+
+    async def reconcile_tokens(self, actual: int) -> None:
+        """Correct the booked tokens with the count the service reported (e.g. embeddings')."""
+        await self._limiter._store.reconcile(self._booking, actual)
 
 
 class _LimitBlock:

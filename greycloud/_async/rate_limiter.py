@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/rate_limiter.py by tools/generate.py.
 # Change _async_src/rate_limiter.py and run `make generate`.
-# source-sha256: 4f59867686b41d10
+# source-sha256: ba13f45ba36b4ad8
 """``VertexRateLimiter``: every call waits here for a start inside its model's quota.
 
 Each request books its start across requests per minute, tokens per minute and (optionally)
@@ -55,7 +55,11 @@ class Permit:
         """Correct the booked tokens with the response's usage (once; None is ignored)."""
         actual = counted_tokens(usage, self._limiter.token_counting)
         if actual is not None:
-            await self._limiter._store.reconcile(self._booking, actual)
+            await self.reconcile_tokens(actual)
+
+    async def reconcile_tokens(self, actual: int) -> None:
+        """Correct the booked tokens with the count the service reported (e.g. embeddings')."""
+        await self._limiter._store.reconcile(self._booking, actual)
 
 
 class _LimitBlock:

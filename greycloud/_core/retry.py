@@ -12,11 +12,15 @@ import email.utils
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx2
 from google.genai import errors
+
+# on_retry(failed_attempt, error, delay_seconds): told before each backoff sleep.
+RetryCallback = Callable[[int, BaseException, float], None]
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 

@@ -141,6 +141,11 @@ class EmulatorState:
             counters.prompt_tokens += answer.prompt_tokens
             counters.output_tokens += answer.candidates_tokens + answer.thoughts_tokens
 
+    def count_prompt_tokens(self, model: str, tokens: int) -> None:
+        """Input tokens of an accepted call that has no output (an embedding request)."""
+        with self.lock:
+            self._counter(model).prompt_tokens += tokens
+
     def count_fault(self, model: str, code: int | None) -> None:
         with self.lock:
             counters = self._counter(model)
