@@ -14,7 +14,7 @@ import contextlib
 import logging
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +22,7 @@ import typer
 from rich.logging import RichHandler
 
 from .._async.client import GreyCloudAsyncClient
+from .._core.embedding import TASK_TYPES
 from ..errors import AuthError, ConfigError
 from .common import (
     EXIT_FAILED,
@@ -38,12 +39,16 @@ from .common import (
     show_problems,
     stderr,
 )
+from .embed import EmbedRunner, embed_line_parser
 from .journal import JournalError, OutputJournal
 from .progress import LogReporter, Reporter, RichReporter, RunTally, summary
-from .prompts import PromptFile, PromptLine, read_prompts
+from .prompts import LineParser, PromptFile, PromptLine, read_prompts
 from .resources import batch_app, cache_app
 from .runner import BulkRunner, RunStopped, plan_run, until_signalled
 from .target import Target, open_client
+
+# Builds the runner of a bulk command once its client, journal, tally and reporter exist.
+RunnerFactory = Callable[[GreyCloudAsyncClient, OutputJournal, RunTally, Reporter], BulkRunner]
 
 app = typer.Typer(
     name="greycloud",
@@ -73,6 +78,34 @@ MaxOutputTokensOption = Annotated[
 ]
 MaxRetriesOption = Annotated[
     int, typer.Option(min=0, help="Retries per prompt for transient errors (429, 5xx, network).")
+]
+
+# -- bulk options (run, embed) -------------------------------------------------------------------
+
+OutputOption = Annotated[
+    Path,
+    typer.Option("--output", "-o", metavar="OUTPUT.jsonl", help="Results, one line per input id."),
+]
+RpmOption = Annotated[int | None, typer.Option(min=1, help="Requests per minute per model.")]
+TpmOption = Annotated[int | None, typer.Option(min=1, help="Input tokens per minute per model.")]
+ConcurrencyOption = Annotated[int | None, typer.Option(min=1, help="Requests in flight at once.")]
+RetryFailedOption = Annotated[
+    bool,
+    typer.Option(
+        "--retry-failed",
+        help="Run again the lines that failed for good in an earlier run (their old "
+        "lines are removed from the output first).",
+    ),
+]
+SkipInvalidOption = Annotated[
+    bool,
+    typer.Option(
+        "--skip-invalid", help="Skip malformed input lines (listed on stderr) instead of stopping."
+    ),
+]
+LogIntervalOption = Annotated[
+    float,
+    typer.Option(min=0.0, help="Seconds between progress lines when stderr is not a terminal."),
 ]
 
 
@@ -125,46 +158,21 @@ def run(
             "presence_penalty, frequency_penalty, response_mime_type, thinking_level, metadata.",
         ),
     ],
-    output_path: Annotated[
-        Path,
-        typer.Option(
-            "--output", "-o", metavar="OUTPUT.jsonl", help="Results, one line per input id."
-        ),
-    ],
+    output_path: OutputOption,
     model: ModelOption = None,
     system: SystemOption = None,
     temperature: TemperatureOption = None,
     max_output_tokens: MaxOutputTokensOption = None,
-    rpm: Annotated[int | None, typer.Option(min=1, help="Requests per minute per model.")] = None,
-    tpm: Annotated[
-        int | None, typer.Option(min=1, help="Input tokens per minute per model.")
-    ] = None,
-    concurrency: Annotated[
-        int | None, typer.Option(min=1, help="Requests in flight at once.")
-    ] = None,
+    rpm: RpmOption = None,
+    tpm: TpmOption = None,
+    concurrency: ConcurrencyOption = None,
     max_retries: MaxRetriesOption = 5,
-    retry_failed: Annotated[
-        bool,
-        typer.Option(
-            "--retry-failed",
-            help="Run again the lines that failed for good in an earlier run (their old "
-            "lines are removed from the output first).",
-        ),
-    ] = False,
-    skip_invalid: Annotated[
-        bool,
-        typer.Option(
-            "--skip-invalid",
-            help="Skip malformed input lines (listed on stderr) instead of stopping.",
-        ),
-    ] = False,
+    retry_failed: RetryFailedOption = False,
+    skip_invalid: SkipInvalidOption = False,
     emulator: EmulatorOption = False,
     endpoint: EndpointOption = None,
     api_version: ApiVersionOption = None,
-    log_interval: Annotated[
-        float,
-        typer.Option(min=0.0, help="Seconds between progress lines when stderr is not a terminal."),
-    ] = 10.0,
+    log_interval: LogIntervalOption = 10.0,
 ) -> None:
     """Generate an answer for every line of INPUT.jsonl into OUTPUT.jsonl, under rate limits.
 
@@ -173,7 +181,7 @@ def run(
     Lines that failed for good stay failed until --retry-failed.
     """
     target = make_target(emulator, endpoint, api_version)
-    prompts = _checked_prompts(input_path, skip_invalid)
+    prompts = checked_prompts(input_path, skip_invalid)
     if output_path.resolve() == input_path.resolve():
         raise fail("the output file must not be the input file", EXIT_USAGE)
     overrides = {
@@ -185,19 +193,115 @@ def run(
         "tpm": tpm,
         "max_concurrency": concurrency,
     }
-    try:
-        with OutputJournal(output_path) as journal:
-            code = _run_journalled(
-                prompts, journal, target, overrides, max_retries, retry_failed, log_interval
-            )
-    except JournalError as exc:
-        raise fail(str(exc), EXIT_USAGE) from None
-    raise typer.Exit(code)
+
+    def make_runner(
+        client: GreyCloudAsyncClient, journal: OutputJournal, tally: RunTally, reporter: Reporter
+    ) -> BulkRunner:
+        return BulkRunner(
+            client,
+            journal,
+            tally,
+            reporter,
+            max_retries=max_retries,
+            concurrency=client.config.max_concurrency,
+        )
+
+    raise typer.Exit(
+        run_journalled(
+            prompts, output_path, target, overrides, make_runner, retry_failed, log_interval
+        )
+    )
 
 
-def _checked_prompts(path: Path, skip_invalid: bool) -> PromptFile:
+# -- embed ----------------------------------------------------------------------------------------
+
+
+def _task_type(value: str | None) -> str | None:
+    if value is not None and value.upper() not in TASK_TYPES:
+        raise typer.BadParameter(f"must be one of {', '.join(TASK_TYPES)}")
+    return None if value is None else value.upper()
+
+
+@app.command()
+def embed(
+    input_path: Annotated[
+        Path,
+        typer.Argument(
+            metavar="INPUT.jsonl",
+            help='Texts, one JSON object a line: {"id": ..., "text": "..."} or '
+            '{"id": ..., "contents": ...}, with optional task_type, title (with task_type '
+            "RETRIEVAL_DOCUMENT) and metadata.",
+        ),
+    ],
+    output_path: OutputOption,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", "-m", help="Embedding model (default: the config's embedding_model)."
+        ),
+    ] = None,
+    task_type: Annotated[
+        str | None,
+        typer.Option(
+            callback=_task_type,
+            help="Task type for lines without one, e.g. RETRIEVAL_DOCUMENT or RETRIEVAL_QUERY.",
+        ),
+    ] = None,
+    dimensions: Annotated[
+        int | None, typer.Option(min=1, help="Length of each vector (default: the model's).")
+    ] = None,
+    rpm: RpmOption = None,
+    tpm: TpmOption = None,
+    concurrency: ConcurrencyOption = None,
+    max_retries: MaxRetriesOption = 5,
+    retry_failed: RetryFailedOption = False,
+    skip_invalid: SkipInvalidOption = False,
+    emulator: EmulatorOption = False,
+    endpoint: EndpointOption = None,
+    api_version: ApiVersionOption = None,
+    log_interval: LogIntervalOption = 10.0,
+) -> None:
+    """Embed every line of INPUT.jsonl into OUTPUT.jsonl, under rate limits.
+
+    Lines are sent as many to a request as the model takes. Each vector is on disk before it
+    is counted; running the same command again resumes where it stopped (also after kill -9).
+    Lines that failed for good stay failed until --retry-failed.
+    """
+    target = make_target(emulator, endpoint, api_version)
+    lines = checked_prompts(input_path, skip_invalid, embed_line_parser(task_type))
+    if output_path.resolve() == input_path.resolve():
+        raise fail("the output file must not be the input file", EXIT_USAGE)
+    overrides = {
+        "embedding_model": model,
+        "rpm": rpm,
+        "tpm": tpm,
+        "max_concurrency": concurrency,
+    }
+
+    def make_runner(
+        client: GreyCloudAsyncClient, journal: OutputJournal, tally: RunTally, reporter: Reporter
+    ) -> BulkRunner:
+        return EmbedRunner(
+            client,
+            journal,
+            tally,
+            reporter,
+            max_retries=max_retries,
+            concurrency=client.config.max_concurrency,
+            output_dimensionality=dimensions,
+        )
+
+    raise typer.Exit(
+        run_journalled(
+            lines, output_path, target, overrides, make_runner, retry_failed, log_interval
+        )
+    )
+
+
+def checked_prompts(path: Path, skip_invalid: bool, parse: LineParser | None = None) -> PromptFile:
+    """The input file's lines; on a problem, exit 2 (or, with ``skip_invalid``, skip them)."""
     try:
-        prompts = read_prompts(path)
+        prompts = read_prompts(path, parse)
     except OSError as exc:
         raise fail(f"cannot read {path}: {exc.strerror}", EXIT_USAGE) from None
     if prompts.problems:
@@ -212,12 +316,31 @@ def _checked_prompts(path: Path, skip_invalid: bool) -> PromptFile:
     return prompts
 
 
+def run_journalled(
+    prompts: PromptFile,
+    output_path: Path,
+    target: Target,
+    overrides: dict[str, Any],
+    make_runner: RunnerFactory,
+    retry_failed: bool,
+    log_interval: float,
+) -> int:
+    """Run the lines not yet in the output file into it, with progress; the exit code."""
+    try:
+        with OutputJournal(output_path) as journal:
+            return _run_journalled(
+                prompts, journal, target, overrides, make_runner, retry_failed, log_interval
+            )
+    except JournalError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+
+
 def _run_journalled(
     prompts: PromptFile,
     journal: OutputJournal,
     target: Target,
     overrides: dict[str, Any],
-    max_retries: int,
+    make_runner: RunnerFactory,
     retry_failed: bool,
     log_interval: float,
 ) -> int:
@@ -242,7 +365,7 @@ def _run_journalled(
                 journal.drop_failed(plan.retry_ids)
                 tally.rpm = client.config.rpm
                 received, stopped = _run_with_progress(
-                    client, journal, tally, plan.to_run, max_retries, log_interval
+                    client, journal, tally, plan.to_run, make_runner, log_interval
                 )
         except (ConfigError, AuthError) as exc:
             raise fail(str(exc), EXIT_USAGE) from None
@@ -269,7 +392,7 @@ def _run_with_progress(
     journal: OutputJournal,
     tally: RunTally,
     lines: Sequence[PromptLine],
-    max_retries: int,
+    make_runner: RunnerFactory,
     log_interval: float,
 ) -> tuple[int | None, RunStopped | None]:
     reporter: Reporter = (
@@ -277,14 +400,7 @@ def _run_with_progress(
         if stderr.is_terminal
         else LogReporter(stderr, tally, log_interval)
     )
-    runner = BulkRunner(
-        client,
-        journal,
-        tally,
-        reporter,
-        max_retries=max_retries,
-        concurrency=client.config.max_concurrency,
-    )
+    runner = make_runner(client, journal, tally, reporter)
     with reporter:
         return asyncio.run(_run_lines(runner, client, lines))
 

@@ -116,12 +116,16 @@ def describe_id(value: LineId) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def read_prompts(path: Path) -> PromptFile:
+LineParser = Callable[[int, str], tuple[PromptLine | None, list[str]]]
+
+
+def read_prompts(path: Path, parse: LineParser | None = None) -> PromptFile:
     """Read and check every line of ``path``; raises ``OSError`` when it cannot be read.
 
-    A line with a duplicate id is a problem (the first one is kept); so is a line whose
-    bytes are not UTF-8.
+    ``parse`` checks one line (default: a ``greycloud run`` line). A line with a duplicate
+    id is a problem (the first one is kept); so is a line whose bytes are not UTF-8.
     """
+    parse = parse or parse_line
     lines: list[PromptLine] = []
     problems: list[InputProblem] = []
     invalid = 0
@@ -136,7 +140,7 @@ def read_prompts(path: Path) -> PromptFile:
                 problems.append(InputProblem(number, f"not UTF-8 ({exc.reason})"))
                 invalid += 1
                 continue
-            line, line_problems = parse_line(number, text)
+            line, line_problems = parse(number, text)
             if line is not None and line.id in first_seen:
                 line_problems.append(
                     f"duplicate id {describe_id(line.id)} (first on line {first_seen[line.id]})"
@@ -152,27 +156,10 @@ def read_prompts(path: Path) -> PromptFile:
 
 def parse_line(number: int, text: str) -> tuple[PromptLine | None, list[str]]:
     """The line as a ``PromptLine`` (None when it is unusable) and what is wrong with it."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, [f"not valid JSON ({exc.msg} at column {exc.colno})"]
-    if not isinstance(data, dict):
-        return None, [f"must be a JSON object, got {_json_type(data)}"]
-
-    problems: list[str] = []
-    unknown = sorted(set(data) - KNOWN_KEYS)
-    if unknown:
-        problems.append(
-            f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
-            f"(known: {', '.join(sorted(KNOWN_KEYS))}; put your own data under 'metadata')"
-        )
-
+    data, problems = load_object(text, KNOWN_KEYS)
+    if data is None:
+        return None, problems
     line_id = data.get("id")
-    if "id" not in data:
-        problems.append("no 'id'")
-    elif isinstance(line_id, bool) or not isinstance(line_id, (str, int)) or line_id == "":
-        problems.append(f"'id' must be a non-empty string or an integer, got {_json_type(line_id)}")
-
     contents = _contents(data, problems)
     for key in ("model", "system_instruction"):
         if key in data and _text(data[key]) is not None:
@@ -195,6 +182,31 @@ def parse_line(number: int, text: str) -> tuple[PromptLine | None, list[str]]:
         settings=settings,
         metadata=data.get("metadata"),
     ), []
+
+
+def load_object(text: str, known_keys: frozenset[str]) -> tuple[dict[str, Any] | None, list[str]]:
+    """The line's JSON object (None when it is not one) and the problems with its keys and id."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, [f"not valid JSON ({exc.msg} at column {exc.colno})"]
+    if not isinstance(data, dict):
+        return None, [f"must be a JSON object, got {_json_type(data)}"]
+
+    problems: list[str] = []
+    unknown = sorted(set(data) - known_keys)
+    if unknown:
+        problems.append(
+            f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(sorted(known_keys))}; put your own data under 'metadata')"
+        )
+
+    line_id = data.get("id")
+    if "id" not in data:
+        problems.append("no 'id'")
+    elif isinstance(line_id, bool) or not isinstance(line_id, (str, int)) or line_id == "":
+        problems.append(f"'id' must be a non-empty string or an integer, got {_json_type(line_id)}")
+    return data, problems
 
 
 def _contents(data: dict[str, Any], problems: list[str]) -> str | list[Any] | None:

@@ -96,7 +96,8 @@ class BulkRunner:
 
     async def run(self, lines: Sequence[PromptLine]) -> None:
         """Run every line; raises ``RunStopped`` on an error that would fail all the rest."""
-        pending = iter(lines)  # shared: each worker takes the next line when it is free
+        # Shared: each worker takes the next group of lines when it is free.
+        pending = iter(self.groups(lines))
         workers = [
             asyncio.create_task(self._work(pending))
             for _ in range(min(self._concurrency, len(lines)))
@@ -108,13 +109,21 @@ class BulkRunner:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
 
-    async def _work(self, pending: Iterator[PromptLine]) -> None:
-        for line in pending:
-            result = await self._run_line(line)
-            # No await between the answer and the fsync: a cancel cannot split them.
-            self._journal.append(result.as_json())
-            self._tally.add_result(result)
+    def groups(self, lines: Sequence[PromptLine]) -> Iterator[Sequence[PromptLine]]:
+        """The lines in the groups that are sent together: one at a time for generation."""
+        return ([line] for line in lines)
+
+    async def _work(self, pending: Iterator[Sequence[PromptLine]]) -> None:
+        for group in pending:
+            results = await self._run_group(group)
+            # No await between the answers and the fsync: a cancel cannot split them.
+            for result in results:
+                self._journal.append(result.as_json())
+                self._tally.add_result(result)
             self._reporter.update()
+
+    async def _run_group(self, group: Sequence[PromptLine]) -> list[LineResult]:
+        return [await self._run_line(line) for line in group]
 
     async def _run_line(self, line: PromptLine) -> LineResult:
         model = line.model or self._client.config.model

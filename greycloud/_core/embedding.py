@@ -119,12 +119,7 @@ def plan_embedding(
         vertexai=vertexai,
     )
     limits = limits_for(model, vertexai)
-    dimensions = embed_config.output_dimensionality if embed_config else None
-    if dimensions is not None and not 1 <= dimensions <= limits.max_dimensions:
-        raise ConfigError(
-            "output_dimensionality",
-            f"{model} makes vectors of 1 to {limits.max_dimensions} dimensions; got {dimensions}",
-        )
+    check_dimensions(model, vertexai, embed_config.output_dimensionality if embed_config else None)
     inputs = as_contents(contents)
     truncates = embed_config is None or embed_config.auto_truncate is not False
     estimates = []
@@ -148,6 +143,16 @@ def plan_embedding(
         inputs = [_one_text(content) for content in inputs]
     requests = list(split(inputs, estimates, limits.max_inputs, request_tokens))
     return EmbeddingPlan(model=model, config=embed_config, requests=requests, inputs=len(inputs))
+
+
+def check_dimensions(model: str, vertexai: bool, dimensions: int | None) -> None:
+    """``ConfigError`` unless ``dimensions`` (None: the model's own) fits the model."""
+    most = limits_for(model, vertexai).max_dimensions
+    if dimensions is not None and not 1 <= dimensions <= most:
+        raise ConfigError(
+            "output_dimensionality",
+            f"{model} makes vectors of 1 to {most} dimensions; got {dimensions}",
+        )
 
 
 def resolve_config(
