@@ -18,7 +18,7 @@ MODEL = "gemini-embedding-001"
 def texts_of(record: RequestRecord) -> list[str]:
     body = record.body
     assert isinstance(body, dict)
-    requests = body["requests"] if "requests" in body else [body]
+    requests = body.get("requests", [body])
     return [part["text"] for r in requests for part in r["content"]["parts"]]
 
 

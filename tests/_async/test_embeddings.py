@@ -36,7 +36,7 @@ def texts_sent(record: RequestRecord) -> list[str]:
     assert isinstance(body, dict)
     if "instances" in body:
         return [instance["content"] for instance in body["instances"]]
-    requests = body["requests"] if "requests" in body else [body]
+    requests = body.get("requests", [body])
     return ["".join(p["text"] for p in r["content"]["parts"]) for r in requests]
 
 

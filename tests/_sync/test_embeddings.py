@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_embeddings.py by tools/generate.py.
 # Change tests/_async/test_embeddings.py and run `make generate`.
-# source-sha256: b5991d16042be646
+# source-sha256: 156fbd2a49a69f37
 """``embed_content``, checked on what reached a real server (the emulator, over HTTP).
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -39,7 +39,7 @@ def texts_sent(record: RequestRecord) -> list[str]:
     assert isinstance(body, dict)
     if "instances" in body:
         return [instance["content"] for instance in body["instances"]]
-    requests = body["requests"] if "requests" in body else [body]
+    requests = body.get("requests", [body])
     return ["".join(p["text"] for p in r["content"]["parts"]) for r in requests]
 
 
