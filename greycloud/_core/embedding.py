@@ -18,7 +18,7 @@ import pydantic
 from google.genai import types
 
 from ..errors import ConfigError
-from .request import estimate_tokens, is_content
+from .request import estimate_tokens, invalid_field, is_content
 
 # What Vertex AI and the Gemini API accept (the enum has no Python type in google-genai).
 TASK_TYPES = (
@@ -194,9 +194,7 @@ def resolve_config(
     try:
         resolved = types.EmbedContentConfig(**fields)
     except pydantic.ValidationError as exc:
-        problem = exc.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"]) or "config"
-        raise ConfigError(where, f"{problem['msg']} (got {problem.get('input')!r})") from None
+        raise invalid_field(exc, "config") from None
     if resolved.task_type is not None:
         task = resolved.task_type.upper()
         if task not in TASK_TYPES:

@@ -129,15 +129,21 @@ def build_request(
     try:
         generation_config = types.GenerateContentConfig(**fields)
     except pydantic.ValidationError as exc:
-        problem = exc.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"]) or "generation config"
-        raise ConfigError(where, f"{problem['msg']} (got {problem.get('input')!r})") from None
+        raise invalid_field(exc, "generation config") from None
     return GenerateRequest(
         model=model or config.model,
         contents=contents,
         config=generation_config,
         estimated_tokens=estimate_tokens(contents, system),
     )
+
+
+def invalid_field(exc: pydantic.ValidationError, whole: str) -> ConfigError:
+    """The ``ConfigError`` for the first problem pydantic found (``whole``: the object's name
+    when the problem is not in one field)."""
+    problem = exc.errors()[0]
+    where = ".".join(str(part) for part in problem["loc"]) or whole
+    return ConfigError(where, f"{problem['msg']} (got {problem.get('input')!r})")
 
 
 def thinking_config(level: str) -> types.ThinkingConfig:
