@@ -89,7 +89,6 @@ class EmbeddingPlan:
     model: str
     config: types.EmbedContentConfig | None
     requests: list[EmbedRequest]
-    inputs: int
 
 
 def plan_embedding(
@@ -142,7 +141,7 @@ def plan_embedding(
         # The SDK sends each text part of a Content as an instance of its own: one text each.
         inputs = [_one_text(content) for content in inputs]
     requests = list(split(inputs, estimates, limits.max_inputs, request_tokens))
-    return EmbeddingPlan(model=model, config=embed_config, requests=requests, inputs=len(inputs))
+    return EmbeddingPlan(model=model, config=embed_config, requests=requests)
 
 
 def check_dimensions(model: str, vertexai: bool, dimensions: int | None) -> None:
