@@ -203,11 +203,32 @@ def sync_map_bounded(func: Callable[[T], R], items: Iterable[T], limit: int) -> 
 
     The first failure is raised once the calls already running end; the rest never start.
     """
-    pool = ThreadPoolExecutor(max_workers=limit)
-    try:
-        return list(pool.map(func, items))
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    pending = list(enumerate(items))
+    results: list[R | None] = [None] * len(pending)
+    queue = iter(pending)  # shared: each thread takes the next item when it is free
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def work() -> None:
+        while True:
+            with lock:
+                taken = None if failures else next(queue, None)
+            if taken is None:
+                return
+            index, item = taken
+            try:
+                results[index] = func(item)
+            except BaseException as exc:
+                with lock:
+                    failures.append(exc)
+                return
+
+    with ThreadPoolExecutor(max_workers=max(1, limit)) as pool:
+        for worker in [pool.submit(work) for _ in range(min(limit, len(pending)))]:
+            worker.result()
+    if failures:
+        raise failures[0]
+    return results  # type: ignore[return-value]  # every slot was filled
 
 
 async def async_close_iterator(iterator: AsyncIterator[Any]) -> None:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from google.genai import types
+from google.genai import errors, types
 
 from greycloud import ConfigError, GreyCloudAsyncClient
 from greycloud.testing import Fault, RequestRecord, VertexEmulator
@@ -208,9 +208,13 @@ async def test_bad_input_is_refused_before_anything_is_sent(
 
 
 async def test_a_request_that_fails_for_good_stops_the_call(
-    client: GreyCloudAsyncClient, vertex_emulator: VertexEmulator
+    vertex_emulator: VertexEmulator,
 ) -> None:
+    config = vertex_emulator.config(rpm=100_000, tpm=100_000_000, max_concurrency=1)
     vertex_emulator.inject(Fault.status(400, "bad input"), path=":batchEmbedContents")
-    with pytest.raises(Exception) as raised:
-        await client.embed_content([f"t{i}" for i in range(300)], output_dimensionality=4)
-    assert getattr(raised.value, "code", None) == 400
+    async with GreyCloudAsyncClient(config, credentials=vertex_emulator.credentials) as client:
+        with pytest.raises(errors.ClientError) as raised:
+            await client.embed_content([f"t{i}" for i in range(500)], output_dimensionality=4)
+    assert raised.value.code == 400
+    # One at a time: after the first request failed, the other four were never sent.
+    assert [c.status for c in embedding_calls(vertex_emulator)] == [400]

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_embeddings.py by tools/generate.py.
 # Change tests/_async/test_embeddings.py and run `make generate`.
-# source-sha256: 156fbd2a49a69f37
+# source-sha256: 4a404d75574aa310
 """``embed_content``, checked on what reached a real server (the emulator, over HTTP).
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from google.genai import types
+from google.genai import errors, types
 
 from greycloud import ConfigError, GreyCloudClient
 from greycloud.testing import Fault, RequestRecord, VertexEmulator
@@ -209,9 +209,13 @@ def test_bad_input_is_refused_before_anything_is_sent(
 
 
 def test_a_request_that_fails_for_good_stops_the_call(
-    client: GreyCloudClient, vertex_emulator: VertexEmulator
+    vertex_emulator: VertexEmulator,
 ) -> None:
+    config = vertex_emulator.config(rpm=100_000, tpm=100_000_000, max_concurrency=1)
     vertex_emulator.inject(Fault.status(400, "bad input"), path=":batchEmbedContents")
-    with pytest.raises(Exception) as raised:
-        client.embed_content([f"t{i}" for i in range(300)], output_dimensionality=4)
-    assert getattr(raised.value, "code", None) == 400
+    with GreyCloudClient(config, credentials=vertex_emulator.credentials) as client:
+        with pytest.raises(errors.ClientError) as raised:
+            client.embed_content([f"t{i}" for i in range(500)], output_dimensionality=4)
+    assert raised.value.code == 400
+    # One at a time: after the first request failed, the other four were never sent.
+    assert [c.status for c in embedding_calls(vertex_emulator)] == [400]
