@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_embeddings.py by tools/generate.py.
 # Change tests/_async/test_embeddings.py and run `make generate`.
-# source-sha256: 4a404d75574aa310
+# source-sha256: cc76bddadb4fe936
 """``embed_content``, checked on what reached a real server (the emulator, over HTTP).
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -214,8 +214,11 @@ def test_a_request_that_fails_for_good_stops_the_call(
     config = vertex_emulator.config(rpm=100_000, tpm=100_000_000, max_concurrency=1)
     vertex_emulator.inject(Fault.status(400, "bad input"), path=":batchEmbedContents")
     with GreyCloudClient(config, credentials=vertex_emulator.credentials) as client:
-        with pytest.raises(errors.ClientError) as raised:
+        try:
             client.embed_content([f"t{i}" for i in range(500)], output_dimensionality=4)
-    assert raised.value.code == 400
+        except errors.ClientError as exc:
+            assert exc.code == 400
+        else:
+            pytest.fail("the call succeeded although its first request failed for good")
     # One at a time: after the first request failed, the other four were never sent.
     assert [c.status for c in embedding_calls(vertex_emulator)] == [400]
