@@ -127,13 +127,21 @@ class OutputJournal:
 
     def append(self, record: dict[str, Any]) -> None:
         """Write one result line and make it durable before returning."""
-        data = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        self.append_all([record])
+
+    def append_all(self, records: list[dict[str, Any]]) -> None:
+        """Write result lines and make them durable (one fsync for all) before returning."""
+        data = "".join(
+            json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+            for record in records
+        ).encode()
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
         os.fsync(self._fd)
-        self.recorded[record["id"]] = "ok" if record["error"] is None else "failed"
+        for record in records:
+            self.recorded[record["id"]] = "ok" if record["error"] is None else "failed"
 
     def drop_failed(self, ids: set[LineId]) -> int:
         """Atomically rewrite the file without the failed lines of ``ids``; how many went."""

@@ -117,8 +117,8 @@ class BulkRunner:
         for group in pending:
             results = await self._run_group(group)
             # No await between the answers and the fsync: a cancel cannot split them.
+            self._journal.append_all([result.as_json() for result in results])
             for result in results:
-                self._journal.append(result.as_json())
                 self._tally.add_result(result)
             self._reporter.update()
 
