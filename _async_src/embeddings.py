@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from google.genai import errors, types
 
 from .._core.embedding import EmbeddingPlan, EmbedRequest, check_answer, counted_tokens, merge
-from .._core.retry import RetryCallback
+from .._core.retry import RetryPolicy
 from .._primitives import async_map_bounded
 from ..config import GreyCloudConfig
 from .rate_limiter import VertexRateLimiter
@@ -33,24 +33,12 @@ class EmbeddingClient(Protocol):
     async def _report(self, model: str, exc: errors.APIError) -> None: ...
 
     async def _wait_before_retry(
-        self,
-        exc: Exception,
-        attempt: int,
-        max_retries: int,
-        base_delay: float,
-        max_delay: float,
-        on_retry: RetryCallback | None = None,
+        self, exc: Exception, attempt: int, retry: RetryPolicy
     ) -> None: ...
 
 
 async def embed_planned(
-    client: EmbeddingClient,
-    plan: EmbeddingPlan,
-    *,
-    max_retries: int,
-    base_delay: float,
-    max_delay: float,
-    on_retry: RetryCallback | None,
+    client: EmbeddingClient, plan: EmbeddingPlan, retry: RetryPolicy
 ) -> types.EmbedContentResponse:
     """Send every request of ``plan`` (as many at once as the model's concurrency limit) and
     merge the answers in order. The first request that fails for good stops the rest."""
@@ -62,9 +50,7 @@ async def embed_planned(
             try:
                 return await _send_once(client, plan, request)
             except Exception as exc:
-                await client._wait_before_retry(
-                    exc, attempt, max_retries, base_delay, max_delay, on_retry
-                )
+                await client._wait_before_retry(exc, attempt, retry)
 
     concurrency = client.config.limits_for(plan.model)["max_concurrency"]
     responses = await async_map_bounded(send, plan.requests, concurrency)

@@ -23,6 +23,7 @@ from typing import Literal, TypeVar
 
 from google.genai import types
 
+from .._extras import missing_extra
 from .._limiter.core import Booking, LimiterCore
 from .._limiter.quota import TokenCounting, build_quotas, counted_tokens
 from .._limiter.stats import LimiterStats
@@ -168,8 +169,7 @@ class VertexRateLimiter:
                 from .limiter_redis import RedisStore
             except ImportError as exc:
                 raise ConfigError(
-                    "rate_limit_storage",
-                    'Redis storage needs redis-py: pip install "greycloud[redis]"',
+                    "rate_limit_storage", missing_extra("Redis storage", "redis", exc.name)
                 ) from exc
             self._store = RedisStore(
                 storage,

@@ -9,18 +9,22 @@ it calls the ``async_*`` / ``Async*`` names below. The generator maps each of th
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 from google import genai
 from google.genai.client import AsyncClient as _SdkAsyncClient
 
+from .errors import ConfigError
+
 T = TypeVar("T")
 R = TypeVar("R")
+T_co = TypeVar("T_co", covariant=True)
 
 
 # -- sleeping ----------------------------------------------------------------------------------
@@ -36,7 +40,7 @@ def sync_sleep(seconds: float) -> None:
     time.sleep(max(0.0, seconds))
 
 
-# -- locks, semaphores, events -----------------------------------------------------------------
+# -- locks and events ---------------------------------------------------------------------------
 
 
 class AsyncLock:
@@ -73,54 +77,6 @@ class SyncLock:
         tb: TracebackType | None,
     ) -> None:
         self._lock.release()
-
-
-class AsyncSemaphore:
-    """At most ``value`` tasks inside at once (``async with semaphore:``)."""
-
-    def __init__(self, value: int) -> None:
-        self._semaphore = asyncio.Semaphore(value)
-
-    async def __aenter__(self) -> None:
-        await self._semaphore.acquire()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._semaphore.release()
-
-    async def acquire(self) -> None:
-        await self._semaphore.acquire()
-
-    def release(self) -> None:
-        self._semaphore.release()
-
-
-class SyncSemaphore:
-    """At most ``value`` threads inside at once (``with semaphore:``)."""
-
-    def __init__(self, value: int) -> None:
-        self._semaphore = threading.Semaphore(value)
-
-    def __enter__(self) -> None:
-        self._semaphore.acquire()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._semaphore.release()
-
-    def acquire(self) -> None:
-        self._semaphore.acquire()
-
-    def release(self) -> None:
-        self._semaphore.release()
 
 
 class AsyncEvent:
@@ -256,6 +212,109 @@ async def async_run_work(work: AsyncWork[T]) -> T:
 
 def sync_run_work(work: SyncWork[T]) -> T:
     return work()
+
+
+# What a method that does I/O returns: something to await, or in sync code the value itself.
+AsyncResult: TypeAlias = Awaitable[T]
+SyncResult: TypeAlias = T
+
+
+# -- streams -----------------------------------------------------------------------------------
+
+
+class AsyncStream(Generic[T_co]):
+    """A stream usable both ways: ``async for x in stream`` and ``async for x in await stream``
+    (awaiting gives the stream itself, as google-genai's ``generate_content_stream`` does).
+
+    Nothing starts until the first item is asked for: a stream that is never iterated sends no
+    request, books no limiter slot and opens no connection.
+    """
+
+    __slots__ = ("_iterator", "_start")
+
+    def __init__(self, start: Callable[[], AsyncIterator[T_co]]) -> None:
+        self._start: Callable[[], AsyncIterator[T_co]] | None = start
+        self._iterator: AsyncIterator[T_co] | None = None
+
+    def __aiter__(self) -> AsyncStream[T_co]:
+        return self
+
+    async def __anext__(self) -> T_co:
+        if self._iterator is None:
+            if self._start is None:
+                raise StopAsyncIteration
+            self._iterator, self._start = self._start(), None
+        return await self._iterator.__anext__()
+
+    def __await__(self) -> Generator[Any, None, AsyncStream[T_co]]:
+        return self._itself().__await__()
+
+    async def _itself(self) -> AsyncStream[T_co]:
+        return self
+
+    async def aclose(self) -> None:
+        """Stop early: the request under way (if any) ends and its limiter slot is freed."""
+        iterator, self._iterator, self._start = self._iterator, None, None
+        if iterator is not None:
+            await async_close_iterator(iterator)
+
+
+class SyncStream(Generic[T_co]):
+    """A stream to iterate with ``for``. Nothing starts until the first item is asked for: a
+    stream that is never iterated sends no request, books no limiter slot, opens no connection.
+    """
+
+    __slots__ = ("_iterator", "_start")
+
+    def __init__(self, start: Callable[[], Iterator[T_co]]) -> None:
+        self._start: Callable[[], Iterator[T_co]] | None = start
+        self._iterator: Iterator[T_co] | None = None
+
+    def __iter__(self) -> SyncStream[T_co]:
+        return self
+
+    def __next__(self) -> T_co:
+        if self._iterator is None:
+            if self._start is None:
+                raise StopIteration
+            self._iterator, self._start = self._start(), None
+        return next(self._iterator)
+
+    def close(self) -> None:
+        """Stop early: the request under way (if any) ends and its limiter slot is freed."""
+        iterator, self._iterator, self._start = self._iterator, None, None
+        if iterator is not None:
+            sync_close_iterator(iterator)
+
+
+# -- the user's functions (function calling) ---------------------------------------------------
+
+
+def async_check_tool(function: Callable[..., Any]) -> None:
+    """Plain and ``async def`` functions may both be called from async code."""
+
+
+def sync_check_tool(function: Callable[..., Any]) -> None:
+    """Sync code cannot run an ``async def`` function: refuse it before any request is sent."""
+    if inspect.iscoroutinefunction(function):
+        raise ConfigError(
+            "tools",
+            f"{function.__name__} is an async def function, which the sync client cannot run; "
+            "use GreyCloudAsyncClient, or pass a plain function",
+        )
+
+
+async def async_call_tool(function: Callable[..., Any], arguments: dict[str, Any]) -> Any:
+    """Run one of the user's functions: awaited when it is ``async def``, else in a worker
+    thread so that a slow function does not stall the event loop (as google-genai does)."""
+    if inspect.iscoroutinefunction(function):
+        return await function(**arguments)
+    return await asyncio.to_thread(function, **arguments)
+
+
+def sync_call_tool(function: Callable[..., Any], arguments: dict[str, Any]) -> Any:
+    """Run one of the user's functions in the calling thread."""
+    return function(**arguments)
 
 
 # -- the SDK surface ---------------------------------------------------------------------------

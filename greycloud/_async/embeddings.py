@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/embeddings.py by tools/generate.py.
 # Change _async_src/embeddings.py and run `make generate`.
-# source-sha256: 0f8d7f64ed12df7c
+# output-sha256: 0b796a50f03ad391
 """Embeddings under the limiter: one ``embed_content`` call sent as many requests.
 
 The call is planned by ``greycloud._core.embedding`` (checked, split by the model's per-request
@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from google.genai import errors, types
 
 from .._core.embedding import EmbeddingPlan, EmbedRequest, check_answer, counted_tokens, merge
-from .._core.retry import RetryCallback
+from .._core.retry import RetryPolicy
 from .._primitives import async_map_bounded
 from ..config import GreyCloudConfig
 from .rate_limiter import VertexRateLimiter
@@ -36,24 +36,12 @@ class EmbeddingClient(Protocol):
     async def _report(self, model: str, exc: errors.APIError) -> None: ...
 
     async def _wait_before_retry(
-        self,
-        exc: Exception,
-        attempt: int,
-        max_retries: int,
-        base_delay: float,
-        max_delay: float,
-        on_retry: RetryCallback | None = None,
+        self, exc: Exception, attempt: int, retry: RetryPolicy
     ) -> None: ...
 
 
 async def embed_planned(
-    client: EmbeddingClient,
-    plan: EmbeddingPlan,
-    *,
-    max_retries: int,
-    base_delay: float,
-    max_delay: float,
-    on_retry: RetryCallback | None,
+    client: EmbeddingClient, plan: EmbeddingPlan, retry: RetryPolicy
 ) -> types.EmbedContentResponse:
     """Send every request of ``plan`` (as many at once as the model's concurrency limit) and
     merge the answers in order. The first request that fails for good stops the rest."""
@@ -65,9 +53,7 @@ async def embed_planned(
             try:
                 return await _send_once(client, plan, request)
             except Exception as exc:
-                await client._wait_before_retry(
-                    exc, attempt, max_retries, base_delay, max_delay, on_retry
-                )
+                await client._wait_before_retry(exc, attempt, retry)
 
     concurrency = client.config.limits_for(plan.model)["max_concurrency"]
     responses = await async_map_bounded(send, plan.requests, concurrency)

@@ -18,7 +18,7 @@ import pydantic
 from google.genai import types
 
 from ..errors import ConfigError
-from .request import estimate_tokens, invalid_field, is_content
+from .request import config_error, estimate_tokens, is_content, refuse_bypass
 
 # What Vertex AI and the Gemini API accept (the enum has no Python type in google-genai).
 TASK_TYPES = (
@@ -182,18 +182,13 @@ def resolve_config(
     }
     fields.update({key: value for key, value in explicit.items() if value is not None})
     fields = {key: value for key, value in fields.items() if value is not None}
-    if "http_options" in fields:
-        raise ConfigError(
-            "config.http_options",
-            "is not supported: greycloud sends every request itself, with its own retries "
-            "and timeout; set timeout on GreyCloudConfig instead",
-        )
+    refuse_bypass(fields)
     if not fields:
         return None
     try:
         resolved = types.EmbedContentConfig(**fields)
     except pydantic.ValidationError as exc:
-        raise invalid_field(exc, "config") from None
+        raise config_error(exc, "config") from None
     if resolved.task_type is not None:
         task = resolved.task_type.upper()
         if task not in TASK_TYPES:

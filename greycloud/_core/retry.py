@@ -22,6 +22,17 @@ from google.genai import errors
 # on_retry(failed_attempt, error, delay_seconds): told before each backoff sleep.
 RetryCallback = Callable[[int, BaseException, float], None]
 
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a retried call retries each request (``generate_with_retry``, ``embed_content``)."""
+
+    max_retries: int
+    base_delay: float
+    max_delay: float
+    on_retry: RetryCallback | None
+
+
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/embeddings.py by tools/generate.py.
 # Change _async_src/embeddings.py and run `make generate`.
-# source-sha256: 0f8d7f64ed12df7c
+# output-sha256: 48ec2d7f15a3a036
 """Embeddings under the limiter: one ``embed_content`` call sent as many requests.
 
 The call is planned by ``greycloud._core.embedding`` (checked, split by the model's per-request
@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from google.genai import errors, types
 
 from .._core.embedding import EmbeddingPlan, EmbedRequest, check_answer, counted_tokens, merge
-from .._core.retry import RetryCallback
+from .._core.retry import RetryPolicy
 from .._primitives import sync_map_bounded
 from ..config import GreyCloudConfig
 from .rate_limiter import SyncVertexRateLimiter
@@ -35,25 +35,11 @@ class EmbeddingClient(Protocol):
 
     def _report(self, model: str, exc: errors.APIError) -> None: ...
 
-    def _wait_before_retry(
-        self,
-        exc: Exception,
-        attempt: int,
-        max_retries: int,
-        base_delay: float,
-        max_delay: float,
-        on_retry: RetryCallback | None = None,
-    ) -> None: ...
+    def _wait_before_retry(self, exc: Exception, attempt: int, retry: RetryPolicy) -> None: ...
 
 
 def embed_planned(
-    client: EmbeddingClient,
-    plan: EmbeddingPlan,
-    *,
-    max_retries: int,
-    base_delay: float,
-    max_delay: float,
-    on_retry: RetryCallback | None,
+    client: EmbeddingClient, plan: EmbeddingPlan, retry: RetryPolicy
 ) -> types.EmbedContentResponse:
     """Send every request of ``plan`` (as many at once as the model's concurrency limit) and
     merge the answers in order. The first request that fails for good stops the rest."""
@@ -65,9 +51,7 @@ def embed_planned(
             try:
                 return _send_once(client, plan, request)
             except Exception as exc:
-                client._wait_before_retry(
-                    exc, attempt, max_retries, base_delay, max_delay, on_retry
-                )
+                client._wait_before_retry(exc, attempt, retry)
 
     concurrency = client.config.limits_for(plan.model)["max_concurrency"]
     responses = sync_map_bounded(send, plan.requests, concurrency)

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/rate_limiter.py by tools/generate.py.
 # Change _async_src/rate_limiter.py and run `make generate`.
-# source-sha256: ba13f45ba36b4ad8
+# output-sha256: bcfb3d3aa9f85281
 """``VertexRateLimiter``: every call waits here for a start inside its model's quota.
 
 Each request books its start across requests per minute, tokens per minute and (optionally)
@@ -26,6 +26,7 @@ from typing import Literal, TypeVar
 
 from google.genai import types
 
+from .._extras import missing_extra
 from .._limiter.core import Booking, LimiterCore
 from .._limiter.quota import TokenCounting, build_quotas, counted_tokens
 from .._limiter.stats import LimiterStats
@@ -171,8 +172,7 @@ class SyncVertexRateLimiter:
                 from .limiter_redis import RedisStore
             except ImportError as exc:
                 raise ConfigError(
-                    "rate_limit_storage",
-                    'Redis storage needs redis-py: pip install "greycloud[redis]"',
+                    "rate_limit_storage", missing_extra("Redis storage", "redis", exc.name)
                 ) from exc
             self._store = RedisStore(
                 storage,

@@ -24,7 +24,7 @@ from typing import Any
 from greycloud._core.embedding import NON_TEXT_PART_TOKENS, EmbeddingLimits, limits_for
 
 from ._answers import estimate_tokens
-from ._resources import ResourceError
+from ._rpc import ResourceError
 
 EMBEDDING_METHODS = frozenset({"predict", "embedContent", "batchEmbedContents"})
 

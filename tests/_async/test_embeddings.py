@@ -184,7 +184,11 @@ async def test_one_input_uses_embed_content_and_the_configured_model(
         (["text"], {"model": TEXT_MODEL, "output_dimensionality": 769}, "output_dimensionality"),
         (["text"], {"task_type": "SUMMARIZE"}, "task_type"),
         (["text"], {"title": "A title"}, "title"),
-        (["text"], {"config": {"http_options": {"timeout": 5}}}, "config.http_options"),
+        (
+            ["text"],
+            {"config": {"http_options": {"retry_options": {"attempts": 3}}}},
+            "http_options.retry_options",
+        ),
         (
             [types.Part(inline_data=types.Blob(data=b"x", mime_type="image/png"))],
             {"model": TEXT_MODEL},

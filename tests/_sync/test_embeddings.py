@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_embeddings.py by tools/generate.py.
 # Change tests/_async/test_embeddings.py and run `make generate`.
-# source-sha256: cc76bddadb4fe936
+# output-sha256: 016bebb0c3ead5cd
 """``embed_content``, checked on what reached a real server (the emulator, over HTTP).
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -185,7 +185,11 @@ def test_one_input_uses_embed_content_and_the_configured_model(
         (["text"], {"model": TEXT_MODEL, "output_dimensionality": 769}, "output_dimensionality"),
         (["text"], {"task_type": "SUMMARIZE"}, "task_type"),
         (["text"], {"title": "A title"}, "title"),
-        (["text"], {"config": {"http_options": {"timeout": 5}}}, "config.http_options"),
+        (
+            ["text"],
+            {"config": {"http_options": {"retry_options": {"attempts": 3}}}},
+            "http_options.retry_options",
+        ),
         (
             [types.Part(inline_data=types.Blob(data=b"x", mime_type="image/png"))],
             {"model": TEXT_MODEL},

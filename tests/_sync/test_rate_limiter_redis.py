@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_rate_limiter_redis.py by tools/generate.py.
 # Change tests/_async/test_rate_limiter_redis.py and run `make generate`.
-# source-sha256: 59df0c3c0ceb1503
+# output-sha256: d7d19dfd189126a8
 """The limiter with its quota in Redis: shared between limiters, and explicit when Redis is down.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/. Needs a real
