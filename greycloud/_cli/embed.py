@@ -28,7 +28,7 @@ from ..errors import RetryExhaustedError
 from .journal import OutputJournal
 from .progress import Reporter, RunTally
 from .prompts import LineParser, PromptLine, load_object
-from .results import LineResult, TokenUsage, error_json, is_rate_limited
+from .results import LineResult, TokenUsage, failed, is_rate_limited
 from .runner import RUN_STOPPING_ERRORS, BulkRunner, RunStopped
 
 EMBED_KEYS = frozenset({"id", "text", "contents", "task_type", "title", "metadata"})
@@ -161,19 +161,6 @@ def _embedded(
     )
 
 
-def _failed(
-    line: PromptLine, model: str, exc: BaseException, attempts: int, refused: int
-) -> EmbeddingResult:
-    return EmbeddingResult(
-        id=line.id,
-        model=model,
-        attempts=attempts,
-        rate_limited=refused,
-        error=error_json(exc),
-        metadata=line.metadata,
-    )
-
-
 # -- running --------------------------------------------------------------------------------------
 
 
@@ -241,7 +228,9 @@ class EmbedRunner(BulkRunner):
             if is_rate_limited(exc):
                 refused += 1
                 self._tally.rate_limited += 1
-            return [_failed(line, self._model, exc, attempts, refused) for line in group]
+            return [
+                failed(line, self._model, exc, attempts, refused, EmbeddingResult) for line in group
+            ]
         return [
             _embedded(line, self._model, embedding, attempts, refused)
             for line, embedding in zip(group, response.embeddings or [], strict=True)
