@@ -88,6 +88,9 @@ class AsyncEvent:
     def set(self) -> None:
         self._event.set()
 
+    def clear(self) -> None:
+        self._event.clear()
+
     def is_set(self) -> bool:
         return self._event.is_set()
 
@@ -107,6 +110,9 @@ class SyncEvent:
 
     def set(self) -> None:
         self._event.set()
+
+    def clear(self) -> None:
+        self._event.clear()
 
     def is_set(self) -> bool:
         return self._event.is_set()
@@ -344,25 +350,123 @@ def sync_close_sdk(client: genai.Client) -> None:
     client.close()
 
 
+# -- background work ---------------------------------------------------------------------------
+
+
+class AsyncBackground:
+    """Work that goes on beside the callers: a task each, on the running event loop.
+
+    ``run_soon`` starts a short job and returns at once (a caller that is being cancelled never
+    waits for it); ``run_loop`` starts a long-running one. ``close`` waits for both at most
+    ``timeout`` seconds, then cancels what is left.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.Task[None] | None = None
+
+    def _start(self, work: Awaitable[None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def run_soon(self, func: Callable[..., Awaitable[None]], *args: object) -> None:
+        self._start(func(*args))
+
+    def run_loop(self, func: Callable[[], Awaitable[None]]) -> None:
+        self._loop = self._start(func())
+
+    def loop_running(self) -> bool:
+        loop = self._loop
+        return loop is not None and not loop.done() and loop.get_loop() is _running_loop()
+
+    async def close(self, timeout: float) -> None:
+        tasks = set(self._tasks)
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class SyncBackground:
+    """Work that goes on beside the callers: short jobs run in the caller's thread at once,
+    the long-running one in a daemon thread. ``close`` waits for it at most ``timeout`` seconds.
+    """
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+
+    def run_soon(self, func: Callable[..., None], *args: object) -> None:
+        func(*args)
+
+    def run_loop(self, func: Callable[[], None]) -> None:
+        self._thread = threading.Thread(target=func, name="greycloud-limiter", daemon=True)
+        self._thread.start()
+
+    def loop_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def close(self, timeout: float) -> None:
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+
 # -- Redis (an optional extra: imported only when a limiter is given redis:// storage) ----------
 
 if TYPE_CHECKING:
     import redis
     import redis.asyncio
+    import redis.asyncio.client
+    import redis.client
 
     AsyncRedis: TypeAlias = redis.asyncio.Redis
     SyncRedis: TypeAlias = redis.Redis
+    AsyncPubSub: TypeAlias = redis.asyncio.client.PubSub
+    SyncPubSub: TypeAlias = redis.client.PubSub
 
 
-def async_redis_from_url(url: str, **options: Any) -> AsyncRedis:
-    """A ``redis.asyncio`` client for ``url`` (connects lazily, on the first command)."""
+def async_redis_from_url(url: str, timeout: float) -> AsyncRedis:
+    """A ``redis.asyncio`` client for ``url`` (connects lazily, on the first command).
+
+    Every wait on the server ends within ``timeout`` seconds, and nothing is sent twice: a
+    command that timed out may still run later, so the caller decides what to do, not redis-py.
+    """
     import redis.asyncio
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
 
-    return redis.asyncio.Redis.from_url(url, **options)
+    return redis.asyncio.Redis.from_url(
+        url,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
 
 
-def sync_redis_from_url(url: str, **options: Any) -> SyncRedis:
-    """A ``redis`` client for ``url`` (connects lazily, on the first command)."""
+def sync_redis_from_url(url: str, timeout: float) -> SyncRedis:
+    """A ``redis`` client for ``url`` (connects lazily, on the first command).
+
+    Every wait on the server ends within ``timeout`` seconds, and nothing is sent twice: a
+    command that timed out may still run later, so the caller decides what to do, not redis-py.
+    """
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
-    return redis.Redis.from_url(url, **options)
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+    )

@@ -49,6 +49,8 @@ REPLACEMENTS = {
     "AsyncEvent": "SyncEvent",
     "async_redis_from_url": "sync_redis_from_url",
     "AsyncRedis": "SyncRedis",
+    "AsyncPubSub": "SyncPubSub",
+    "AsyncBackground": "SyncBackground",
     "AsyncResult": "SyncResult",
     "AsyncStream": "SyncStream",
     "async_check_tool": "sync_check_tool",
