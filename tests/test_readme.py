@@ -35,7 +35,8 @@ from pathlib import Path
 import pytest
 
 from greycloud._cli.embed import embed_line_parser
-from greycloud._cli.prompts import read_prompts
+from greycloud._cli.jsonl_input import scan
+from greycloud._cli.prompts import line_id, read_prompts
 from greycloud.testing import VertexEmulator
 from greycloud.testing.gcs import GcsEmulator
 from tests.cli_support import CONFIG_VARIABLES
@@ -217,8 +218,12 @@ def test_readme_block(block: Block, services: Services, workdir: Path) -> None:
         path = workdir / "block.jsonl"
         path.write_text(block.text, encoding="utf-8")
         lines = [json.loads(line) for line in block.text.splitlines() if line.strip()]
-        embeds = any("text" in line for line in lines)
-        prompts = read_prompts(path, embed_line_parser(None) if embeds else None)
+        if any("text" in line for line in lines):
+            checked = scan(path, embed_line_parser(None), line_id)
+            assert not checked.problems, [str(problem) for problem in checked.problems]
+            assert checked.valid_lines
+            return
+        prompts = read_prompts(path)
         assert not prompts.problems, [str(problem) for problem in prompts.problems]
         assert prompts.lines
         return

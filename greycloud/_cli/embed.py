@@ -1,8 +1,9 @@
 """``greycloud embed``: its input lines, the runner that embeds them, and its output lines.
 
-It runs on ``greycloud run``'s machinery (input check, journal, resume, progress); what differs
-is that lines are sent in groups, as many as one embedding request of the model takes, and
-that an output line carries a vector instead of a text.
+It runs on ``greycloud run``'s machinery (``run_command.run_file``: input check, journal,
+resume, progress) as a ``LineKind``; what differs is that lines are sent in groups, as many as
+one embedding request of the model takes, and that an output line carries a vector instead of
+a text.
 
 Input: one JSON object a line, ``{"id", "text"}`` or ``{"id", "contents"}`` (a Content, or a
 list of strings, parts or Contents whose parts make one input), with optional ``task_type``,
@@ -13,7 +14,7 @@ list of strings, parts or Contents whose parts make one input), with optional ``
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,23 +22,71 @@ import pydantic
 from google.genai import types
 
 from .._async.client import GreyCloudAsyncClient
-from .._core.embedding import TASK_TYPES, check_dimensions, limits_for
+from .._core.embedding import TASK_TYPES, check_dimensions, input_tokens, limits_for
 from .._core.request import is_content
 from .._core.retry import classify
-from ..errors import RetryExhaustedError
-from .journal import OutputJournal
+from ..config import GreyCloudConfig
+from ..errors import ConfigError, RetryExhaustedError
+from .group_commit import GroupCommit
+from .jsonl_input import Parse
 from .progress import Reporter, RunTally
-from .prompts import LineParser, PromptLine, load_object
+from .prompts import PromptLine, load_object
 from .results import LineResult, TokenUsage, failed, is_rate_limited
+from .run_command import LineKind, RunOptions
 from .runner import RUN_STOPPING_ERRORS, BulkRunner, RunStopped
 
 EMBED_KEYS = frozenset({"id", "text", "contents", "task_type", "title", "metadata"})
+# Lines held back while they wait for more lines of their task type and title; past this the
+# oldest group goes out unfilled, so memory stays flat whatever the input.
+MAX_HELD_LINES = 2_000
+
+
+def embed_lines(task_type: str | None, dimensions: int | None) -> LineKind:
+    """``greycloud embed``'s lines: ``--task-type`` for lines without one, ``--dimensions``."""
+
+    def check(config: GreyCloudConfig) -> Parse[PromptLine]:
+        # A bad --dimensions for the model stops the command before the input is read.
+        check_dimensions(config.embedding_model, config.vertexai, dimensions)
+        text_only = limits_for(config.embedding_model, config.vertexai).text_only
+        parse = embed_line_parser(task_type)
+
+        def checked(number: int, text: str) -> tuple[PromptLine | None, list[str]]:
+            line, problems = parse(number, text)
+            if line is None:
+                return None, problems
+            try:
+                input_tokens(input_of(line), text_only, 0)
+            except ConfigError as exc:
+                problem = str(exc).removeprefix("contents: input 0 ")
+                return None, [f"{problem} (model {config.embedding_model})"]
+            return line, []
+
+        return checked
+
+    def runner(
+        client: GreyCloudAsyncClient,
+        output: GroupCommit,
+        tally: RunTally,
+        reporter: Reporter,
+        options: RunOptions,
+    ) -> BulkRunner:
+        return EmbedRunner(
+            client,
+            output,
+            tally,
+            reporter,
+            max_retries=options.max_retries,
+            concurrency=client.config.max_concurrency,
+            output_dimensionality=dimensions,
+        )
+
+    return LineKind(check, embed_line_parser(task_type), runner)
 
 
 # -- input ----------------------------------------------------------------------------------------
 
 
-def embed_line_parser(default_task_type: str | None) -> LineParser:
+def embed_line_parser(default_task_type: str | None) -> Parse[PromptLine]:
     """Checks one input line; a line without ``task_type`` takes ``default_task_type``."""
 
     def parse(number: int, text: str) -> tuple[PromptLine | None, list[str]]:
@@ -74,6 +123,13 @@ def embed_line_parser(default_task_type: str | None) -> LineParser:
         ), []
 
     return parse
+
+
+def input_of(line: PromptLine) -> types.Content:
+    """The one input of an embed line (its ``contents`` holds just that)."""
+    content = line.contents[0]
+    assert isinstance(content, types.Content)
+    return content
 
 
 def _input(data: dict[str, Any], problems: list[str]) -> types.Content | None:
@@ -170,7 +226,7 @@ class EmbedRunner(BulkRunner):
     def __init__(
         self,
         client: GreyCloudAsyncClient,
-        journal: OutputJournal,
+        output: GroupCommit,
         tally: RunTally,
         reporter: Reporter,
         *,
@@ -179,22 +235,30 @@ class EmbedRunner(BulkRunner):
         output_dimensionality: int | None,
     ) -> None:
         super().__init__(
-            client, journal, tally, reporter, max_retries=max_retries, concurrency=concurrency
+            client, output, tally, reporter, max_retries=max_retries, concurrency=concurrency
         )
         self._model = client.config.embedding_model
         self._dimensions = output_dimensionality
-        vertexai = client.config.vertexai
-        self._group_size = limits_for(self._model, vertexai).max_inputs
-        # A bad --dimensions for this model stops the run before anything is sent.
-        check_dimensions(self._model, vertexai, output_dimensionality)
+        self._group_size = limits_for(self._model, client.config.vertexai).max_inputs
 
-    def groups(self, lines: Sequence[PromptLine]) -> Iterator[Sequence[PromptLine]]:
-        alike: dict[tuple[Any, Any], list[PromptLine]] = {}
+    def groups(self, lines: Iterable[PromptLine]) -> Iterator[Sequence[PromptLine]]:
+        """Lines of the same task type and title, ``group_size`` at a time, in the order the
+        groups fill (the input is read as it goes, never held whole)."""
+        held: dict[tuple[Any, Any], list[PromptLine]] = {}
+        count = 0
         for line in lines:
-            alike.setdefault((line.settings["task_type"], line.settings["title"]), []).append(line)
-        for same in alike.values():
-            for start in range(0, len(same), self._group_size):
-                yield same[start : start + self._group_size]
+            key = (line.settings["task_type"], line.settings["title"])
+            group = held.setdefault(key, [])
+            group.append(line)
+            count += 1
+            if len(group) == self._group_size:
+                count -= len(held.pop(key))
+                yield group
+            elif count > MAX_HELD_LINES:
+                oldest = next(iter(held))
+                count -= len(held[oldest])
+                yield held.pop(oldest)
+        yield from held.values()
 
     async def _run_group(self, group: Sequence[PromptLine]) -> list[LineResult]:
         attempts, refused = 1, 0
@@ -210,7 +274,7 @@ class EmbedRunner(BulkRunner):
         settings = group[0].settings
         try:
             response = await self._client.embed_content(
-                [line.contents[0] for line in group],
+                [input_of(line) for line in group],
                 self._model,
                 task_type=settings["task_type"],
                 title=settings["title"],
