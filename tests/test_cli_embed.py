@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
 from typer.testing import CliRunner
 
+from greycloud._cli.embed import embed_line_parser, group_lines
+from greycloud._cli.prompts import PromptLine
 from greycloud.cli import app
 from greycloud.testing import Fault, RequestRecord, VertexEmulator
 from tests.cli_support import write_lines
@@ -123,3 +126,23 @@ def read_output_prefix(path: Path) -> list[str]:
     trimmed = path.with_name("whole.jsonl")
     trimmed.write_bytes(whole)
     return [str(line_id) for line_id in read_output(trimmed)]
+
+
+def test_lines_are_grouped_by_settings_as_they_stream() -> None:
+    parse = embed_line_parser(None)
+
+    def line(number: int, title: str | None = None) -> PromptLine:
+        data: dict[str, object] = {"id": number, "text": f"t{number}"}
+        if title is not None:
+            data.update(task_type="RETRIEVAL_DOCUMENT", title=title)
+        parsed, problems = parse(number, json.dumps(data))
+        assert parsed is not None, problems
+        return parsed
+
+    lines = [line(0), line(1, "a"), line(2), line(3), line(4, "b"), line(5, "a"), line(6)]
+    groups = [[item.id for item in group] for group in group_lines(lines, size=3, max_held=10)]
+    assert groups == [[0, 2, 3], [1, 5], [4], [6]]
+    # Past max_held waiting lines, the oldest group goes out unfilled: memory stays flat.
+    many = [line(n, title=f"title {n}") for n in range(50)]
+    held = group_lines(many, size=100, max_held=4)
+    assert [[item.id for item in group] for group in held][:3] == [[0], [1], [2]]

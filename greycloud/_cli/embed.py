@@ -220,6 +220,29 @@ def _embedded(
 # -- running --------------------------------------------------------------------------------------
 
 
+def group_lines(
+    lines: Iterable[PromptLine], size: int, max_held: int = MAX_HELD_LINES
+) -> Iterator[list[PromptLine]]:
+    """Lines of the same task type and title, ``size`` at a time, in the order the groups
+    fill; past ``max_held`` waiting lines the oldest group goes out unfilled, so the input is
+    read as it goes, never held whole."""
+    held: dict[tuple[Any, Any], list[PromptLine]] = {}
+    count = 0
+    for line in lines:
+        key = (line.settings["task_type"], line.settings["title"])
+        group = held.setdefault(key, [])
+        group.append(line)
+        count += 1
+        if len(group) == size:
+            count -= len(held.pop(key))
+            yield group
+        elif count > max_held:
+            oldest = next(iter(held))
+            count -= len(held[oldest])
+            yield held.pop(oldest)
+    yield from held.values()
+
+
 class EmbedRunner(BulkRunner):
     """Sends lines with the same task type and title in groups of one request's worth."""
 
@@ -242,23 +265,7 @@ class EmbedRunner(BulkRunner):
         self._group_size = limits_for(self._model, client.config.vertexai).max_inputs
 
     def groups(self, lines: Iterable[PromptLine]) -> Iterator[Sequence[PromptLine]]:
-        """Lines of the same task type and title, ``group_size`` at a time, in the order the
-        groups fill (the input is read as it goes, never held whole)."""
-        held: dict[tuple[Any, Any], list[PromptLine]] = {}
-        count = 0
-        for line in lines:
-            key = (line.settings["task_type"], line.settings["title"])
-            group = held.setdefault(key, [])
-            group.append(line)
-            count += 1
-            if len(group) == self._group_size:
-                count -= len(held.pop(key))
-                yield group
-            elif count > MAX_HELD_LINES:
-                oldest = next(iter(held))
-                count -= len(held[oldest])
-                yield held.pop(oldest)
-        yield from held.values()
+        return group_lines(lines, self._group_size)
 
     async def _run_group(self, group: Sequence[PromptLine]) -> list[LineResult]:
         attempts, refused = 1, 0
