@@ -84,7 +84,8 @@ def test_with_the_extra_the_api_is_used() -> None:
         [
             sys.executable,
             "-c",
-            "import sys; from greycloud import GreyCloudClient; print('opentelemetry.trace' in sys.modules)",
+            "import sys; from greycloud import GreyCloudClient; "
+            "print('opentelemetry.trace' in sys.modules)",
         ],
         capture_output=True,
         text=True,

@@ -155,27 +155,9 @@ def checked_with(
 
 def parse_line(number: int, text: str) -> tuple[PromptLine | None, list[str]]:
     """The line as a ``PromptLine`` (None when it is unusable) and what is wrong with it."""
-    try:
-        data = parse_json_line(text)
-    except LineProblem as exc:
-        return None, [str(exc)]
-    if not isinstance(data, dict):
-        return None, [f"must be a JSON object, got {_json_type(data)}"]
-
-    problems: list[str] = []
-    unknown = sorted(set(data) - KNOWN_KEYS)
-    if unknown:
-        problems.append(
-            f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
-            f"(known: {', '.join(sorted(KNOWN_KEYS))}; put your own data under 'metadata')"
-        )
-
-    line_id = data.get("id")
-    if "id" not in data:
-        problems.append("no 'id'")
-    elif isinstance(line_id, bool) or not isinstance(line_id, (str, int)) or line_id == "":
-        problems.append(f"'id' must be a non-empty string or an integer, got {_json_type(line_id)}")
-
+    data, problems = load_object(text, KNOWN_KEYS)
+    if data is None:
+        return None, problems
     contents = _contents(data, problems)
     for key in ("model", "system_instruction"):
         if key in data and _text(data[key]) is not None:
@@ -189,6 +171,32 @@ def parse_line(number: int, text: str) -> tuple[PromptLine | None, list[str]]:
     if problems or contents is None:
         return None, problems
     return _prompt_line(number, data), []
+
+
+def load_object(text: str, known_keys: frozenset[str]) -> tuple[dict[str, Any] | None, list[str]]:
+    """The line's JSON object (None when it is not one) and the problems with its keys and id
+    (shared by the kinds of input line)."""
+    try:
+        data = parse_json_line(text)
+    except LineProblem as exc:
+        return None, [str(exc)]
+    if not isinstance(data, dict):
+        return None, [f"must be a JSON object, got {_json_type(data)}"]
+
+    problems: list[str] = []
+    unknown = sorted(set(data) - known_keys)
+    if unknown:
+        problems.append(
+            f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(sorted(known_keys))}; put your own data under 'metadata')"
+        )
+
+    line_id = data.get("id")
+    if "id" not in data:
+        problems.append("no 'id'")
+    elif isinstance(line_id, bool) or not isinstance(line_id, (str, int)) or line_id == "":
+        problems.append(f"'id' must be a non-empty string or an integer, got {_json_type(line_id)}")
+    return data, problems
 
 
 def parse_checked_line(number: int, text: str) -> tuple[PromptLine | None, list[str]]:

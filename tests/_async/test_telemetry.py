@@ -19,6 +19,7 @@ from tests.otel_fixture import Recorded
 MODEL = "gemini-2.5-flash"
 FAST = {"base_delay": 0.01, "max_delay": 0.02}
 SECRET = "my-very-private-prompt-7731"
+OWN_MODEL = "gemini-2.5-flash-telemetry-test"
 
 
 @pytest.fixture
@@ -89,10 +90,15 @@ async def test_a_retried_call_is_one_span_with_an_attempt_span_each(
     [duration] = metrics["gen_ai.client.operation.duration"]
     assert duration.count == 1
     assert duration.sum >= 0.3
-    rates = {
-        p.attributes["gen_ai.request.model"]: p.value for p in metrics["greycloud.limiter.rate"]
-    }
-    assert 0 < rates[MODEL] < 100_000  # slowed down by the 429
+    # The rate gauge adds up every limiter of the process: a model only this test's client uses.
+    await client.generate_content("hi", model=OWN_MODEL)
+    vertex_emulator.inject(Fault.status(429, retry_delay=0.01), model=OWN_MODEL)
+    await client.generate_with_retry("hi", model=OWN_MODEL, **FAST)
+    gauge = otel.metrics()["greycloud.limiter.rate"]
+    rates = {p.attributes["gen_ai.request.model"]: p.value for p in gauge}
+    own = client.rate_limiter.stats().models[OWN_MODEL]
+    assert own.rate_factor == pytest.approx(0.7)  # slowed by the 429
+    assert rates[OWN_MODEL] == pytest.approx(own.rpm)
 
 
 async def test_time_waiting_in_the_limiter_is_on_the_attempts_and_in_the_metric(
@@ -275,6 +281,14 @@ async def test_chat_turns_count_tokens_and_caches_have_their_own_spans(
     assert f"count_tokens {MODEL}" in names
     chat_spans = by_name(otel, f"chat {MODEL}")
     assert all(s.attributes["gen_ai.operation.name"] == "chat" for s in chat_spans)
+
+
+async def test_an_embedding_call_is_one_span(client: GreyCloudAsyncClient, otel: Recorded) -> None:
+    await client.embed_content(["one", "two"])
+    model = client.config.embedding_model
+    [span] = by_name(otel, f"embeddings {model}")
+    assert span.attributes["gen_ai.operation.name"] == "embeddings"
+    assert span.attributes["gen_ai.request.model"] == model
 
 
 async def test_cache_operations_have_spans(client: GreyCloudAsyncClient, otel: Recorded) -> None:
