@@ -389,7 +389,7 @@ class GreyCloudAsyncClient:
                     config=request.config,
                 )
             except errors.APIError as exc:
-                await self._report(request.model, exc)
+                await self._report(request.model, exc, permit.start)
                 raise
             await permit.reconcile(response.usage_metadata)
             return response
@@ -418,7 +418,7 @@ class GreyCloudAsyncClient:
                     if not received and await self._recover_auth(exc, auth_attempt, generation):
                         continue
                     if isinstance(exc, errors.APIError):
-                        await self._report(request.model, exc)
+                        await self._report(request.model, exc, permit.start)
                     raise
                 finally:
                     if stream is not None:
@@ -505,11 +505,11 @@ class GreyCloudAsyncClient:
             on_retry(attempt, exc, delay)
         await async_sleep(delay)
 
-    async def _report(self, model: str, exc: errors.APIError) -> None:
+    async def _report(self, model: str, exc: errors.APIError, started_at: float) -> None:
         failure = classify(exc)
         if failure.rate_limited:
             await self.rate_limiter.report_rate_limited(
-                model, failure.retry_after, per_day=failure.per_day
+                model, failure.retry_after, per_day=failure.per_day, started_at=started_at
             )
 
     async def _recover_auth(self, exc: AuthFailure, attempt: int, generation: int) -> bool:

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# output-sha256: a729ad358bed2133
+# output-sha256: 31231062bcc51535
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -392,7 +392,7 @@ class GreyCloudAsyncClient:
                     config=request.config,
                 )
             except errors.APIError as exc:
-                await self._report(request.model, exc)
+                await self._report(request.model, exc, permit.start)
                 raise
             await permit.reconcile(response.usage_metadata)
             return response
@@ -421,7 +421,7 @@ class GreyCloudAsyncClient:
                     if not received and await self._recover_auth(exc, auth_attempt, generation):
                         continue
                     if isinstance(exc, errors.APIError):
-                        await self._report(request.model, exc)
+                        await self._report(request.model, exc, permit.start)
                     raise
                 finally:
                     if stream is not None:
@@ -508,11 +508,11 @@ class GreyCloudAsyncClient:
             on_retry(attempt, exc, delay)
         await async_sleep(delay)
 
-    async def _report(self, model: str, exc: errors.APIError) -> None:
+    async def _report(self, model: str, exc: errors.APIError, started_at: float) -> None:
         failure = classify(exc)
         if failure.rate_limited:
             await self.rate_limiter.report_rate_limited(
-                model, failure.retry_after, per_day=failure.per_day
+                model, failure.retry_after, per_day=failure.per_day, started_at=started_at
             )
 
     async def _recover_auth(self, exc: AuthFailure, attempt: int, generation: int) -> bool:

@@ -240,7 +240,8 @@ def _run_journalled(
             with open_client(target, **overrides) as client:
                 # Only now, with a working config: the old failed lines make way for new ones.
                 journal.drop_failed(plan.retry_ids)
-                tally.rpm = client.config.rpm
+                rpm = client.config.rpm
+                tally.rpm = rpm if isinstance(rpm, int) else None  # "auto": no known pace
                 received, stopped = _run_with_progress(
                     client, journal, tally, plan.to_run, max_retries, log_interval
                 )

@@ -21,9 +21,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import RequestTooLargeError
+from .discovery import RateDiscovery
 from .gcra import THETA, Dimension, earliest_start, place, same_time, slot_length
 from .quota import Quota
 from .stats import LimiterStats, ModelStats
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 TOKENS = 1  # index of the token dimension in every bucket (requests come first)
 DEFAULT_HOLD = 1.0  # seconds to hold new starts after a 429 that gave no retry delay
 CALIBRATION_WEIGHT = 0.1  # weight of each response in the running means behind calibration
+RECHECK = 0.5  # seconds a waiter sleeps at most under a discovered rate before rechecking
 
 
 class Waker(Protocol):
@@ -111,13 +113,16 @@ class _Bucket:
         "bursts",
         "calibration",
         "dims",
+        "discovery",
         "epoch",
         "factor",
         "hold",
         "in_flight",
         "last_start",
+        "logged_version",
         "next_ticket",
         "passed",
+        "pending",
         "per_day",
         "queue",
         "quota",
@@ -137,10 +142,17 @@ class _Bucket:
         "waiting",
     )
 
-    def __init__(self, quota: Quota, dims: tuple[Dimension, ...], margin: float) -> None:
+    def __init__(
+        self, quota: Quota, dims: tuple[Dimension, ...], margin: float, now: float
+    ) -> None:
         self.quota = quota
         self.dims = dims
         self.base_rates = [dim.rate(margin) for dim in dims]
+        # rpm="auto": the request rate is whatever the discovery says (see ``discovery``).
+        self.discovery = None if quota.auto is None else RateDiscovery(quota.auto, now)
+        self.logged_version = 0
+        if self.discovery is not None:
+            self.base_rates[0] = self.discovery.rate(now)
         self.bursts = [dim.burst for dim in dims]
         self.token_slack = dims[TOKENS].slack
         self.rates: list[float] = []
@@ -167,6 +179,8 @@ class _Bucket:
         self.serving = 0
         self.passed: set[int] = set()
         self.turn_waiters: dict[int, Waker] = {}
+        # rpm="auto": bookings not started yet, in ticket order (a new rate moves them).
+        self.pending: dict[int, Booking] = {}
 
     def set_factor(self, factor: float) -> None:
         """Change the rate factor, and the rates and slot lengths derived from it.
@@ -255,7 +269,8 @@ class LimiterCore:
         bucket = self._buckets.get(model)
         if bucket is None:
             quota = self.quota_for(model)
-            bucket = _Bucket(quota, quota.dimensions(self.token_slack), self.margin)
+            dims = quota.dimensions(self.token_slack)
+            bucket = _Bucket(quota, dims, self.margin, self.clock())
             bucket = self._buckets.setdefault(model, bucket)
         return bucket
 
@@ -279,9 +294,11 @@ class LimiterCore:
         self.check_size(model, tokens)
         with self._lock:
             bucket = self._bucket(model)
+            now = self.clock()
+            if bucket.discovery is not None:
+                self._follow_discovery(bucket, model, now)
             cost = bucket.cost_of(tokens)
             lengths = bucket.lengths_for(cost)
-            now = self.clock()
             start = earliest_start(max(now, bucket.hold), bucket.tats, lengths, bucket.bursts)
             return self._commit(bucket, model, tokens, cost, lengths, start)
 
@@ -299,15 +316,18 @@ class LimiterCore:
             bucket = self._bucket(model)
             if not bucket.may_start_at_once():
                 return None
+            now = self.clock()
+            if bucket.discovery is not None:
+                self._follow_discovery(bucket, model, now)
             cost = bucket.cost_of(tokens)
             lengths = bucket.lengths_for(cost)
-            now = self.clock()
             start = earliest_start(max(now, bucket.hold), bucket.tats, lengths, bucket.bursts)
             if start > now:
                 return None
             booking = self._commit(bucket, model, tokens, cost, lengths, start)
             bucket.slots += 1
             bucket.serving += 1  # this booking's turn (nobody before it), passed on
+            bucket.pending.pop(booking.ticket, None)
             bucket.in_flight += 1
             return booking
 
@@ -337,15 +357,28 @@ class LimiterCore:
         )
         booking.ticket = bucket.next_ticket
         bucket.next_ticket += 1
+        if bucket.discovery is not None:
+            bucket.discovery.on_start(start)
+            bucket.pending[booking.ticket] = booking
         return booking
+
+    def recheck_interval(self, model: str) -> float:
+        """How long a waiter may sleep before ``confirm`` (a discovered rate may change)."""
+        return RECHECK if self._bucket(model).discovery is not None else math.inf
 
     def confirm(self, booking: Booking) -> float:
         """Seconds a waiting booking must still wait because a hold was imposed since it booked.
 
         The booking (and every pending booking) was moved later by that much; 0 when not.
+        Under a discovered rate this is also when the rate is brought up to date, which may
+        move the booking (either way: the caller rereads its start).
         """
         with self._lock:
-            delta = self._bucket(booking.model).shift - booking.shift
+            bucket = self._bucket(booking.model)
+            if bucket.discovery is not None:
+                # A new rate moves waiting bookings in place (``_respace``), either way.
+                self._follow_discovery(bucket, booking.model, self.clock())
+            delta = bucket.shift - booking.shift
             if delta <= 0:
                 return 0.0
             booking.shift += delta
@@ -407,6 +440,10 @@ class LimiterCore:
         """A started request ended; a success counts towards recovering the rate."""
         with self._lock:
             bucket = self._bucket(booking.model)
+            if bucket.discovery is not None:
+                if success:
+                    bucket.discovery.on_success(self.clock())
+                return
             if not success or bucket.factor >= 1.0 or booking.epoch != bucket.epoch:
                 return
             bucket.successes += 1
@@ -423,14 +460,30 @@ class LimiterCore:
         """Successes in a row before the next recovery step: about a minute of requests."""
         return max(self.recover_after, math.ceil(factor * quota.rpm))
 
-    def report_rate_limited(self, model: str, retry_delay: float | None, per_day: bool) -> None:
-        """A 429: slow down and hold new starts until the retry delay (not for per-day quotas)."""
+    def report_rate_limited(
+        self,
+        model: str,
+        retry_delay: float | None,
+        per_day: bool,
+        started_at: float | None = None,
+    ) -> None:
+        """A 429: slow down and hold new starts until the retry delay (not for per-day quotas).
+
+        For a discovered rate (``rpm="auto"``) the discovery cuts (once per episode: a request
+        ``started_at`` before the last cut is part of it) and starts are held only for a retry
+        delay the server gave.
+        """
         self.count_rate_limited(model, per_day)
         if per_day:
             return
         with self._lock:
             bucket = self._bucket(model)
             now = self.clock()
+            if bucket.discovery is not None:
+                self._discovery_cut(bucket, model, now, started_at)
+                if retry_delay:
+                    self._hold(bucket, now, retry_delay)
+                return
             delay = DEFAULT_HOLD if retry_delay is None else max(0.0, retry_delay)
             if bucket.hold <= now:
                 # A new overload: shrink once; further 429s during the hold are the same episode.
@@ -444,15 +497,74 @@ class LimiterCore:
                     bucket.factor * 100,
                     delay,
                 )
-            extra = now + delay - max(bucket.hold, now)
-            if extra > 0:
-                for index, tat in enumerate(bucket.tats):
-                    if tat > now:
-                        bucket.tats[index] = tat + extra
-                if bucket.last_start > now:
-                    bucket.last_start += extra
-                bucket.shift += extra
-                bucket.hold = now + delay
+            self._hold(bucket, now, delay)
+
+    def _hold(self, bucket: _Bucket, now: float, delay: float) -> None:
+        """Hold new starts until ``now + delay``; pending bookings move later with them."""
+        extra = now + delay - max(bucket.hold, now)
+        if extra > 0:
+            for index, tat in enumerate(bucket.tats):
+                if tat > now:
+                    bucket.tats[index] = tat + extra
+            if bucket.last_start > now:
+                bucket.last_start += extra
+            bucket.shift += extra
+            bucket.hold = now + delay
+
+    # -- discovered rates (rpm="auto") ------------------------------------------------------
+
+    def _follow_discovery(self, bucket: _Bucket, model: str, now: float) -> None:
+        """Book at the discovery's current rate; log each change it noted, once (lock held)."""
+        discovery = bucket.discovery
+        assert discovery is not None
+        rate = discovery.rate(now)
+        if rate != bucket.base_rates[0]:
+            bucket.base_rates[0] = rate
+            bucket.set_factor(1.0)
+        if discovery.version != bucket.logged_version:
+            bucket.logged_version = discovery.version
+            self._respace(bucket, now)
+            change = discovery.history[-1]
+            logger.log(
+                logging.WARNING if change.reason == "cut" else logging.INFO,
+                "discovered rate for %s: %.1f requests/s (%s)",
+                model,
+                change.rate,
+                change.reason,
+                extra={"model": model, "rate": change.rate, "reason": change.reason},
+            )
+
+    def _discovery_cut(
+        self, bucket: _Bucket, model: str, now: float, started_at: float | None
+    ) -> None:
+        """A 429 under a discovered rate (lock held): cut once per episode.
+
+        Bookings made before the cut were spaced for the old rate: their request slots are
+        forgotten (the TAT goes back to now) and each books again when its time comes.
+        """
+        discovery = bucket.discovery
+        assert discovery is not None
+        if discovery.on_rejected(now, started_at):
+            self._follow_discovery(bucket, model, now)
+
+    def _respace(self, bucket: _Bucket, now: float) -> None:
+        """Space the bookings still waiting to start for the new rate (lock held).
+
+        They were spaced for the old one; each is placed again in booking order, so start
+        order and ticket order stay the same. Only the request slot moves: the token slot
+        stays where it was (a little conservative, and only until the queue drains).
+        """
+        length = bucket.unit_lengths[0]
+        tats = [min(bucket.tats[0], max(now, bucket.hold))]
+        for booking in bucket.pending.values():
+            start = earliest_start(max(now, bucket.hold), tats, [length], [bucket.bursts[0]])
+            starts, ends = place(tats, [length], start)
+            booking.move(start - booking.start)
+            booking.shift = bucket.shift
+            booking.slot_starts[0], booking.slot_ends[0] = starts[0], ends[0]
+            booking.lengths = [length, *booking.lengths[1:]]
+        bucket.tats[0] = tats[0]
+        bucket.last_start = max(bucket.last_start, tats[0] - THETA * length)
 
     def count_rate_limited(self, model: str, per_day: bool) -> None:
         with self._lock:
@@ -547,6 +659,7 @@ class LimiterCore:
         with self._lock:
             bucket = self._bucket(booking.model)
             bucket.turn_waiters.pop(booking.ticket, None)
+            bucket.pending.pop(booking.ticket, None)
             if booking.ticket != bucket.serving:
                 bucket.passed.add(booking.ticket)
                 return None
@@ -582,6 +695,7 @@ class LimiterCore:
                     rate_limited=bucket.rate_limited,
                     rate_limited_per_day=bucket.per_day,
                     wait_seconds=bucket.wait_seconds,
+                    **_discovery_stats(bucket.discovery),
                 )
                 for model, bucket in self._buckets.items()
             }
@@ -593,6 +707,17 @@ class LimiterCore:
             storage=storage,
             models=models,
         )
+
+
+def _discovery_stats(discovery: RateDiscovery | None) -> dict[str, Any]:
+    if discovery is None:
+        return {}
+    estimate = discovery.ceiling_estimate
+    return {
+        "auto": True,
+        "ceiling_estimate_rpm": None if estimate is None else estimate * 60.0,
+        "history": tuple(discovery.history),
+    }
 
 
 def adjusted_tat(

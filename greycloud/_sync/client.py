@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# output-sha256: c69f8fac1381f691
+# output-sha256: 728b1456f47f6af2
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -392,7 +392,7 @@ class GreyCloudClient:
                     config=request.config,
                 )
             except errors.APIError as exc:
-                self._report(request.model, exc)
+                self._report(request.model, exc, permit.start)
                 raise
             permit.reconcile(response.usage_metadata)
             return response
@@ -419,7 +419,7 @@ class GreyCloudClient:
                     if not received and self._recover_auth(exc, auth_attempt, generation):
                         continue
                     if isinstance(exc, errors.APIError):
-                        self._report(request.model, exc)
+                        self._report(request.model, exc, permit.start)
                     raise
                 finally:
                     if stream is not None:
@@ -506,11 +506,11 @@ class GreyCloudClient:
             on_retry(attempt, exc, delay)
         sync_sleep(delay)
 
-    def _report(self, model: str, exc: errors.APIError) -> None:
+    def _report(self, model: str, exc: errors.APIError, started_at: float) -> None:
         failure = classify(exc)
         if failure.rate_limited:
             self.rate_limiter.report_rate_limited(
-                model, failure.retry_after, per_day=failure.per_day
+                model, failure.retry_after, per_day=failure.per_day, started_at=started_at
             )
 
     def _recover_auth(self, exc: AuthFailure, attempt: int, generation: int) -> bool:

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from ._answers import make_answer, prompt_tokens, response_json, stream_events
 from ._faults import Fault
+from ._capacity import EXHAUSTED_MESSAGE
 from ._quota import Refusal
 from ._records import RequestRecord
 from ._rpc import ResourceError, dumps, error_body, quota_details, retry_after_header
@@ -273,7 +274,10 @@ class Handler:
             return self._count_tokens(body)
         prompt, cached = state.input_tokens(body)
         refusal = state.admit(route.project or state.project, model, prompt + cached)
-        if refusal is not None:
+        if refusal is False:
+            # The shared pool is busy: Vertex says so without a quota id or a retry delay.
+            return json_response(error_body(429, EXHAUSTED_MESSAGE), 429)
+        if isinstance(refusal, Refusal):
             return _refusal_response(refusal)
         try:
             scripted = state.scripted_text(model, body)
