@@ -19,8 +19,8 @@ from typing import Any
 from aiohttp import web
 
 from ._answers import make_answer, prompt_tokens, response_json, stream_events
-from ._faults import Fault
 from ._capacity import EXHAUSTED_MESSAGE
+from ._faults import Fault
 from ._quota import Refusal
 from ._records import RequestRecord
 from ._rpc import ResourceError, dumps, error_body, quota_details, retry_after_header
