@@ -14,7 +14,7 @@ import contextlib
 import logging
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -135,9 +135,20 @@ def run(
     system: SystemOption = None,
     temperature: TemperatureOption = None,
     max_output_tokens: MaxOutputTokensOption = None,
-    rpm: Annotated[int | None, typer.Option(min=1, help="Requests per minute per model.")] = None,
+    rpm: Annotated[
+        str | None,
+        typer.Option(
+            metavar="N|auto",
+            help="Requests per minute per model, or auto: discover the rate a shared pool "
+            "serves (Vertex AI's Dynamic Shared Quota).",
+        ),
+    ] = None,
     tpm: Annotated[
-        int | None, typer.Option(min=1, help="Input tokens per minute per model.")
+        str | None,
+        typer.Option(
+            metavar="N|auto",
+            help="Input tokens per minute per model, or auto (no token limit of its own).",
+        ),
     ] = None,
     concurrency: Annotated[
         int | None, typer.Option(min=1, help="Requests in flight at once.")
@@ -181,8 +192,8 @@ def run(
         "system_instruction": system,
         "temperature": temperature,
         "max_output_tokens": max_output_tokens,
-        "rpm": rpm,
-        "tpm": tpm,
+        "rpm": _limit_option("--rpm", rpm),
+        "tpm": _limit_option("--tpm", tpm),
         "max_concurrency": concurrency,
     }
     try:
@@ -193,6 +204,33 @@ def run(
     except JournalError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     raise typer.Exit(code)
+
+
+def _limit_option(name: str, value: str | None) -> int | str | None:
+    """``--rpm``/``--tpm``: a positive whole number or "auto"."""
+    if value is None or value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise fail(f"{name} must be a positive whole number or auto, got {value!r}", EXIT_USAGE)
+    return number
+
+
+def _discovered_rpm(client: GreyCloudAsyncClient) -> Callable[[], float | None] | None:
+    """For a run with a discovered rate (rpm="auto"): reads the requests/min found so far."""
+    config = client.config
+    limits = [config.rpm, *((config.model_limits or {}).get(config.model, {}).values())]
+    if "auto" not in limits:
+        return None
+
+    def read() -> float | None:
+        rates = [m.rpm for m in client.rate_limiter.stats().models.values() if m.auto]
+        return sum(rates) if rates else None
+
+    return read
 
 
 def _checked_prompts(path: Path, skip_invalid: bool) -> PromptFile:
@@ -242,6 +280,7 @@ def _run_journalled(
                 journal.drop_failed(plan.retry_ids)
                 rpm = client.config.rpm
                 tally.rpm = rpm if isinstance(rpm, int) else None  # "auto": no known pace
+                tally.auto_rpm = _discovered_rpm(client)
                 received, stopped = _run_with_progress(
                     client, journal, tally, plan.to_run, max_retries, log_interval
                 )

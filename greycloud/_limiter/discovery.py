@@ -148,7 +148,7 @@ class RateDiscovery:
         """Whether the caller sent at least ``USED_SHARE`` of the rate lately."""
         self._forget(self._starts, now)
         window = min(self.settings.window, max(TICK, now - self._cut_at))
-        return len(self._starts) >= USED_SHARE * self._rate * window - 1.0
+        return len(self._starts) >= max(1.0, USED_SHARE * self._rate * window - 1.0)
 
     def rate(self, now: float) -> float:
         """Units per second allowed at ``now`` (recomputed at most every ``TICK`` seconds)."""

@@ -167,8 +167,7 @@ class CapacityBook:
     def _follow_schedule(self, now: float) -> None:
         steps, elapsed = self._steps, now - self.origin
         while self._next_step < len(steps) and steps[self._next_step][0] <= elapsed:
-            self._default = steps[self._next_step][1]
-            self._per_model.clear()
+            self._default = steps[self._next_step][1]  # per-model settings stay
             self._next_step += 1
 
     def try_admit(self, model: str, now: float, tokens: int) -> bool:
