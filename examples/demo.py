@@ -47,7 +47,7 @@ async def async_part(emulator: VertexEmulator) -> None:
         emulator.inject(Fault.cut_stream(after_events=2), path=":streamGenerateContent")
         pieces = [
             text
-            async for text in await client.generate_with_retry(
+            async for text in client.generate_with_retry(
                 "Describe a river.", streaming=True, base_delay=0.05
             )
         ]

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/rate_limiter.py by tools/generate.py.
 # Change _async_src/rate_limiter.py and run `make generate`.
-# output-sha256: ae6905ae347e6a8e
+# output-sha256: 7b8c1a27308d16d8
 """``VertexRateLimiter``: every call waits here for a start inside its model's quota.
 
 Each request books its start across requests per minute, tokens per minute and (optionally)
@@ -116,8 +116,10 @@ class SyncVertexRateLimiter:
     window can overfill; requests larger than it occupy a longer slot), ``clock_margin``
     (seconds allowed between a booked start and the server receiving the request), ``backoff``
     and ``recovery_step`` (rate change on a 429 and per recovery step), ``lease_ttl`` (seconds
-    after which the Redis concurrency lease of a dead process expires), ``calibrate`` (scale
-    token estimates by the observed ratio of real usage to estimate).
+    after which the Redis concurrency leases and queue tickets of a dead process expire; a live
+    one renews its own every ``lease_ttl / 3``), ``redis_timeout`` (the longest any one wait on
+    Redis may take), ``calibrate`` (scale token estimates by the observed ratio of real usage
+    to estimate).
     """
 
     def __init__(
@@ -137,7 +139,8 @@ class SyncVertexRateLimiter:
         clock_margin: float = 0.2,
         backoff: float = 0.7,
         recovery_step: float = 0.05,
-        lease_ttl: float = 300.0,
+        lease_ttl: float = 60.0,
+        redis_timeout: float = 1.0,
         redis_prefix: str = "greycloud:limiter",
         calibrate: bool = True,
     ) -> None:
@@ -183,6 +186,7 @@ class SyncVertexRateLimiter:
                 unavailable=storage_unavailable,
                 prefix=redis_prefix,
                 lease_ttl=lease_ttl,
+                timeout=redis_timeout,
             )
 
     @classmethod

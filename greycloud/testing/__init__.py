@@ -8,7 +8,8 @@
 
 It serves generateContent, streamGenerateContent, countTokens, cachedContents,
 batchPredictionJobs and Vertex AI Search ``:search`` over real HTTP on 127.0.0.1, with quotas,
-auth and scripted faults.
+auth and scripted faults; it can script function calls (``script_function_calls``) and answers
+JSON that fits the response schema a request sends.
 Needs the ``emulator`` extra (aiohttp); without it, importing this package raises one
 ``ModuleNotFoundError`` line naming the extra. The pytest fixture ``vertex_emulator`` comes from
 ``greycloud.pytest_plugin``; ``serve()`` runs one in the foreground.

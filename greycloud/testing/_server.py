@@ -284,7 +284,14 @@ class Handler:
         except Exception:
             logger.exception("the emulator's responder raised")
             return error_response(500, "The emulator's responder raised; see the log.")
-        answer = make_answer(model, body, prompt=prompt, cached=cached, scripted=scripted)
+        answer = make_answer(
+            model,
+            body,
+            prompt=prompt,
+            cached=cached,
+            scripted=scripted,
+            calls=state.scripted_calls(model, body),
+        )
         state.count_answer(model, answer)
         envelope = {
             "modelVersion": model,

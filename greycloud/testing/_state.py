@@ -23,6 +23,7 @@ from ._records import RequestRecord
 from ._resources import BatchStore, CacheStore, Timeline
 from ._rpc import ResourceError
 from ._search import SearchIndex
+from ._structured import FunctionScript
 
 Responder = Callable[[dict[str, Any]], str]
 
@@ -118,6 +119,7 @@ class EmulatorState:
         self.search = SearchIndex()
         self.responder: Responder | None = None
         self.scripted: dict[str | None, str] = {}
+        self.function_scripts: dict[str | None, FunctionScript] = {}
         self._initial_quotas = (rpm, tpm, model_quotas)
         self.lock = threading.Lock()
         self.quotas = QuotaBook(rpm, tpm, model_quotas)
@@ -187,6 +189,7 @@ class EmulatorState:
             prompt=prompt,
             cached=cached,
             scripted=self.scripted_text(model, request),
+            calls=self.scripted_calls(model, request),
         )
         envelope = {"modelVersion": model, "createTime": self.timeline.stamp(self.clock())}
         return response_json(answer, envelope)
@@ -203,6 +206,12 @@ class EmulatorState:
         if not scripted:
             return None
         return scripted.get(model, scripted.get(None))
+
+    def scripted_calls(self, model: str, body: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The function calls a script makes for this request (None: answer with text)."""
+        scripts = self.function_scripts
+        script = scripts.get(model, scripts.get(None)) if scripts else None
+        return None if script is None else script.calls_for(body)
 
     # -- facade (test thread) ---------------------------------------------------------------
 
@@ -247,3 +256,4 @@ class EmulatorState:
         self.search.reset()
         self.responder = None
         self.scripted = {}
+        self.function_scripts = {}
