@@ -306,10 +306,7 @@ class VertexRateLimiter:
         ``Permit.start`` of the refused request) lets a discovered rate (``rpm="auto"``) cut
         once per overload rather than once per request that was already in flight.
         """
-        if self._core.quota_for(model).auto is not None:
-            self._core.report_rate_limited(model, retry_delay, per_day, started_at)
-            return
-        await self._store.report_rate_limited(model, retry_delay, per_day)
+        await self._store.report_rate_limited(model, retry_delay, per_day, started_at)
 
     async def call_with_limits(
         self, prompt_tokens_est: int, coro: AsyncWork[T], model: str = DEFAULT_MODEL_KEY

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/rate_limiter.py by tools/generate.py.
 # Change _async_src/rate_limiter.py and run `make generate`.
-# output-sha256: 25f8f1921e300d03
+# output-sha256: 3690cac5c9b719af
 """``VertexRateLimiter``: every call waits here for a start inside its model's quota.
 
 Each request books its start across requests per minute, tokens per minute and (optionally)
@@ -309,10 +309,7 @@ class VertexRateLimiter:
         ``Permit.start`` of the refused request) lets a discovered rate (``rpm="auto"``) cut
         once per overload rather than once per request that was already in flight.
         """
-        if self._core.quota_for(model).auto is not None:
-            self._core.report_rate_limited(model, retry_delay, per_day, started_at)
-            return
-        await self._store.report_rate_limited(model, retry_delay, per_day)
+        await self._store.report_rate_limited(model, retry_delay, per_day, started_at)
 
     async def call_with_limits(
         self, prompt_tokens_est: int, coro: AsyncWork[T], model: str = DEFAULT_MODEL_KEY

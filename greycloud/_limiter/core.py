@@ -554,24 +554,62 @@ class LimiterCore:
         if discovery.on_rejected(now, started_at):
             self._follow_discovery(bucket, model, now)
 
+    def discovered_rate(self, model: str) -> float:
+        """The request rate ``model`` books at now (units per second)."""
+        with self._lock:
+            return self._bucket(model).base_rates[0]
+
+    def step_shared_discovery(
+        self,
+        model: str,
+        state: dict[str, Any],
+        starts: list[float],
+        successes: list[float],
+        now: float,
+        rejections: list[float],
+    ) -> tuple[dict[str, Any], float]:
+        """One step of ``model``'s discovered rate on a state shared by many processes.
+
+        ``state`` and the measurements come from the store (on its clock, ``now`` included);
+        ``rejections`` are the start times of this process's 429s since the last step. Returns
+        the new state and the ratio old rate / new rate. Changes made here are logged here;
+        changes loaded from the state were logged where they were made.
+        """
+        with self._lock:
+            bucket = self._bucket(model)
+            discovery = bucket.discovery
+            assert discovery is not None, "only for a discovered rate (rpm='auto')"
+            discovery.load(state, starts, successes, now)
+            bucket.logged_version = discovery.version
+            before = float(state["rate"]) if state else discovery.rate(now)
+            discovery.rate(now)
+            for started in rejections:
+                discovery.on_rejected(now, started)
+            self._follow_discovery(bucket, model, now)
+            return discovery.dump(), before / discovery.rate(now)
+
     def _respace(self, bucket: _Bucket, now: float) -> None:
         """Space the bookings still waiting to start for the new rate (lock held).
 
-        They were spaced for the old one; each is placed again in booking order, so start
-        order and ticket order stay the same. Only the request slot moves: the token slot
-        stays where it was (a little conservative, and only until the queue drains).
+        They were spaced for the old one; each is placed again in booking order (requests and
+        tokens; a per-day slot stays), so start order and ticket order stay the same. The
+        schedule restarts from now: what bookings already started still hold beyond now is at
+        most half a slot each, which the slack covers.
         """
-        length = bucket.unit_lengths[0]
-        tats = [min(bucket.tats[0], max(now, bucket.hold))]
+        floor = max(now, bucket.hold)
+        tats = [min(tat, floor) for tat in bucket.tats[: TOKENS + 1]]
+        bursts = bucket.bursts[: TOKENS + 1]
         for booking in bucket.pending.values():
-            start = earliest_start(max(now, bucket.hold), tats, [length], [bucket.bursts[0]])
-            starts, ends = place(tats, [length], start)
+            lengths = [bucket.unit_lengths[0], booking.lengths[TOKENS]]
+            start = earliest_start(floor, tats, lengths, bursts)
+            starts, ends = place(tats, lengths, start)
             booking.move(start - booking.start)
             booking.shift = bucket.shift
-            booking.slot_starts[0], booking.slot_ends[0] = starts[0], ends[0]
-            booking.lengths = [length, *booking.lengths[1:]]
-        bucket.tats[0] = tats[0]
-        bucket.last_start = max(bucket.last_start, tats[0] - THETA * length)
+            booking.lengths[: TOKENS + 1] = lengths
+            booking.slot_starts[: TOKENS + 1] = starts
+            booking.slot_ends[: TOKENS + 1] = ends
+            bucket.last_start = max(bucket.last_start, start)
+        bucket.tats[: TOKENS + 1] = tats
 
     def count_rate_limited(self, model: str, per_day: bool) -> None:
         with self._lock:

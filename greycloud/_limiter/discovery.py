@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 # A 429 with no start time (or from a caller that cannot say) within this many seconds after a
 # cut counts as the same episode.
@@ -39,6 +41,8 @@ TICK = 0.1
 # Share of the rate the caller must use for the rate to keep growing.
 USED_SHARE = 0.5
 HISTORY = 64  # rate changes kept for stats()
+SHARED_CHANGES = 16  # rate changes a shared state keeps, for processes that were not looking
+MIN_SAMPLE = 0.5  # seconds of successes that make an estimate of their own
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,7 @@ def curve(settings: DiscoverySettings, ceiling_estimate: float, grown: float) ->
 
 def ramp(settings: DiscoverySettings, grown: float) -> float:
     """The rate ``grown`` seconds (of use) into the ramp before the first 429."""
-    return settings.start * math.pow(2.0, grown / settings.doubling)
+    return settings.start * math.pow(2.0, min(grown / settings.doubling, 64.0))
 
 
 class RateDiscovery:
@@ -110,6 +114,7 @@ class RateDiscovery:
         "_starts",
         "_successes",
         "_updated",
+        "changes",
         "cuts",
         "history",
         "settings",
@@ -127,6 +132,8 @@ class RateDiscovery:
         self._successes: deque[float] = deque()
         self.cuts = 0
         self.version = 0  # bumped on every change noted in history
+        # (version, when, old rate / new rate) of the latest changes, for shared schedules.
+        self.changes: deque[tuple[int, float, float]] = deque(maxlen=SHARED_CHANGES)
         self._rate = self._clamp(settings.start)
         self._logged_rate = self._rate
         self.history: deque[RateChange] = deque([RateChange(now, self._rate, "start")], HISTORY)
@@ -170,6 +177,7 @@ class RateDiscovery:
         return self._rate
 
     def _note(self, now: float, reason: str) -> None:
+        self.changes.append((self.version + 1, now, self._logged_rate / self._rate))
         self._logged_rate = self._rate
         self.version += 1
         self.history.append(RateChange(now, self._rate, reason))
@@ -186,6 +194,12 @@ class RateDiscovery:
     def served_rate(self, now: float) -> float:
         """Successes per second over the last ``window`` seconds."""
         self._forget(self._successes, now)
+        since = now - self._cut_at
+        if MIN_SAMPLE <= since < self.settings.window:
+            # Still refused soon after a cut: the pool is drained, so what it served since
+            # that cut is its capacity (older successes may include a burst it had saved).
+            recent = sum(1 for at in self._successes if at > self._cut_at)
+            return recent / since
         return len(self._successes) / self.settings.window
 
     def on_rejected(self, now: float, started_at: float | None = None) -> bool:
@@ -206,3 +220,55 @@ class RateDiscovery:
         self.cuts += 1
         self._note(now, "cut")
         return True
+
+    # -- one state shared by many processes (the Redis store) --------------------------------
+
+    def dump(self) -> dict[str, Any]:
+        """The law's state as plain JSON values (measurements excluded: they are shared apart)."""
+        cut = self._cut_at
+        return {
+            "w": self._ceiling_estimate,
+            "cut": cut if math.isfinite(cut) else None,
+            "grown": self._grown,
+            "updated": self._updated,
+            "computed": self._computed_at,
+            "rate": self._rate,
+            "logged": self._logged_rate,
+            "cuts": self.cuts,
+            "version": self.version,
+            "reason": self.history[-1].reason,
+            "changes": [list(change) for change in self.changes],
+        }
+
+    def load(
+        self,
+        state: dict[str, Any],
+        starts: Iterable[float],
+        successes: Iterable[float],
+        now: float,
+    ) -> None:
+        """Take over a shared state and the shared measurements (times of starts and successes,
+        on the same clock as the state). A change made elsewhere enters this history too."""
+        self._starts = deque(sorted(starts))
+        self._successes = deque(sorted(successes))
+        if not state:  # the first to share: the law starts over on the state's clock
+            self._updated = self._computed_at = now
+            self._cut_at = -math.inf
+            self._grown = 0.0
+            return
+        version = int(state["version"])
+        self._ceiling_estimate = state["w"]
+        self._cut_at = -math.inf if state["cut"] is None else float(state["cut"])
+        self._grown = float(state["grown"])
+        self._updated = float(state["updated"])
+        self._computed_at = float(state["computed"])
+        self._rate = float(state["rate"])
+        self._logged_rate = float(state["logged"])
+        self.cuts = int(state["cuts"])
+        self.changes = deque(
+            ((int(v), float(at), float(ratio)) for v, at, ratio in state["changes"]),
+            maxlen=SHARED_CHANGES,
+        )
+        if version != self.version:
+            self.version = version
+            self.history.append(RateChange(self._updated, self._rate, str(state["reason"])))

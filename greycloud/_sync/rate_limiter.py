@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/rate_limiter.py by tools/generate.py.
 # Change _async_src/rate_limiter.py and run `make generate`.
-# output-sha256: 7b8c1a27308d16d8
+# output-sha256: 19f0e4ed8b967a28
 """``VertexRateLimiter``: every call waits here for a start inside its model's quota.
 
 Each request books its start across requests per minute, tokens per minute and (optionally)
@@ -309,10 +309,7 @@ class SyncVertexRateLimiter:
         ``Permit.start`` of the refused request) lets a discovered rate (``rpm="auto"``) cut
         once per overload rather than once per request that was already in flight.
         """
-        if self._core.quota_for(model).auto is not None:
-            self._core.report_rate_limited(model, retry_delay, per_day, started_at)
-            return
-        self._store.report_rate_limited(model, retry_delay, per_day)
+        self._store.report_rate_limited(model, retry_delay, per_day, started_at)
 
     def call_with_limits(
         self, prompt_tokens_est: int, coro: SyncWork[T], model: str = DEFAULT_MODEL_KEY
