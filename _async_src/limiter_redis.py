@@ -35,11 +35,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .._limiter import lua
-from .discovery_shared import SharedDiscovery
 from .._limiter.core import TOKENS, Booking, LimiterCore
 from .._limiter.gcra import slot_length
 from .._primitives import AsyncBackground, AsyncEvent, async_redis_from_url, async_sleep
 from ..errors import LimiterStorageError
+from .discovery_shared import SharedDiscovery
 
 if TYPE_CHECKING:
     from .._primitives import AsyncPubSub, AsyncRedis

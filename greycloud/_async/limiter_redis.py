@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/limiter_redis.py by tools/generate.py.
 # Change _async_src/limiter_redis.py and run `make generate`.
-# output-sha256: 78dbe91aae125cd3
+# output-sha256: e46f3f6fe917fed8
 """The Redis store: one quota shared by every process that points at the same Redis.
 
 Each operation is one Lua script (``greycloud._limiter.lua``), atomic on the server and timed by
@@ -38,11 +38,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .._limiter import lua
-from .discovery_shared import SharedDiscovery
 from .._limiter.core import TOKENS, Booking, LimiterCore
 from .._limiter.gcra import slot_length
 from .._primitives import AsyncBackground, AsyncEvent, async_redis_from_url, async_sleep
 from ..errors import LimiterStorageError
+from .discovery_shared import SharedDiscovery
 
 if TYPE_CHECKING:
     from .._primitives import AsyncPubSub, AsyncRedis

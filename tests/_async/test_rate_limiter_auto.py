@@ -6,6 +6,7 @@ Written once here; ``make generate`` produces the sync twin in tests/_sync/.
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import pytest
@@ -99,5 +100,5 @@ async def test_the_discovered_rate_never_exceeds_auto_max() -> None:
     assert stats.rpm <= 600
     assert all(change.rate * 60 <= 600 for change in stats.history)
     starts.sort()
-    gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
     assert min(gaps) >= 0.1 - 1e-6  # the booked starts: 600/min is one per 0.1 s

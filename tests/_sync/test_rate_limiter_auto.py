@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_rate_limiter_auto.py by tools/generate.py.
 # Change tests/_async/test_rate_limiter_auto.py and run `make generate`.
-# output-sha256: 9435ccf24609f3aa
+# output-sha256: 1c538e40c2dc8d96
 """rpm="auto" through the client, against the emulator's capacity mode (a shared pool like
 Vertex AI's Dynamic Shared Quota): config and constructors, the cut on a busy pool, auto_max.
 
@@ -9,6 +9,7 @@ Written once here; ``make generate`` produces the sync twin in tests/_sync/.
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import pytest
@@ -102,5 +103,5 @@ def test_the_discovered_rate_never_exceeds_auto_max() -> None:
     assert stats.rpm <= 600
     assert all(change.rate * 60 <= 600 for change in stats.history)
     starts.sort()
-    gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
     assert min(gaps) >= 0.1 - 1e-6  # the booked starts: 600/min is one per 0.1 s
