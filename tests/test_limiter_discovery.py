@@ -9,15 +9,18 @@ and a closed loop against a simulated shared pool whose capacity changes (the be
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 
 import pytest
 
+from greycloud._limiter.core import LimiterCore
 from greycloud._limiter.discovery import (
     DiscoverySettings,
     RateDiscovery,
     curve,
 )
+from greycloud._limiter.quota import build_quotas
 
 SETTINGS = DiscoverySettings(start=1.0, floor=0.1, ceiling=1000.0)
 
@@ -163,3 +166,29 @@ def test_the_law_meets_the_targets_against_a_changing_pool() -> None:
                 sum(served[s : s + 5]) >= 0.9 * capacity * 5 for s in range(int(at), int(at) + 26)
             ), capacity
     assert sum(refused) <= 0.02 * (sum(served) + sum(refused))
+
+
+# -- the limiter's core following the law (memory store) --------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_cut_respaces_the_bookings_still_waiting_in_order() -> None:
+    clock = FakeClock()
+    default, overrides = build_quotas("auto", 10**6, 10, None, auto_floor=6, auto_max=6000)
+    core = LimiterCore(default, overrides, clock=clock)
+    bookings = [core.book("m", 1) for _ in range(5)]  # at the safe start: one a second
+    assert [b.start - 100.0 for b in bookings] == pytest.approx([0, 1, 2, 3, 4], abs=0.01)
+    core.report_rate_limited("m", None, per_day=False, started_at=100.0)
+    gaps = [later.start - earlier.start for earlier, later in itertools.pairwise(bookings)]
+    assert gaps == pytest.approx([1 / 0.9] * 4, rel=0.01)  # spaced for the cut rate, in order
+    assert core.stats("memory").models["m"].rpm == pytest.approx(54.0)
+    # Another 429 of the same episode (a request sent before the cut) changes nothing.
+    core.report_rate_limited("m", None, per_day=False, started_at=99.5)
+    assert core.stats("memory").models["m"].rpm == pytest.approx(54.0)
