@@ -21,7 +21,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from .._limiter import lua
-from .._limiter.core import Booking, LimiterCore
+from .._limiter.core import Booking, LimiterCore, log_change
 
 if TYPE_CHECKING:
     from .._primitives import AsyncRedis
@@ -117,7 +117,7 @@ class SharedDiscovery:
                 server_now, version, state = _parse(reply)
                 starts_at, successes_at = _measurements(reply, server_now)
                 # The law runs on this process's clock; Redis keeps the state on its own.
-                new_state, ratio = self._core.step_shared_discovery(
+                new_state, ratio, change = self._core.step_shared_discovery(
                     model,
                     _shifted(state, -offset),
                     [at - offset for at in starts_at],
@@ -129,6 +129,8 @@ class SharedDiscovery:
                 written = await self._script(keys=keys, args=[0, 0, version, shared, ratio])
                 if int(written[3]):
                     self._seen(model, new_state)
+                    if change is not None:
+                        log_change(model, change)
                     return
         except BaseException:
             with self._lock:  # told nothing: tell it next time

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ..errors import RequestTooLargeError
-from .discovery import RateDiscovery
+from .discovery import RateChange, RateDiscovery
 from .gcra import THETA, Dimension, earliest_start, place, same_time, slot_length
 from .quota import Quota
 from .stats import LimiterStats, ModelStats
@@ -520,26 +520,25 @@ class LimiterCore:
 
     # -- discovered rates (rpm="auto") ------------------------------------------------------
 
-    def _follow_discovery(self, bucket: _Bucket, model: str, now: float) -> None:
-        """Book at the discovery's current rate; log each change it noted, once (lock held)."""
+    def _follow_discovery(
+        self, bucket: _Bucket, model: str, now: float, log: bool = True
+    ) -> RateChange | None:
+        """Book at the discovery's current rate (lock held); the change it noted since the
+        last call, if any, logged once unless ``log`` is False (then the caller logs it)."""
         discovery = bucket.discovery
         assert discovery is not None
         rate = discovery.rate(now)
         if rate != bucket.base_rates[0]:
             bucket.base_rates[0] = rate
             bucket.set_factor(1.0)
-        if discovery.version != bucket.logged_version:
-            bucket.logged_version = discovery.version
-            self._respace(bucket, now)
-            change = discovery.history[-1]
-            logger.log(
-                logging.WARNING if change.reason == "cut" else logging.INFO,
-                "discovered rate for %s: %.1f requests/s (%s)",
-                model,
-                change.rate,
-                change.reason,
-                extra={"model": model, "rate": change.rate, "reason": change.reason},
-            )
+        if discovery.version == bucket.logged_version:
+            return None
+        bucket.logged_version = discovery.version
+        self._respace(bucket, now)
+        change = discovery.history[-1]
+        if log:
+            log_change(model, change)
+        return change
 
     def _discovery_cut(
         self, bucket: _Bucket, model: str, now: float, started_at: float | None
@@ -567,13 +566,14 @@ class LimiterCore:
         successes: list[float],
         now: float,
         rejections: list[float],
-    ) -> tuple[dict[str, Any], float]:
+    ) -> tuple[dict[str, Any], float, RateChange | None]:
         """One step of ``model``'s discovered rate on a state shared by many processes.
 
         ``state`` and the measurements come from the store (on its clock, ``now`` included);
         ``rejections`` are the start times of this process's 429s since the last step. Returns
-        the new state and the ratio old rate / new rate. Changes made here are logged here;
-        changes loaded from the state were logged where they were made.
+        the new state, the ratio old rate / new rate and the change made here (if any: the
+        caller logs it once the state is written; a change loaded from the state was logged
+        where it was made).
         """
         with self._lock:
             bucket = self._bucket(model)
@@ -585,8 +585,8 @@ class LimiterCore:
             discovery.rate(now)
             for started in rejections:
                 discovery.on_rejected(now, started)
-            self._follow_discovery(bucket, model, now)
-            return discovery.dump(), before / discovery.rate(now)
+            change = self._follow_discovery(bucket, model, now, log=False)
+            return discovery.dump(), before / discovery.rate(now), change
 
     def _respace(self, bucket: _Bucket, now: float) -> None:
         """Space the bookings still waiting to start for the new rate (lock held).
@@ -757,6 +757,18 @@ class LimiterCore:
             storage=storage,
             models=models,
         )
+
+
+def log_change(model: str, change: RateChange) -> None:
+    """Log one change of a discovered rate (a cut as a warning), with fields for filters."""
+    logger.log(
+        logging.WARNING if change.reason == "cut" else logging.INFO,
+        "discovered rate for %s: %.1f requests/s (%s)",
+        model,
+        change.rate,
+        change.reason,
+        extra={"model": model, "rate": change.rate, "reason": change.reason},
+    )
 
 
 def _discovery_stats(discovery: RateDiscovery | None) -> dict[str, Any]:

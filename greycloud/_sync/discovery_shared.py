@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/discovery_shared.py by tools/generate.py.
 # Change _async_src/discovery_shared.py and run `make generate`.
-# output-sha256: f4a61951541eab2e
+# output-sha256: b08841900c994fff
 """rpm="auto" shared through Redis: one discovered rate per model for every process.
 
 The law (``greycloud._limiter.discovery``) runs in the processes; Redis keeps its one state per
@@ -24,7 +24,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from .._limiter import lua
-from .._limiter.core import Booking, LimiterCore
+from .._limiter.core import Booking, LimiterCore, log_change
 
 if TYPE_CHECKING:
     from .._primitives import SyncRedis
@@ -120,7 +120,7 @@ class SharedDiscovery:
                 server_now, version, state = _parse(reply)
                 starts_at, successes_at = _measurements(reply, server_now)
                 # The law runs on this process's clock; Redis keeps the state on its own.
-                new_state, ratio = self._core.step_shared_discovery(
+                new_state, ratio, change = self._core.step_shared_discovery(
                     model,
                     _shifted(state, -offset),
                     [at - offset for at in starts_at],
@@ -132,6 +132,8 @@ class SharedDiscovery:
                 written = self._script(keys=keys, args=[0, 0, version, shared, ratio])
                 if int(written[3]):
                     self._seen(model, new_state)
+                    if change is not None:
+                        log_change(model, change)
                     return
         except BaseException:
             with self._lock:  # told nothing: tell it next time
