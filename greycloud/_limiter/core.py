@@ -6,7 +6,9 @@ limiter) and threads (the sync one). The waiting itself, and Redis, live in the 
 
 Per model it keeps one GCRA bucket per dimension (see ``gcra``), a concurrency count with a FIFO
 queue of waiters, the adaptation state (rate factor, hold, shift), a calibration ratio between
-token estimates and real usage, and the counters behind ``stats()``.
+token estimates and real usage, and the counters behind ``stats()``. For ``rpm="auto"`` the
+request rate comes from a ``RateDiscovery`` (see ``discovery``) instead of a fixed quota, and the
+bookings still waiting are spaced again whenever it changes.
 
 Most calls find nothing to wait for: a slot free, nobody ahead, a start that is due. For them
 ``try_start`` does the whole way in (slot, booking, turn) under one lock acquisition, with the
@@ -543,11 +545,8 @@ class LimiterCore:
     def _discovery_cut(
         self, bucket: _Bucket, model: str, now: float, started_at: float | None
     ) -> None:
-        """A 429 under a discovered rate (lock held): cut once per episode.
-
-        Bookings made before the cut were spaced for the old rate: their request slots are
-        forgotten (the TAT goes back to now) and each books again when its time comes.
-        """
+        """A 429 under a discovered rate (lock held): cut once per episode; the bookings still
+        waiting are spaced again for the new rate (``_respace``)."""
         discovery = bucket.discovery
         assert discovery is not None
         if discovery.on_rejected(now, started_at):

@@ -1,14 +1,14 @@
 # DO NOT EDIT: generated from _async_src/discovery_shared.py by tools/generate.py.
 # Change _async_src/discovery_shared.py and run `make generate`.
-# output-sha256: b08841900c994fff
+# output-sha256: 0564e27b82b53206
 """rpm="auto" shared through Redis: one discovered rate per model for every process.
 
 The law (``greycloud._limiter.discovery``) runs in the processes; Redis keeps its one state per
 model, in the quota's state hash, with the starts and successes of the last seconds counted by
 all processes together (``lua.DISCOVERY``). Every ``SYNC_EVERY`` seconds, and at once after a
-429, a process adds its counts, loads the shared state, steps the law on the server's clock and
-writes the result back only over the version it read (compare and set; on a conflict it reads
-again). So N processes probe as one client, and a 429 seen by one slows all of them, once.
+429, a process adds its counts, loads the shared state (its times moved from the server's clock
+to its own), steps the law and writes the result back only over the version it read (compare
+and set; on a conflict it reads again). So N processes probe as one client, and a 429 seen by one slows all of them, once.
 
 Bookings go to the shared schedule at the discovered rate. A new rate rescales the part of the
 schedule still ahead: Redis rescales its requests TAT when the rate is written, and each process
@@ -136,9 +136,10 @@ class SharedDiscovery:
                         log_change(model, change)
                     return
         except BaseException:
-            with self._lock:  # told nothing: tell it next time
+            with self._lock:  # what Redis was not told yet, it is told next time
                 self._starts[model] = self._starts.get(model, 0) + starts
                 self._successes[model] = self._successes.get(model, 0) + successes
+                self._rejections.setdefault(model, []).extend(rejections)
             raise
         logger.debug("discovered rate for %s: state busy, stepping again next tick", model)
 
