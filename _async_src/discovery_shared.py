@@ -5,7 +5,8 @@ model, in the quota's state hash, with the starts and successes of the last seco
 all processes together (``lua.DISCOVERY``). Every ``SYNC_EVERY`` seconds, and at once after a
 429, a process adds its counts, loads the shared state (its times moved from the server's clock
 to its own), steps the law and writes the result back only over the version it read (compare
-and set; on a conflict it reads again). So N processes probe as one client, and a 429 seen by one slows all of them, once.
+and set; on a conflict it reads again). So N processes probe as one client, and a 429 seen by
+one slows all of them, once.
 
 Bookings go to the shared schedule at the discovered rate. A new rate rescales the part of the
 schedule still ahead: Redis rescales its requests TAT when the rate is written, and each process
