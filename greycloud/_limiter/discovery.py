@@ -3,15 +3,17 @@
 Under Vertex AI's Dynamic Shared Quota there is no per-project number: a 429 only says that the
 shared pool is busy right now. ``RateDiscovery`` finds the rate the pool serves and follows it
 as it changes. Pure: no I/O, no sleeping; every method takes the time, so tests drive it with
-an injected clock and a Redis store can run the same law on the server's clock.
+an injected clock, and many processes can step one state shared through Redis (``dump`` and
+``load``).
 
 The law (chosen by measurement, see ``bench/bench_auto.py`` and ``bench/RESULTS.md``):
 
 - **Ramp.** From a safe ``start`` the rate doubles every ``doubling`` seconds until the first
   429 (the pool's size is unknown, so find its order of magnitude fast).
 - **Cut.** A 429 marks the pool's edge. The rate served just before it (the successes of the
-  last ``window`` seconds; never more than the rate in force) becomes the *ceiling estimate*
-  ``w``, and the rate drops to ``backoff * w``. Only a 429 for a request that started after the
+  last ``window`` seconds, or since the last cut when refused again soon after it; never more
+  than the rate in force) becomes the *ceiling estimate* ``w``, and the rate drops to
+  ``backoff * w``. Only a 429 for a request that started after the
   last cut is news: the others were sent at the old rate and are the same episode, so one
   overload costs one cut, not one per request in flight.
 - **Return and probe.** After a cut the rate climbs back along a cubic (as in TCP CUBIC): fast at
@@ -21,8 +23,8 @@ The law (chosen by measurement, see ``bench/bench_auto.py`` and ``bench/RESULTS.
 - **Only while used.** The rate grows only while the caller actually sends at least half of it,
   so an idle or slow client does not "discover" a rate it never tried.
 
-Rates are in units per second (requests, or tokens for ``tpm="auto"``) and stay within
-``[floor, ceiling]``: ``ceiling`` is the ``auto_max`` that caps spend.
+Rates are in requests per second and stay within ``[floor, ceiling]``: ``ceiling`` is the
+``auto_max`` that caps spend.
 """
 
 from __future__ import annotations
