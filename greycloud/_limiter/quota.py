@@ -98,7 +98,7 @@ def check_limits(limits: Mapping[str, object], model: str | None = None) -> None
             _limit(field, value, label)
         elif value is not None or key == "max_concurrency":
             _positive(field, value, label)
-    floor, ceiling = limits.get("auto_floor"), limits.get("auto_max")
+    floor, ceiling = limits.get("auto_floor"), limits.get("auto_max") or DEFAULT_AUTO_MAX
     if isinstance(floor, int) and isinstance(ceiling, int) and floor > ceiling:
         raise ConfigError(
             "auto_floor" if model is None else "model_limits",

@@ -47,6 +47,7 @@ async def test_auto_is_accepted_by_config_constructor_and_model_limits(
         ({"tpm": "auto!"}, "tpm", 'positive integer or "auto"'),
         ({"rpm": "auto", "auto_max": 0}, "auto_max", "positive integer"),
         ({"rpm": "auto", "auto_floor": 600, "auto_max": 60}, "auto_floor", "at most auto_max"),
+        ({"rpm": "auto", "auto_floor": 70_000}, "auto_floor", "at most auto_max (60000)"),
         ({"model_limits": {"m": {"rpm": "sometimes"}}}, "model_limits", "m.rpm"),
         ({"model_limits": {"m": {"auto_max": -1}}}, "model_limits", "m.auto_max"),
     ],

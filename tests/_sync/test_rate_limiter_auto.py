@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_rate_limiter_auto.py by tools/generate.py.
 # Change tests/_async/test_rate_limiter_auto.py and run `make generate`.
-# output-sha256: 1c538e40c2dc8d96
+# output-sha256: 0cec6e5204e6245e
 """rpm="auto" through the client, against the emulator's capacity mode (a shared pool like
 Vertex AI's Dynamic Shared Quota): config and constructors, the cut on a busy pool, auto_max.
 
@@ -50,6 +50,7 @@ def test_auto_is_accepted_by_config_constructor_and_model_limits(
         ({"tpm": "auto!"}, "tpm", 'positive integer or "auto"'),
         ({"rpm": "auto", "auto_max": 0}, "auto_max", "positive integer"),
         ({"rpm": "auto", "auto_floor": 600, "auto_max": 60}, "auto_floor", "at most auto_max"),
+        ({"rpm": "auto", "auto_floor": 70_000}, "auto_floor", "at most auto_max (60000)"),
         ({"model_limits": {"m": {"rpm": "sometimes"}}}, "model_limits", "m.rpm"),
         ({"model_limits": {"m": {"auto_max": -1}}}, "model_limits", "m.auto_max"),
     ],
