@@ -48,6 +48,8 @@ class SharedDiscovery:
         self._next: dict[str, float] = {}  # when each model steps next, on the local clock
         self._version: dict[str, int] = {}
         self._changes: dict[str, list[tuple[int, float, float]]] = {}  # on the local clock
+        self._hold_for: dict[str, float] = {}  # retry delays to share (seconds)
+        self._hold: dict[str, float] = {}  # no start before, on the local clock
 
     def applies_to(self, model: str) -> bool:
         return self._core.quota_for(model).auto is not None
@@ -66,13 +68,16 @@ class SharedDiscovery:
         with self._lock:
             self._successes[model] = self._successes.get(model, 0) + 1
 
-    def rejected(self, model: str, started_at: float | None) -> None:
-        """A 429: stepped into the shared law by the background loop within a tick."""
+    def rejected(self, model: str, started_at: float | None, retry_delay: float | None) -> None:
+        """A 429: stepped into the shared law by the background loop within a tick; a retry
+        delay the server gave holds every process's new starts."""
+        now = self._core.clock()
         with self._lock:
-            self._rejections.setdefault(model, []).append(
-                self._core.clock() if started_at is None else started_at
-            )
+            self._rejections.setdefault(model, []).append(now if started_at is None else started_at)
             self._next[model] = 0.0
+            if retry_delay:
+                self._hold_for[model] = max(self._hold_for.get(model, 0.0), retry_delay)
+                self._hold[model] = max(self._hold.get(model, 0.0), now + retry_delay)
 
     def quota(self, model: str, window: float, slack: int, burst: float) -> float:
         """The requests quota to book with, so that the store's GCRA runs at the shared rate."""
@@ -80,13 +85,13 @@ class SharedDiscovery:
         return rate * (window + self._core.margin + burst) + slack - 1 + 1e-6
 
     def adjust(self, booking: Booking) -> float:
-        """Move a waiting booking by the rate changes made since it was booked (seconds later;
-        negative: earlier)."""
+        """Move a waiting booking by the rate changes made since it was booked, and past a hold
+        (seconds later; negative: earlier)."""
         with self._lock:
             changes = [c for c in self._changes.get(booking.model, ()) if c[0] > booking.epoch]
-            if not changes:
-                return 0.0
-            booking.epoch = changes[-1][0]
+            hold = self._hold.get(booking.model, 0.0)
+            if changes:
+                booking.epoch = changes[-1][0]
         moved = 0.0
         for _, at, ratio in changes:
             start = booking.local_start
@@ -94,6 +99,9 @@ class SharedDiscovery:
                 delta = (start - at) * ratio - (start - at)
                 booking.move(delta)
                 moved += delta
+        if booking.local_start < hold:
+            moved += hold - booking.local_start
+            booking.move(hold - booking.local_start)
         return moved
 
     # -- the background loop --------------------------------------------------------------------
@@ -109,13 +117,18 @@ class SharedDiscovery:
             starts = self._starts.pop(model, 0)
             successes = self._successes.pop(model, 0)
             rejections = self._rejections.pop(model, [])
+            hold_for = self._hold_for.pop(model, 0.0)
             self._next[model] = self._core.clock() + SYNC_EVERY
         keys = [lua.keys(self._prefix, model).state]
         try:
             for _ in range(CONFLICTS):
-                reply = await self._script(keys=keys, args=[starts, successes, "", "", 1])
+                reply = await self._script(keys=keys, args=[starts, successes, "", "", 1, hold_for])
                 starts = successes = 0  # counted now, whatever happens next
+                hold_for = 0.0
                 server_now, version, state = _parse(reply)
+                with self._lock:
+                    hold = float(reply[4]) - offset
+                    self._hold[model] = max(self._hold.get(model, 0.0), hold)
                 starts_at, successes_at = _measurements(reply, server_now)
                 # The law runs on this process's clock; Redis keeps the state on its own.
                 new_state, ratio, change = self._core.step_shared_discovery(
@@ -127,7 +140,7 @@ class SharedDiscovery:
                     rejections,
                 )
                 shared = json.dumps(_shifted(new_state, offset))
-                written = await self._script(keys=keys, args=[0, 0, version, shared, ratio])
+                written = await self._script(keys=keys, args=[0, 0, version, shared, ratio, 0])
                 if int(written[3]):
                     self._seen(model, new_state)
                     if change is not None:
@@ -138,6 +151,8 @@ class SharedDiscovery:
                 self._starts[model] = self._starts.get(model, 0) + starts
                 self._successes[model] = self._successes.get(model, 0) + successes
                 self._rejections.setdefault(model, []).extend(rejections)
+                if hold_for:
+                    self._hold_for[model] = max(self._hold_for.get(model, 0.0), hold_for)
             raise
         logger.debug("discovered rate for %s: state busy, stepping again next tick", model)
 
@@ -168,7 +183,7 @@ def _parse(reply: list[Any]) -> tuple[float, int, dict[str, Any]]:
 def _measurements(reply: list[Any], now: float) -> tuple[list[float], list[float]]:
     """Event times from the per-second counts (each second's events at its middle, or halfway
     to now for the current second)."""
-    counts = [int(value) for value in reply[4:]]
+    counts = [int(value) for value in reply[5:]]
     first = int(now) - len(counts) // 2 + 1
     starts: list[float] = []
     successes: list[float] = []

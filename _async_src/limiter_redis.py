@@ -512,7 +512,7 @@ class RedisStore:
         if per_day:
             return
         if self._discovery.applies_to(model):
-            self._discovery.rejected(model, started_at)  # the next tick shares it
+            self._discovery.rejected(model, started_at, retry_delay)  # the next tick shares it
             self._poke.set()
             return
         delay = 1.0 if retry_delay is None else max(0.0, retry_delay)

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/limiter_redis.py by tools/generate.py.
 # Change _async_src/limiter_redis.py and run `make generate`.
-# output-sha256: f312c7062303aafa
+# output-sha256: bd7a0d9c9ac1c5b3
 """The Redis store: one quota shared by every process that points at the same Redis.
 
 Each operation is one Lua script (``greycloud._limiter.lua``), atomic on the server and timed by
@@ -513,7 +513,7 @@ class RedisStore:
         if per_day:
             return
         if self._discovery.applies_to(model):
-            self._discovery.rejected(model, started_at)  # the next tick shares it
+            self._discovery.rejected(model, started_at, retry_delay)  # the next tick shares it
             self._poke.set()
             return
         delay = 1.0 if retry_delay is None else max(0.0, retry_delay)

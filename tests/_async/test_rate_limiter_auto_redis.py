@@ -104,3 +104,22 @@ async def test_starts_of_both_keep_to_one_shared_rate_within_auto_max(
     assert float(_shared_state(redis_url)["rate"]) * 60 <= 600  # type: ignore[arg-type]
     await first.aclose()
     await second.aclose()
+
+
+async def test_a_retry_delay_holds_the_starts_of_both(redis_url: RedisTarget) -> None:
+    first = _limiter(redis_url, auto_floor=6_000, auto_max=6_000)  # 100 starts a second
+    second = _limiter(redis_url, auto_floor=6_000, auto_max=6_000)
+    before = await _booked_start(second)
+    started = await _call(first)
+    await first.report_rate_limited(MODEL, 0.5, started_at=started)
+    await _until(lambda: _hold(redis_url) > before)
+    after = await _booked_start(second)
+    assert after >= before + 0.45  # the other limiter waited out the server's retry delay
+    await first.aclose()
+    await second.aclose()
+
+
+def _hold(target: RedisTarget) -> float:
+    with redis.Redis.from_url(target.url) as client:
+        raw = client.hget(lua.keys(target.prefix, MODEL).state, "hold")
+    return float(raw) if isinstance(raw, bytes) else 0.0

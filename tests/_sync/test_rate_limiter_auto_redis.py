@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_rate_limiter_auto_redis.py by tools/generate.py.
 # Change tests/_async/test_rate_limiter_auto_redis.py and run `make generate`.
-# output-sha256: 03f9c02eeb443905
+# output-sha256: 1e1243ea93503613
 """rpm="auto" with its state in Redis: one discovered rate shared by every limiter (process).
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/. Needs a real
@@ -107,3 +107,22 @@ def test_starts_of_both_keep_to_one_shared_rate_within_auto_max(
     assert float(_shared_state(redis_url)["rate"]) * 60 <= 600  # type: ignore[arg-type]
     first.close()
     second.close()
+
+
+def test_a_retry_delay_holds_the_starts_of_both(redis_url: RedisTarget) -> None:
+    first = _limiter(redis_url, auto_floor=6_000, auto_max=6_000)  # 100 starts a second
+    second = _limiter(redis_url, auto_floor=6_000, auto_max=6_000)
+    before = _booked_start(second)
+    started = _call(first)
+    first.report_rate_limited(MODEL, 0.5, started_at=started)
+    _until(lambda: _hold(redis_url) > before)
+    after = _booked_start(second)
+    assert after >= before + 0.45  # the other limiter waited out the server's retry delay
+    first.close()
+    second.close()
+
+
+def _hold(target: RedisTarget) -> float:
+    with redis.Redis.from_url(target.url) as client:
+        raw = client.hget(lua.keys(target.prefix, MODEL).state, "hold")
+    return float(raw) if isinstance(raw, bytes) else 0.0
