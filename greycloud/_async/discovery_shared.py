@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/discovery_shared.py by tools/generate.py.
 # Change _async_src/discovery_shared.py and run `make generate`.
-# output-sha256: c98ffb1d6934e239
+# output-sha256: 0748a874f3335347
 """rpm="auto" shared through Redis: one discovered rate per model for every process.
 
 The law (``greycloud._limiter.discovery``) runs in the processes; Redis keeps its one state per
