@@ -142,6 +142,7 @@ class SharedDiscovery:
                 shared = json.dumps(_shifted(new_state, offset))
                 written = await self._script(keys=keys, args=[0, 0, version, shared, ratio, 0])
                 if int(written[3]):
+                    self._core.shared_step_written(model)
                     self._seen(model, new_state)
                     if change is not None:
                         log_change(model, change)

@@ -192,3 +192,19 @@ def test_a_cut_respaces_the_bookings_still_waiting_in_order() -> None:
     # Another 429 of the same episode (a request sent before the cut) changes nothing.
     core.report_rate_limited("m", None, per_day=False, started_at=99.5)
     assert core.stats("memory").models["m"].rpm == pytest.approx(54.0)
+
+
+def test_a_shared_state_carries_the_law_between_processes() -> None:
+    first, second = RateDiscovery(SETTINGS, now=0.0), RateDiscovery(SETTINGS, now=0.0)
+    busy(first, 0.0, 12.0)
+    first.on_rejected(12.0, started_at=12.0)
+    state = first.dump()
+    second.load(state, [], [], now=12.0)
+    assert second.rate(12.0) == first.rate(12.0)
+    assert second.ceiling_estimate == first.ceiling_estimate
+    assert [c.reason for c in second.history][-1] == "cut"  # what the other process did
+    # A change made here but never written (another process wrote first) leaves the history.
+    second.on_rejected(12.5, started_at=12.4)
+    second.load(state, [], [], now=12.5)
+    assert [c.reason for c in second.history].count("cut") == 1
+    assert second.rate(12.5) == pytest.approx(first.rate(12.0), rel=0.02)

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/discovery_shared.py by tools/generate.py.
 # Change _async_src/discovery_shared.py and run `make generate`.
-# output-sha256: 0748a874f3335347
+# output-sha256: 64077b4d0c1eb444
 """rpm="auto" shared through Redis: one discovered rate per model for every process.
 
 The law (``greycloud._limiter.discovery``) runs in the processes; Redis keeps its one state per
@@ -145,6 +145,7 @@ class SharedDiscovery:
                 shared = json.dumps(_shifted(new_state, offset))
                 written = await self._script(keys=keys, args=[0, 0, version, shared, ratio, 0])
                 if int(written[3]):
+                    self._core.shared_step_written(model)
                     self._seen(model, new_state)
                     if change is not None:
                         log_change(model, change)

@@ -594,6 +594,13 @@ class LimiterCore:
             change = self._follow_discovery(bucket, model, now, log=False)
             return discovery.dump(), before / discovery.rate(now), change
 
+    def shared_step_written(self, model: str) -> None:
+        """The state ``step_shared_discovery`` returned was written: its changes stay."""
+        with self._lock:
+            discovery = self._bucket(model).discovery
+            if discovery is not None:
+                discovery.shared()
+
     def _respace(self, bucket: _Bucket, now: float) -> None:
         """Space the bookings still waiting to start for the new rate (lock held).
 

@@ -120,6 +120,7 @@ class RateDiscovery:
         "cuts",
         "history",
         "settings",
+        "unshared",
         "version",
     )
 
@@ -134,6 +135,7 @@ class RateDiscovery:
         self._successes: deque[float] = deque()
         self.cuts = 0
         self.version = 0  # bumped on every change noted in history
+        self.unshared = 0  # changes noted since the shared state was last loaded or written
         # (version, when, old rate / new rate) of the latest changes, for shared schedules.
         self.changes: deque[tuple[int, float, float]] = deque(maxlen=SHARED_CHANGES)
         self._rate = self._clamp(settings.start)
@@ -179,6 +181,7 @@ class RateDiscovery:
         return self._rate
 
     def _note(self, now: float, reason: str) -> None:
+        self.unshared += 1
         self.changes.append((self.version + 1, now, self._logged_rate / self._rate))
         self._logged_rate = self._rate
         self.version += 1
@@ -250,7 +253,12 @@ class RateDiscovery:
         now: float,
     ) -> None:
         """Take over a shared state and the shared measurements (times of starts and successes,
-        on the same clock as the state). A change made elsewhere enters this history too."""
+        on the same clock as the state). A change made elsewhere enters this history too; one
+        made here that was never written (``shared`` not called) leaves it."""
+        for _ in range(min(self.unshared, len(self.history) - 1)):
+            self.history.pop()
+        self.version -= self.unshared
+        self.unshared = 0
         self._starts = deque(sorted(starts))
         self._successes = deque(sorted(successes))
         if not state:  # the first to share: the law starts over on the state's clock
@@ -274,3 +282,7 @@ class RateDiscovery:
         if version != self.version:
             self.version = version
             self.history.append(RateChange(self._updated, self._rate, str(state["reason"])))
+
+    def shared(self) -> None:
+        """The state dumped after the last changes was written: they are history for good."""
+        self.unshared = 0
