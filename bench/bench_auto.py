@@ -78,7 +78,7 @@ class AdaptiveThrottle:
         self.accepts.append(now)
 
 
-def _config(candidate: str, base_url: str, storage: str | None) -> GreyCloudConfig:
+def _config(candidate: str, base_url: str, storage: str | None, tasks: int) -> GreyCloudConfig:
     rpm: int | str = {"auto": "auto", "sre": 10**7, "fixed": 1200, "fixed10": 12000}[candidate]
     return GreyCloudConfig(
         project_id="test-project",
@@ -88,7 +88,7 @@ def _config(candidate: str, base_url: str, storage: str | None) -> GreyCloudConf
         model=MODEL,
         rpm=rpm,  # type: ignore[arg-type]
         tpm=10**9,
-        max_concurrency=TASKS,  # in Redis the slots are shared: one cap for all processes
+        max_concurrency=tasks,  # in Redis the slots are shared: one cap (16) for all processes
         rate_limit_storage=storage,
     )
 
@@ -104,7 +104,7 @@ def worker(
     logging.getLogger("greycloud").setLevel(logging.ERROR)
 
     async def run() -> dict[str, Any]:
-        config = _config(candidate, base_url, storage)
+        config = _config(candidate, base_url, storage, tasks)
         throttle = AdaptiveThrottle()
         async with GreyCloudAsyncClient(config, credentials=credentials()) as client:
             await asyncio.sleep(max(0.0, begin - time.time()))
