@@ -48,9 +48,9 @@ from .._primitives import async_run_blocking, async_sleep
 from ..config import GreyCloudConfig
 
 # One record per call, and nothing else, on the grounding logger (handlers count its records);
-# details such as search retries go to this module's own logger, which is not below it.
+# details such as search retries go to "greycloud.search", which is not below it.
 logger = logging.getLogger(GROUNDING_LOGGER)
-detail_logger = logging.getLogger(__name__)
+detail_logger = logging.getLogger("greycloud.search")
 
 SEARCH_TIMEOUT = 10.0  # seconds per search attempt (connect and read)
 RETRY_DELAYS = (0.1, 0.3)  # seconds before the second and third attempt

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/grounding.py by tools/generate.py.
 # Change _async_src/grounding.py and run `make generate`.
-# output-sha256: 0ec534e5b6795b82
+# output-sha256: 7df26eb32a89f033
 """Grounding in a Vertex AI Search datastore, for every model.
 
 ``grounding_mode="inject"`` (the default): before generation the datastore is searched through
@@ -51,9 +51,9 @@ from .._primitives import async_run_blocking, async_sleep
 from ..config import GreyCloudConfig
 
 # One record per call, and nothing else, on the grounding logger (handlers count its records);
-# details such as search retries go to this module's own logger, which is not below it.
+# details such as search retries go to "greycloud.search", which is not below it.
 logger = logging.getLogger(GROUNDING_LOGGER)
-detail_logger = logging.getLogger(__name__)
+detail_logger = logging.getLogger("greycloud.search")
 
 SEARCH_TIMEOUT = 10.0  # seconds per search attempt (connect and read)
 RETRY_DELAYS = (0.1, 0.3)  # seconds before the second and third attempt

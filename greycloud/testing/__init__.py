@@ -28,6 +28,7 @@ except ImportError as exc:
     ) from None
 
 from ._auth import EmulatorCredentials
+from ._capacity import Capacity, SecondStats
 from ._emulator import VertexEmulator
 from ._faults import Fault
 from ._records import RequestRecord
@@ -36,12 +37,14 @@ from ._serve import serve
 from ._state import EmulatorStats, ModelStats
 
 __all__ = [
+    "Capacity",
     "EmulatorCredentials",
     "EmulatorStats",
     "Fault",
     "ModelStats",
     "RequestRecord",
     "SearchDocument",
+    "SecondStats",
     "VertexEmulator",
     "serve",
 ]
