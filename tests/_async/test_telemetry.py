@@ -19,7 +19,6 @@ from tests.otel_fixture import Recorded
 MODEL = "gemini-2.5-flash"
 FAST = {"base_delay": 0.01, "max_delay": 0.02}
 SECRET = "my-very-private-prompt-7731"
-OWN_MODEL = "gemini-2.5-flash-telemetry-test"
 
 
 @pytest.fixture
@@ -90,15 +89,16 @@ async def test_a_retried_call_is_one_span_with_an_attempt_span_each(
     [duration] = metrics["gen_ai.client.operation.duration"]
     assert duration.count == 1
     assert duration.sum >= 0.3
-    # The rate gauge adds up every limiter of the process: a model only this test's client uses.
-    await client.generate_content("hi", model=OWN_MODEL)
-    vertex_emulator.inject(Fault.status(429, retry_delay=0.01), model=OWN_MODEL)
-    await client.generate_with_retry("hi", model=OWN_MODEL, **FAST)
+    # The rate gauge adds up every limiter of the process: a model only this client uses.
+    own_model = f"gemini-2.5-flash-telemetry-{id(client)}"
+    await client.generate_content("hi", model=own_model)
+    vertex_emulator.inject(Fault.status(429, retry_delay=0.01), model=own_model)
+    await client.generate_with_retry("hi", model=own_model, **FAST)
     gauge = otel.metrics()["greycloud.limiter.rate"]
     rates = {p.attributes["gen_ai.request.model"]: p.value for p in gauge}
-    own = client.rate_limiter.stats().models[OWN_MODEL]
+    own = client.rate_limiter.stats().models[own_model]
     assert own.rate_factor == pytest.approx(0.7)  # slowed by the 429
-    assert rates[OWN_MODEL] == pytest.approx(own.rpm)
+    assert rates[own_model] == pytest.approx(own.rpm)
 
 
 async def test_time_waiting_in_the_limiter_is_on_the_attempts_and_in_the_metric(
