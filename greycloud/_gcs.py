@@ -33,7 +33,7 @@ def gcs_uri(bucket: str, name: str) -> str:
 def make_client(project: str | None, credentials: Any) -> Any:
     """A ``google.cloud.storage.Client`` for ``project`` with these credentials."""
     try:
-        from google.cloud import storage  # type: ignore[import-untyped, unused-ignore]
+        import google.cloud.storage as storage  # type: ignore[import-untyped, unused-ignore]
     except ImportError:  # pragma: no cover - depends on the installed extras
         raise ConfigError(
             "storage", "batch jobs need google-cloud-storage: pip install 'greycloud[storage]'"

@@ -156,6 +156,11 @@ def parse_line(number: int, text: str) -> tuple[PromptLine | None, list[str]]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, [f"not valid JSON ({exc.msg} at column {exc.colno})"]
+    return check_line(number, data)
+
+
+def check_line(number: int, data: Any) -> tuple[PromptLine | None, list[str]]:
+    """``parse_line`` for a line already decoded from JSON (e.g. a dict given by a program)."""
     if not isinstance(data, dict):
         return None, [f"must be a JSON object, got {_json_type(data)}"]
 

@@ -9,6 +9,7 @@
 It serves generateContent, streamGenerateContent, countTokens, cachedContents,
 batchPredictionJobs and Vertex AI Search ``:search`` over real HTTP on 127.0.0.1, with quotas,
 auth and scripted faults.
+``EmulatorProcess`` runs one in a process of its own (for benchmarks and many-process tests).
 Needs the ``emulator`` extra (aiohttp). The pytest fixture ``vertex_emulator`` comes from
 ``greycloud.testing.pytest_plugin``; ``serve()`` runs one in the foreground.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 from ._auth import EmulatorCredentials
 from ._emulator import VertexEmulator
 from ._faults import Fault
+from ._process import EmulatorProcess
 from ._records import RequestRecord
 from ._search import SearchDocument
 from ._serve import serve
@@ -25,6 +27,7 @@ from ._state import EmulatorStats, ModelStats
 
 __all__ = [
     "EmulatorCredentials",
+    "EmulatorProcess",
     "EmulatorStats",
     "Fault",
     "ModelStats",

@@ -1,0 +1,388 @@
+"""Apache Beam ``RunInference`` with greycloud's client: one shared quota across every worker.
+
+    from apache_beam.ml.inference.base import RunInference
+    from greycloud.beam import GreyCloudModelHandler, SplitFailures
+
+    answered, failed = (
+        prompts
+        | RunInference(GreyCloudModelHandler(config, max_batch_size=32))
+        | SplitFailures()
+    )
+
+Each worker process builds one client in ``load_model``; with ``rate_limit_storage`` set to a
+Redis URL (Memorystore on Dataflow) every worker books the same quota, so the service is never
+asked for more than it grants. The elements of a batch run concurrently under the limiter, each
+retried by greycloud's rules. An element that fails for good becomes a ``PredictionResult``
+whose ``inference`` is a :class:`Failure`; ``SplitFailures`` routes those to a dead-letter
+output, so one bad element never fails its bundle. Needs the ``beam`` extra.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+try:
+    import apache_beam as beam
+    from apache_beam.metrics.metric import Metrics
+    from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+    from apache_beam.pvalue import PCollection, TaggedOutput
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "greycloud.beam needs Apache Beam; install greycloud with the 'beam' extra "
+        "(pip install 'greycloud[beam] @ git+...') or pip install apache-beam"
+    ) from exc
+
+import google.auth.exceptions
+from google.genai import types
+
+from . import auth
+from ._async.client import DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY, GreyCloudAsyncClient
+from ._cli.prompts import check_line
+from ._cli.results import TokenUsage, error_json, finish_reason, is_rate_limited
+from ._core.request import build_request
+from .config import GreyCloudConfig
+from .errors import AuthError, ConfigError, QuotaExhaustedError
+
+__all__ = ["Answer", "Failure", "GreyCloudModelHandler", "SplitFailures"]
+
+T = TypeVar("T")
+
+# Errors every later element would hit too (no credentials, a per-day quota spent): they fail
+# the batch, as Beam expects of a broken model, instead of sending each element to the
+# dead-letter output. RunInference(...).with_exception_handling() catches them if wanted.
+STOPPING_ERRORS = (AuthError, QuotaExhaustedError, google.auth.exceptions.RefreshError)
+METRICS_NAMESPACE = "greycloud"
+# The type of a failure for an element that was never sent because it is not a valid prompt.
+INVALID_PROMPT = "InvalidPrompt"
+# The keyword arguments of generate_content that are not GenerateContentConfig fields.
+_CALL_ARGUMENTS = frozenset(
+    {
+        "model",
+        "system_instruction",
+        "temperature",
+        "top_p",
+        "max_output_tokens",
+        "safety_settings",
+        "tools",
+        "thinking_level",
+        "cached_content",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The ``inference`` of an element that was answered.
+
+    ``parsed`` is the structured answer when a ``response_schema`` was given (else None);
+    ``attempts`` counts the calls it took (1 when no retry was needed); ``response`` is the
+    whole ``GenerateContentResponse``.
+    """
+
+    text: str
+    parsed: Any
+    usage: TokenUsage
+    finish_reason: str | None
+    model: str
+    attempts: int
+    response: types.GenerateContentResponse
+
+    ok = True
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The ``inference`` of an element that failed for good (its dead-letter record).
+
+    ``type`` is the error's class name (``InvalidPrompt`` when the element was never sent),
+    ``message`` what went wrong, with the server's own message for a service error, and
+    ``code`` the HTTP status of that error (None otherwise).
+    """
+
+    type: str
+    message: str
+    code: int | None
+    model: str
+    attempts: int
+
+    ok = False
+
+    @classmethod
+    def of(cls, exc: BaseException, model: str, attempts: int) -> Failure:
+        error = error_json(exc)
+        return cls(error["type"], error["message"], error.get("code"), model, attempts)
+
+
+Inference = Answer | Failure
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What one element asks for, or why it cannot be sent."""
+
+    contents: Any = None
+    kwargs: Mapping[str, Any] | None = None
+    problem: str | None = None
+
+
+def request_of(element: Any) -> _Request:
+    """How an element is sent: a string or a list of contents as they are, a dict as a line of
+    ``greycloud run``'s input (its id and metadata stay with the element, in ``example``)."""
+    if isinstance(element, str):
+        if not element.strip():
+            return _Request(problem="the prompt is an empty string")
+        return _Request(element, {})
+    if isinstance(element, (types.Content, types.Part)):
+        return _Request([element], {})
+    if isinstance(element, list):
+        if not element:
+            return _Request(problem="the contents list is empty")
+        return _Request(element, {})
+    if isinstance(element, Mapping):
+        line, problems = check_line(0, dict(element))
+        if line is None or problems:
+            return _Request(problem="; ".join(problems))
+        kwargs = {"model": line.model, "system_instruction": line.system_instruction}
+        return _Request(line.contents, {**kwargs, **line.settings})
+    return _Request(
+        problem=f"cannot send a {type(element).__name__}; give a prompt string, a list of "
+        "Content objects, or a dict in the format of greycloud run's input lines"
+    )
+
+
+class _Worker:
+    """One worker's client, on an event loop of its own in a daemon thread.
+
+    The client is async so that a batch runs as concurrent tasks (not a thread each); Beam
+    calls ``run_inference`` from its own threads, which hand their batch to this loop.
+    """
+
+    def __init__(self, config: GreyCloudConfig, credentials: auth.Credentials | None) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="greycloud-beam", daemon=True
+        )
+        self._thread.start()
+        self.client: GreyCloudAsyncClient = self.run(_open_client(config, credentials))
+        weakref.finalize(self, _shut_down, self._loop, self._thread, self.client)
+
+    def run(self, work: Awaitable[T]) -> T:
+        """Run ``work`` on the worker's loop and wait for its result in the calling thread."""
+        return asyncio.run_coroutine_threadsafe(_awaited(work), self._loop).result()
+
+    def close(self) -> None:
+        _shut_down(self._loop, self._thread, self.client)
+
+
+async def _awaited(work: Awaitable[T]) -> T:
+    return await work
+
+
+async def _open_client(
+    config: GreyCloudConfig, credentials: auth.Credentials | None
+) -> GreyCloudAsyncClient:
+    # Built on the worker's loop, so that everything it creates belongs to that loop.
+    return GreyCloudAsyncClient(config, credentials=credentials)
+
+
+def _shut_down(
+    loop: asyncio.AbstractEventLoop, thread: threading.Thread, client: GreyCloudAsyncClient
+) -> None:
+    if loop.is_closed() or not thread.is_alive():
+        return
+    try:
+        asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(timeout=10)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        if not thread.is_alive():
+            loop.close()
+
+
+class GreyCloudModelHandler(ModelHandler[Any, PredictionResult, _Worker]):
+    """A ``RunInference`` model handler that generates content with greycloud's client.
+
+    Elements: prompt strings, lists of ``Content`` (or parts, or their dicts), or dicts in the
+    format of ``greycloud run``'s input lines (``id``, ``prompt`` or ``contents``, ``model``,
+    ``system_instruction``, generation settings, ``metadata``). Every element comes out as one
+    ``PredictionResult(example, inference, model_id)`` whose ``inference`` is an
+    :class:`Answer` or, when it failed for good, a :class:`Failure` (see ``SplitFailures``).
+
+    ``config`` is pickled into the pipeline and used by every worker: set
+    ``rate_limit_storage`` to a Redis URL that all workers reach so they share the quota (an
+    in-memory limiter keeps each worker to the whole quota on its own). ``credentials``
+    (picklable google-auth credentials) are optional; without them each worker finds its own
+    (the worker's service account on Dataflow). ``generate_kwargs`` (e.g. ``temperature``,
+    ``response_mime_type``, ``response_schema``) apply to every element; RunInference's
+    ``inference_args`` and a dict element's own settings win over them.
+
+    ``max_retries``, ``base_delay`` and ``max_delay`` are ``generate_with_retry``'s. The
+    batching knobs are Beam's own (``beam.BatchElements``); the elements of a batch run
+    concurrently, at most ``max_concurrency`` of the config per worker at once. Beam counters
+    in namespace ``greycloud``: ``answered``, ``failed``, ``retries``, ``rate_limited``.
+    """
+
+    def __init__(
+        self,
+        config: GreyCloudConfig | None = None,
+        *,
+        credentials: auth.Credentials | None = None,
+        max_retries: int = 5,
+        base_delay: float = DEFAULT_BASE_DELAY,
+        max_delay: float = DEFAULT_MAX_DELAY,
+        min_batch_size: int | None = None,
+        max_batch_size: int | None = None,
+        max_batch_duration_secs: int | None = None,
+        max_batch_weight: int | None = None,
+        element_size_fn: Callable[[Any], int] | None = None,
+        **generate_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        batching = {
+            "min_batch_size": min_batch_size,
+            "max_batch_size": max_batch_size,
+            "max_batch_duration_secs": max_batch_duration_secs,
+            "max_batch_weight": max_batch_weight,
+            "element_size_fn": element_size_fn,
+        }
+        self._batching = {key: value for key, value in batching.items() if value is not None}
+        if max_retries < 0:
+            raise ConfigError("max_retries", f"must be 0 or more, got {max_retries}")
+        self.config = config if config is not None else GreyCloudConfig()
+        self._credentials = credentials
+        self._max_retries = max_retries
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+        check_generate_kwargs(self.config, generate_kwargs, "generate_kwargs")
+        self._generate_kwargs = generate_kwargs
+        self._counters = {
+            name: Metrics.counter(METRICS_NAMESPACE, name)
+            for name in ("answered", "failed", "retries", "rate_limited")
+        }
+
+    def batch_elements_kwargs(self) -> Mapping[str, Any]:
+        return self._batching
+
+    def load_model(self) -> _Worker:
+        return _Worker(self.config, self._credentials)
+
+    def validate_inference_args(self, inference_args: dict[str, Any] | None) -> None:
+        check_generate_kwargs(self.config, inference_args or {}, "inference_args")
+
+    def get_metrics_namespace(self) -> str:
+        return "GreyCloudModelHandler"
+
+    def run_inference(
+        self,
+        batch: Sequence[Any],
+        model: _Worker,
+        inference_args: dict[str, Any] | None = None,
+    ) -> Iterable[PredictionResult]:
+        """One ``PredictionResult`` per element, in order; raises only a ``STOPPING_ERRORS``."""
+        defaults = {**self._generate_kwargs, **(inference_args or {})}
+        inferences = model.run(self._run_batch(model.client, batch, defaults))
+        return [
+            PredictionResult(element, inference, inference.model)
+            for element, inference in zip(batch, inferences, strict=True)
+        ]
+
+    async def _run_batch(
+        self, client: GreyCloudAsyncClient, batch: Sequence[Any], defaults: dict[str, Any]
+    ) -> list[Inference]:
+        tasks = [asyncio.ensure_future(self._infer(client, e, defaults)) for e in batch]
+        try:
+            return list(await asyncio.gather(*tasks))
+        finally:
+            for task in tasks:  # a stopping error leaves nothing running behind it
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _infer(
+        self, client: GreyCloudAsyncClient, element: Any, defaults: dict[str, Any]
+    ) -> Inference:
+        request = request_of(element)
+        kwargs = {**defaults, **{k: v for k, v in (request.kwargs or {}).items() if v is not None}}
+        model = kwargs.get("model") or client.config.model
+        if request.problem is not None:
+            self._counters["failed"].inc()
+            return Failure(INVALID_PROMPT, request.problem, None, model, 0)
+        failed_attempts = 0
+
+        def on_retry(attempt: int, error: BaseException, delay: float) -> None:
+            nonlocal failed_attempts
+            failed_attempts = attempt
+            self._counters["retries"].inc()
+            if is_rate_limited(error):
+                self._counters["rate_limited"].inc()
+
+        try:
+            response = await client.generate_with_retry(
+                request.contents,
+                max_retries=self._max_retries,
+                base_delay=self._base_delay,
+                max_delay=self._max_delay,
+                on_retry=on_retry,
+                **kwargs,
+            )
+        except STOPPING_ERRORS:
+            raise
+        except Exception as exc:  # this element's failure alone: its dead-letter record
+            self._counters["failed"].inc()
+            if is_rate_limited(exc):
+                self._counters["rate_limited"].inc()
+            return Failure.of(exc, model, failed_attempts + 1)
+        self._counters["answered"].inc()
+        return Answer(
+            text=response.text or "",
+            parsed=response.parsed,
+            usage=TokenUsage.of(response.usage_metadata),
+            finish_reason=finish_reason(response),
+            model=model,
+            attempts=failed_attempts + 1,
+            response=response,
+        )
+
+
+def check_generate_kwargs(config: GreyCloudConfig, kwargs: Mapping[str, Any], where: str) -> None:
+    """Raise ``ConfigError`` now (at pipeline construction) for a setting no call could send."""
+    call = {key: value for key, value in kwargs.items() if key in _CALL_ARGUMENTS}
+    extra = {key: value for key, value in kwargs.items() if key not in _CALL_ARGUMENTS}
+    try:
+        build_request(config, "check", **call, extra=extra)
+    except ConfigError as exc:
+        raise ConfigError(where, str(exc)) from None
+    except TypeError as exc:
+        raise ConfigError(where, f"{exc}; use the keyword arguments of generate_content") from None
+
+
+FAILED_TAG = "failed"
+
+
+class _RouteFailures(beam.DoFn):
+    def process(self, element: Any) -> Iterator[Any]:
+        result = element
+        if not isinstance(result, PredictionResult) and isinstance(result, tuple):
+            result = result[-1]  # (key, PredictionResult) from a KeyedModelHandler
+        if isinstance(result, PredictionResult) and isinstance(result.inference, Failure):
+            yield TaggedOutput(FAILED_TAG, element)
+        else:
+            yield element
+
+
+class SplitFailures(beam.PTransform[PCollection[Any], tuple[PCollection[Any], PCollection[Any]]]):
+    """``answered, failed = results | SplitFailures()``: the dead-letter output.
+
+    ``failed`` holds the ``PredictionResult`` (or ``(key, PredictionResult)``) of every element
+    whose ``inference`` is a :class:`Failure`: the element as given and why it failed.
+    """
+
+    def expand(self, results: PCollection[Any]) -> tuple[PCollection[Any], PCollection[Any]]:
+        routed = results | "RouteFailures" >> beam.ParDo(_RouteFailures()).with_outputs(
+            FAILED_TAG, main="answered"
+        )
+        return routed["answered"], routed[FAILED_TAG]
