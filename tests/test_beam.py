@@ -17,6 +17,7 @@ import pytest
 
 beam = pytest.importorskip("apache_beam")
 
+from apache_beam.metrics.metric import MetricsFilter  # noqa: E402
 from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 from google.oauth2.credentials import Credentials  # noqa: E402
@@ -66,20 +67,32 @@ def run(
     inference_args: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Run ``elements`` through RunInference + SplitFailures; the two outputs, read back."""
-    with beam.Pipeline(options=PipelineOptions(flags=[], **options)) as pipeline:
-        answered, failed = (
-            pipeline
-            | beam.Create(list(elements))
-            | RunInference(handler, inference_args=inference_args)
-            | SplitFailures()
+    pipeline = beam.Pipeline(options=PipelineOptions(flags=[], **options))
+    answered, failed = (
+        pipeline
+        | beam.Create(list(elements))
+        | RunInference(handler, inference_args=inference_args)
+        | SplitFailures()
+    )
+    for name, output in (("answered", answered), ("failed", failed)):
+        _ = (
+            output
+            | f"Format {name}" >> beam.Map(record)
+            | f"Write {name}" >> beam.io.WriteToText(str(out / name))
         )
-        for name, output in (("answered", answered), ("failed", failed)):
-            _ = (
-                output
-                | f"Format {name}" >> beam.Map(record)
-                | f"Write {name}" >> beam.io.WriteToText(str(out / name))
-            )
+    result = pipeline.run()
+    result.wait_until_finish()
+    counters = result.metrics().query(MetricsFilter().with_namespace("greycloud"))["counters"]
+    (out / "counters.json").write_text(
+        json.dumps({counter.key.metric.name: counter.committed for counter in counters})
+    )
     return _read(out, "answered"), _read(out, "failed")
+
+
+def counters(out: Path) -> dict[str, int]:
+    """The handler's Beam counters of the last ``run`` into ``out``."""
+    loaded: dict[str, int] = json.loads((out / "counters.json").read_text())
+    return loaded
 
 
 def _read(out: Path, name: str) -> list[dict[str, Any]]:
@@ -116,7 +129,8 @@ def test_every_element_answered_once_and_failures_on_the_dead_letter_output(
         return lambda request: text in json.dumps(request.body)
 
     emulator.inject(Fault.status(400, "this prompt breaks a rule"), times=None, match=has("broken"))
-    emulator.inject(Fault.status(503), times=1, match=has("flaky"))  # once: retried, answered
+    # Refused once: retried after the server's delay, then answered.
+    emulator.inject(Fault.status(429, retry_delay=0.1), times=1, match=has("flaky"))
     prompts = [f"prompt {i}" for i in range(30)]
     lines = [
         {"id": "a", "prompt": "from a line", "temperature": 0.2, "metadata": {"row": 1}},
@@ -155,7 +169,13 @@ def test_every_element_answered_once_and_failures_on_the_dead_letter_output(
     # Each valid element was sent once (plus the flaky one's retry), the invalid one never.
     generate_calls = [r for r in emulator.requests() if r.model == "gemini-2.5-flash"]
     assert len(generate_calls) == len(valid) + 1 + 1  # + the retry + the broken one
-    assert emulator.stats().rejected == 0
+    assert emulator.stats().rejected == 1  # the injected one
+    assert counters(tmp_path) == {
+        "answered": len(valid),
+        "failed": 2,
+        "retries": 1,
+        "rate_limited": 1,
+    }
     line_request = next(r for r in generate_calls if "from a line" in json.dumps(r.body))
     assert line_request.body["generationConfig"]["temperature"] == 0.2
 
@@ -213,14 +233,24 @@ def test_failure_keeps_the_server_message_of_the_last_attempt(
 def test_four_worker_processes_share_one_quota_through_redis(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    """The busy minute: the emulator refuses nothing and admits >= 90% of its quota."""
+    """The busy minute: the emulator refuses nothing and admits >= 90% of its quota.
+
+    The workers are told 97% of the server's quota: the limiter allows 0.2 s between a booked
+    start and its arrival at the server, and on a loaded 2-core test machine (four Beam
+    workers, the runner, Redis and the server) a first request now and then arrives later
+    than that. Without the shared quota each of the four would send at the full rate.
+    """
     rpm = 300
+    client_rpm = rpm * 97 // 100
     model = f"gemini-beam-{uuid.uuid4().hex[:8]}"  # a limiter key no other test used
     # The server in a process of its own, as a real one is: requests are stamped on arrival.
     with EmulatorProcess(rpm=rpm, latency=0.05) as emulator:
         handler = GreyCloudModelHandler(
             emulator.config(
-                model=model, rpm=rpm, max_concurrency=16, rate_limit_storage=redis_server.url
+                model=model,
+                rpm=client_rpm,
+                max_concurrency=16,
+                rate_limit_storage=redis_server.url,
             ),
             credentials=Credentials(token="any"),
             max_batch_size=50,
