@@ -126,7 +126,11 @@ def main() -> None:
     parser.add_argument("--no-emulator", action="store_true", help="use the real Vertex AI")
     args, beam_args = parser.parse_known_args()
     if not beam_args:  # locally: the DirectRunner with four worker processes
-        beam_args = ["--direct_num_workers=4", "--direct_running_mode=multi_processing"]
+        beam_args = [
+            "--direct_num_workers=4",
+            "--direct_running_mode=multi_processing",
+            "--default_sdk_harness_log_level=WARNING",
+        ]
     options = PipelineOptions(beam_args)
     with contextlib.ExitStack() as stack:
         redis_url = args.redis or stack.enter_context(local_redis())
@@ -144,7 +148,7 @@ def main() -> None:
             build(pipeline, handler, args.input, args.output)
         print(f"done in {time.monotonic() - started:.1f} s; outputs: {args.output}beam-*.jsonl")
         if server is not None:
-            stats = server.stats()[config.model]
+            stats = server.stats()
             print(f"the server answered {stats.accepted} requests and refused {stats.rejected}")
 
 
