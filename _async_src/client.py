@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
@@ -16,16 +17,23 @@ from google import genai
 from google.genai import errors, types
 
 from .. import auth
+from .._core import function_calling
 from .._core.request import (
     Contents,
+    GenerateConfig,
     GenerateRequest,
     SafetySettings,
+    Tools,
     build_request,
     estimate_tokens,
 )
 from .._core.retry import backoff_delay, classify, is_rejected_api_key
 from .._primitives import (
     AsyncLock,
+    AsyncResult,
+    AsyncStream,
+    async_call_tool,
+    async_check_tool,
     async_close_iterator,
     async_close_sdk,
     async_run_blocking,
@@ -40,6 +48,7 @@ from ..errors import (
     RetryExhaustedError,
     StreamInterruptedError,
 )
+from .chats import GreyCloudAsyncChats
 from .grounding import SearchGrounding
 from .rate_limiter import VertexRateLimiter
 
@@ -57,6 +66,16 @@ DEFAULT_MAX_DELAY = 60.0
 COUNT_TOKENS_KEY = "countTokens:{model}"
 # Errors that mean the service cannot count tokens for this request (not a passing failure).
 _CANNOT_COUNT_STATUS = frozenset({400, 404, 501})
+
+
+@dataclass(frozen=True)
+class _Retry:
+    """How ``generate_with_retry`` retries each request (``generate_content`` does not)."""
+
+    max_retries: int
+    base_delay: float
+    max_delay: float
+    on_retry: RetryCallback | None
 
 
 class GreyCloudAsyncClient:
@@ -160,6 +179,12 @@ class GreyCloudAsyncClient:
 
     # -- generation -------------------------------------------------------------------------
 
+    @property
+    def chats(self) -> GreyCloudAsyncChats:
+        """Chat sessions (``client.chats.create(...)``, as in google-genai) whose every turn is
+        a ``generate_with_retry`` call: limited, retried, resumed, functions run once."""
+        return GreyCloudAsyncChats(self)
+
     async def generate_content(
         self,
         contents: Contents,
@@ -169,13 +194,19 @@ class GreyCloudAsyncClient:
         top_p: float | None = None,
         max_output_tokens: int | None = None,
         safety_settings: SafetySettings | None = None,
-        tools: list[types.Tool] | None = None,
+        tools: Tools | None = None,
         thinking_level: str | None = None,
         cached_content: str | None = None,
+        config: GenerateConfig | None = None,
         **kwargs: Any,
     ) -> types.GenerateContentResponse:
-        """One generation call (no retries; see ``generate_with_retry``)."""
-        request = await self._prepare(
+        """One generation call (no retries; see ``generate_with_retry``).
+
+        ``config`` takes a ``GenerateContentConfig`` or its dict, as google-genai does; a
+        keyword argument beats the same field of ``config``, which beats the greycloud config.
+        Python functions in ``tools`` are run by greycloud, one limited request per hop.
+        """
+        request = self._build(
             contents,
             model,
             system_instruction,
@@ -186,11 +217,49 @@ class GreyCloudAsyncClient:
             tools,
             thinking_level,
             cached_content,
+            config,
             kwargs,
         )
-        return await self._generate_once(request)
+        return await self._generate(request, None)
 
-    async def generate_content_stream(
+    @overload
+    def generate_content_stream(
+        self,
+        contents: Contents,
+        model: str | None = ...,
+        system_instruction: Any = ...,
+        temperature: float | None = ...,
+        top_p: float | None = ...,
+        max_output_tokens: int | None = ...,
+        safety_settings: SafetySettings | None = ...,
+        tools: Tools | None = ...,
+        thinking_level: str | None = ...,
+        cached_content: str | None = ...,
+        return_chunks: Literal[False] = ...,
+        config: GenerateConfig | None = ...,
+        **kwargs: Any,
+    ) -> AsyncStream[str]: ...
+
+    @overload
+    def generate_content_stream(
+        self,
+        contents: Contents,
+        model: str | None = ...,
+        system_instruction: Any = ...,
+        temperature: float | None = ...,
+        top_p: float | None = ...,
+        max_output_tokens: int | None = ...,
+        safety_settings: SafetySettings | None = ...,
+        tools: Tools | None = ...,
+        thinking_level: str | None = ...,
+        cached_content: str | None = ...,
+        *,
+        return_chunks: Literal[True],
+        config: GenerateConfig | None = ...,
+        **kwargs: Any,
+    ) -> AsyncStream[types.GenerateContentResponse]: ...
+
+    def generate_content_stream(
         self,
         contents: Contents,
         model: str | None = None,
@@ -199,14 +268,17 @@ class GreyCloudAsyncClient:
         top_p: float | None = None,
         max_output_tokens: int | None = None,
         safety_settings: SafetySettings | None = None,
-        tools: list[types.Tool] | None = None,
+        tools: Tools | None = None,
         thinking_level: str | None = None,
         cached_content: str | None = None,
         return_chunks: bool = False,
+        config: GenerateConfig | None = None,
         **kwargs: Any,
-    ) -> AsyncIterator[StreamItem]:
-        """Stream the answer: text chunks, or the raw response chunks with ``return_chunks``."""
-        request = await self._prepare(
+    ) -> AsyncStream[StreamItem]:
+        """Stream the answer (one attempt): text chunks, or the raw response chunks with
+        ``return_chunks``. The result may be iterated at once, or first awaited as in
+        google-genai; nothing is sent before the first chunk is asked for."""
+        request = self._build(
             contents,
             model,
             system_instruction,
@@ -217,16 +289,15 @@ class GreyCloudAsyncClient:
             tools,
             thinking_level,
             cached_content,
+            config,
             kwargs,
         )
-        async for chunk in self._stream_once(request):
-            if return_chunks:
-                yield chunk
-            elif chunk.text:
-                yield chunk.text
+        if return_chunks:
+            return AsyncStream(lambda: self._stream(request, None))
+        return AsyncStream(lambda: _texts(self._stream(request, None)))
 
     @overload
-    async def generate_with_retry(
+    def generate_with_retry(
         self,
         contents: Contents,
         max_retries: int = ...,
@@ -236,10 +307,10 @@ class GreyCloudAsyncClient:
         return_chunks: bool = ...,
         on_retry: RetryCallback | None = ...,
         **generate_kwargs: Any,
-    ) -> types.GenerateContentResponse: ...
+    ) -> AsyncResult[types.GenerateContentResponse]: ...
 
     @overload
-    async def generate_with_retry(
+    def generate_with_retry(
         self,
         contents: Contents,
         max_retries: int = ...,
@@ -247,12 +318,40 @@ class GreyCloudAsyncClient:
         streaming: Literal[True],
         base_delay: float = ...,
         max_delay: float = ...,
-        return_chunks: bool = ...,
+        return_chunks: Literal[False] = ...,
         on_retry: RetryCallback | None = ...,
         **generate_kwargs: Any,
-    ) -> AsyncIterator[StreamItem]: ...
+    ) -> AsyncStream[str]: ...
 
-    async def generate_with_retry(
+    @overload
+    def generate_with_retry(
+        self,
+        contents: Contents,
+        max_retries: int = ...,
+        *,
+        streaming: Literal[True],
+        base_delay: float = ...,
+        max_delay: float = ...,
+        return_chunks: Literal[True],
+        on_retry: RetryCallback | None = ...,
+        **generate_kwargs: Any,
+    ) -> AsyncStream[types.GenerateContentResponse]: ...
+
+    @overload
+    def generate_with_retry(
+        self,
+        contents: Contents,
+        max_retries: int = ...,
+        *,
+        streaming: Literal[True],
+        base_delay: float = ...,
+        max_delay: float = ...,
+        return_chunks: bool,
+        on_retry: RetryCallback | None = ...,
+        **generate_kwargs: Any,
+    ) -> AsyncStream[StreamItem]: ...
+
+    def generate_with_retry(
         self,
         contents: Contents,
         max_retries: int = 5,
@@ -262,7 +361,7 @@ class GreyCloudAsyncClient:
         return_chunks: bool = False,
         on_retry: RetryCallback | None = None,
         **generate_kwargs: Any,
-    ) -> types.GenerateContentResponse | AsyncIterator[StreamItem]:
+    ) -> AsyncResult[types.GenerateContentResponse] | AsyncStream[StreamItem]:
         """``generate_content`` (or, with ``streaming``, a stream) that retries transient errors.
 
         Retried: 408, 429, 500, 502, 503, 504 and transport failures, with exponential backoff
@@ -271,23 +370,33 @@ class GreyCloudAsyncClient:
         never delivered twice (``StreamInterruptedError`` if the restart diverges from it).
         ``on_retry(attempt, error, delay)`` is called before each backoff sleep, e.g. to count
         retries; ``attempt`` is the number of the attempt that failed (1 for the first).
+        With Python functions in ``tools``, each model request of the exchange is retried on
+        its own, and a function that ran is never run again.
+
+        A stream may be iterated at once, or first awaited as in google-genai; nothing is
+        sent before the first chunk is asked for. Bad arguments raise ``ConfigError`` here.
         """
         if max_retries < 0:
             raise ConfigError("max_retries", f"must be 0 or more, got {max_retries}")
-        request = await self._prepare(contents, **generate_kwargs)
-        if streaming:
-            return self._stream_with_retry(
-                request, max_retries, base_delay, max_delay, return_chunks, on_retry
-            )
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self._generate_once(request)
-            except Exception as exc:
-                await self._wait_before_retry(
-                    exc, attempt, max_retries, base_delay, max_delay, on_retry
-                )
+        request = self._build(contents, **generate_kwargs)
+        retry = _Retry(max_retries, base_delay, max_delay, on_retry)
+        if not streaming:
+            return self._generate(request, retry)
+        if return_chunks:
+            return AsyncStream(lambda: self._stream(request, retry))
+        return AsyncStream(lambda: _texts(self._stream(request, retry)))
+
+    def _chat_turn(
+        self, contents: list[types.Content], model: str | None, config: GenerateConfig | None
+    ) -> AsyncResult[types.GenerateContentResponse]:
+        return self.generate_with_retry(contents, model=model, config=config)
+
+    def _chat_turn_stream(
+        self, contents: list[types.Content], model: str | None, config: GenerateConfig | None
+    ) -> AsyncStream[types.GenerateContentResponse]:
+        return self.generate_with_retry(
+            contents, streaming=True, return_chunks=True, model=model, config=config
+        )
 
     async def count_tokens(
         self,
@@ -331,7 +440,7 @@ class GreyCloudAsyncClient:
 
     # -- internals --------------------------------------------------------------------------
 
-    async def _prepare(
+    def _build(
         self,
         contents: Contents,
         model: str | None = None,
@@ -340,13 +449,15 @@ class GreyCloudAsyncClient:
         top_p: float | None = None,
         max_output_tokens: int | None = None,
         safety_settings: SafetySettings | None = None,
-        tools: list[types.Tool] | None = None,
+        tools: Tools | None = None,
         thinking_level: str | None = None,
         cached_content: str | None = None,
+        config: GenerateConfig | None = None,
         extra: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> GenerateRequest:
-        """The request to send: call arguments resolved against the config, then grounded."""
+        """The request to send, call arguments resolved against the config (not grounded yet:
+        grounding may search, so it happens when the call runs)."""
         request = build_request(
             self.config,
             contents,
@@ -359,9 +470,117 @@ class GreyCloudAsyncClient:
             tools=tools,
             thinking_level=thinking_level,
             cached_content=cached_content,
+            generate_config=config,
             extra={**(extra or {}), **kwargs},
         )
-        return await self._grounding.ground(request, explicit_tools=tools is not None)
+        if request.function_loop is not None:
+            for function in request.function_loop.functions.values():
+                async_check_tool(function)
+        return request
+
+    async def _ground(self, request: GenerateRequest) -> GenerateRequest:
+        return await self._grounding.ground(request, explicit_tools=request.caller_tools)
+
+    async def _generate(
+        self, request: GenerateRequest, retry: _Retry | None
+    ) -> types.GenerateContentResponse:
+        """One answer: one request, or with Python functions one request per hop."""
+        request = await self._ground(request)
+        loop = request.function_loop
+        if loop is None:
+            return await self._generate_attempts(request, retry)
+        history: list[types.Content] = []
+        hop = 0
+        while True:
+            hop += 1
+            response = await self._generate_attempts(request, retry)
+            turn = function_calling.model_turn(response)
+            calls = function_calling.calls_in(turn.parts if turn is not None else None)
+            if turn is None or not calls or hop >= loop.maximum_remote_calls:
+                break
+            replies = await self._run_functions(loop, calls)
+            if not history:
+                history = function_calling.start_history(request.contents)
+            history = [*history, turn, function_calling.replies_turn(replies)]
+            request = request.next_hop(history)
+        if loop.keep_history:
+            response.automatic_function_calling_history = history
+        return response
+
+    async def _generate_attempts(
+        self, request: GenerateRequest, retry: _Retry | None
+    ) -> types.GenerateContentResponse:
+        if retry is None:
+            return await self._generate_once(request)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._generate_once(request)
+            except Exception as exc:
+                await self._wait_before_retry(exc, attempt, retry)
+
+    async def _stream(
+        self, request: GenerateRequest, retry: _Retry | None
+    ) -> AsyncIterator[types.GenerateContentResponse]:
+        """The chunks of the answer; with Python functions, of every hop, the functions run
+        between hops (each hop's stream is resumed on its own)."""
+        request = await self._ground(request)
+        loop = request.function_loop
+        history: list[types.Content] = []
+        hop = 0
+        while True:
+            hop += 1
+            said: list[types.Part] = []
+            hop_stream = self._stream_attempts(request, retry)
+            try:
+                async for chunk in hop_stream:
+                    if loop is not None:
+                        turn = function_calling.model_turn(chunk)
+                        if turn is not None and turn.parts:
+                            said.extend(turn.parts)
+                        if history and loop.keep_history:
+                            chunk.automatic_function_calling_history = history
+                    yield chunk
+            finally:
+                await async_close_iterator(hop_stream)
+            if loop is None:
+                return
+            calls = function_calling.calls_in(said)
+            if not calls or hop >= loop.maximum_remote_calls:
+                return
+            replies = await self._run_functions(loop, calls)
+            if not history:
+                history = function_calling.start_history(request.contents)
+            turn = types.Content(role="model", parts=said)
+            history = [*history, turn, function_calling.replies_turn(replies)]
+            request = request.next_hop(history)
+
+    def _stream_attempts(
+        self, request: GenerateRequest, retry: _Retry | None
+    ) -> AsyncIterator[types.GenerateContentResponse]:
+        if retry is None:
+            return self._stream_once(request)
+        return self._stream_with_retry(request, retry)
+
+    async def _run_functions(
+        self, loop: function_calling.FunctionLoop, calls: list[types.FunctionCall]
+    ) -> list[types.Part]:
+        """Run each function the model called, once, in order; a failure is reported back."""
+        replies = []
+        for call in calls:
+            function = loop.functions.get(call.name or "")
+            try:
+                if function is None:
+                    raise function_calling.unknown_function(call, loop)
+                arguments = function_calling.arguments_for(function, call.args)
+                result = await async_call_tool(function, arguments)
+            except Exception as exc:
+                logger.info("function %s raised %r; reported to the model", call.name, exc)
+                replies.append(function_calling.reply_part(call, error=exc))
+            else:
+                replies.append(function_calling.reply_part(call, result=result))
+        return replies
 
     async def _call_with_auth(self, surface: str, method: str, **arguments: Any) -> Any:
         """Call the SDK's ``<surface>.<method>`` (e.g. ``models.generate_content``); after a
@@ -426,21 +645,18 @@ class GreyCloudAsyncClient:
             await permit.reconcile(usage)
 
     async def _stream_with_retry(
-        self,
-        request: GenerateRequest,
-        max_retries: int,
-        base_delay: float,
-        max_delay: float,
-        return_chunks: bool,
-        on_retry: RetryCallback | None,
-    ) -> AsyncIterator[StreamItem]:
+        self, request: GenerateRequest, retry: _Retry
+    ) -> AsyncIterator[types.GenerateContentResponse]:
         delivered = ""  # text the caller already has, across attempts
+        calls_delivered = 0  # function calls the caller already has, across attempts
         attempt = 0
         while True:
             attempt += 1
             position = 0  # characters of text this attempt has produced so far
+            calls_seen = 0  # function calls this attempt has produced so far
+            attempt_stream = self._stream_once(request)
             try:
-                async for chunk in self._stream_once(request):
+                async for chunk in attempt_stream:
                     text = _text_of(chunk)
                     # The start of a restarted stream repeats what the caller already has.
                     overlap = max(0, min(len(text), len(delivered) - position))
@@ -453,21 +669,24 @@ class GreyCloudAsyncClient:
                         )
                     position += len(text)
                     fresh = text[overlap:]
-                    if overlap > 0 and not fresh and not chunk.usage_metadata:
+                    # Function calls repeated by a restart would be run twice: drop them too.
+                    calls = _calls_in(chunk)
+                    repeated = max(0, min(calls, calls_delivered - calls_seen))
+                    calls_seen += calls
+                    nothing_new = not fresh and repeated == calls
+                    if (overlap or repeated) and nothing_new and not chunk.usage_metadata:
                         continue
                     delivered += fresh
-                    if return_chunks:
-                        yield chunk if overlap == 0 else _with_text(chunk, fresh)
-                    elif fresh:
-                        yield fresh
+                    calls_delivered += calls - repeated
+                    if overlap or repeated:
+                        chunk = _without_repeats(chunk, fresh, repeated)
+                    yield chunk
                 return
             except StreamInterruptedError:
                 raise
             except Exception as exc:
                 try:
-                    await self._wait_before_retry(
-                        exc, attempt, max_retries, base_delay, max_delay, on_retry
-                    )
+                    await self._wait_before_retry(exc, attempt, retry)
                 except RetryExhaustedError as exhausted:
                     if delivered:
                         raise StreamInterruptedError(
@@ -477,16 +696,10 @@ class GreyCloudAsyncClient:
                             attempts=attempt,
                         ) from exhausted.last_error
                     raise
+            finally:
+                await async_close_iterator(attempt_stream)
 
-    async def _wait_before_retry(
-        self,
-        exc: Exception,
-        attempt: int,
-        max_retries: int,
-        base_delay: float,
-        max_delay: float,
-        on_retry: RetryCallback | None = None,
-    ) -> None:
+    async def _wait_before_retry(self, exc: Exception, attempt: int, retry: _Retry) -> None:
         """Return after the backoff if ``exc`` may be retried; otherwise raise."""
         failure = classify(exc)
         if failure.per_day:
@@ -497,12 +710,12 @@ class GreyCloudAsyncClient:
             ) from exc
         if not failure.transient:
             raise exc
-        if attempt > max_retries:
+        if attempt > retry.max_retries:
             raise RetryExhaustedError(attempt, exc) from exc
-        delay = backoff_delay(attempt, base_delay, max_delay, failure.retry_after)
+        delay = backoff_delay(attempt, retry.base_delay, retry.max_delay, failure.retry_after)
         logger.info("attempt %d failed (%s); retrying in %.2fs", attempt, _describe(exc), delay)
-        if on_retry is not None:
-            on_retry(attempt, exc, delay)
+        if retry.on_retry is not None:
+            retry.on_retry(attempt, exc, delay)
         await async_sleep(delay)
 
     async def _report(self, model: str, exc: errors.APIError) -> None:
@@ -556,6 +769,19 @@ class GreyCloudAsyncClient:
         )
 
 
+async def _texts(chunks: AsyncIterator[types.GenerateContentResponse]) -> AsyncIterator[str]:
+    """The text of each chunk that has some."""
+    try:
+        async for chunk in chunks:
+            text = _text_of(chunk)
+            if text:
+                yield text
+    finally:
+        # Closing this generator does not close the one it reads: close it now, so that its
+        # request and limiter slot end with the caller's stream, not whenever it is collected.
+        await async_close_iterator(chunks)
+
+
 def _text_of(chunk: types.GenerateContentResponse) -> str:
     """``chunk.text or ""``, without the SDK's ``model_dump`` of every part (a few us a chunk):
     the text parts of the first candidate, thoughts left out."""
@@ -568,11 +794,22 @@ def _text_of(chunk: types.GenerateContentResponse) -> str:
     )
 
 
-def _with_text(chunk: types.GenerateContentResponse, text: str) -> types.GenerateContentResponse:
-    """A copy of ``chunk`` whose only text is ``text`` (the part not delivered before)."""
+def _calls_in(chunk: types.GenerateContentResponse) -> int:
+    """How many function calls the chunk's first candidate makes."""
+    content = chunk.candidates[0].content if chunk.candidates else None
+    return sum(1 for part in (content.parts or []) if part.function_call) if content else 0
+
+
+def _without_repeats(
+    chunk: types.GenerateContentResponse, text: str, repeated_calls: int
+) -> types.GenerateContentResponse:
+    """A copy of ``chunk`` holding only what was not delivered before: ``text`` and the
+    function calls after the first ``repeated_calls``."""
     copy = chunk.model_copy(deep=True)
     if copy.candidates and copy.candidates[0].content is not None:
-        copy.candidates[0].content.parts = [types.Part(text=text)] if text else []
+        content = copy.candidates[0].content
+        calls = [part for part in content.parts or [] if part.function_call][repeated_calls:]
+        content.parts = ([types.Part(text=text)] if text else []) + calls
     return copy
 
 

@@ -17,6 +17,13 @@ from greycloud.testing import Fault, VertexEmulator
 BURST = 40
 RPM = 240  # what the emulated server enforces, and what the client is told
 
+BANNER = """\
+greycloud demo: every answer below is made up by greycloud's local Vertex AI emulator
+(greycloud.testing), not by a model: words picked from a fixed list by a hash of the request,
+so the same prompt always gets the same text. No credentials, no network, no cost.
+In streamed output, each | marks where one streamed chunk ends and the next begins.
+"""
+
 
 def sync_part(emulator: VertexEmulator) -> None:
     # A quota well above what the tour needs, so that its calls never wait for a start.
@@ -40,7 +47,7 @@ async def async_part(emulator: VertexEmulator) -> None:
         emulator.inject(Fault.cut_stream(after_events=2), path=":streamGenerateContent")
         pieces = [
             text
-            async for text in await client.generate_with_retry(
+            async for text in client.generate_with_retry(
                 "Describe a river.", streaming=True, base_delay=0.05
             )
         ]
@@ -64,6 +71,7 @@ async def burst(emulator: VertexEmulator) -> None:
 
 
 def main() -> None:
+    print(BANNER)
     with VertexEmulator() as emulator:
         print(f"emulator at {emulator.base_url}\n")
         sync_part(emulator)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from ._async.batch import GreyCloudAsyncBatch
 from ._async.cache import GreyCloudAsyncCache
+from ._async.chats import GreyCloudAsyncChat, GreyCloudAsyncChats
 from ._async.client import GreyCloudAsyncClient
 from ._async.rate_limiter import VertexRateLimiter
 from ._core.batch_format import BatchResult
 from ._limiter.stats import LimiterStats
 from ._sync.batch import GreyCloudBatch
 from ._sync.cache import GreyCloudCache
+from ._sync.chats import GreyCloudChat, GreyCloudChats
 from ._sync.client import GreyCloudClient
 from ._sync.rate_limiter import SyncVertexRateLimiter
 from .config import GreyCloudConfig
@@ -40,9 +42,13 @@ __all__ = [
     "ConfigError",
     "GreyCloudAsyncBatch",
     "GreyCloudAsyncCache",
+    "GreyCloudAsyncChat",
+    "GreyCloudAsyncChats",
     "GreyCloudAsyncClient",
     "GreyCloudBatch",
     "GreyCloudCache",
+    "GreyCloudChat",
+    "GreyCloudChats",
     "GreyCloudClient",
     "GreyCloudConfig",
     "GreyCloudError",

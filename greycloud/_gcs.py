@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ._core.cache_rules import guess_mime_type
+from ._extras import missing_extra
 from .errors import BucketNotFoundError, ConfigError
 
 GCS_SCHEME = "gs://"
@@ -34,9 +35,10 @@ def make_client(project: str | None, credentials: Any) -> Any:
     """A ``google.cloud.storage.Client`` for ``project`` with these credentials."""
     try:
         import google.cloud.storage as storage  # type: ignore[import-untyped, unused-ignore]
-    except ImportError:  # pragma: no cover - depends on the installed extras
+    except ImportError:
+        what = "Cloud Storage (batch jobs)"
         raise ConfigError(
-            "storage", "batch jobs need google-cloud-storage: pip install 'greycloud[storage]'"
+            "storage", missing_extra(what, "storage", "google-cloud-storage")
         ) from None
     return storage.Client(project=project, credentials=credentials)
 

@@ -26,16 +26,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from ._extras import missing_extra
+
 try:
     import apache_beam as beam
     from apache_beam.metrics.metric import Metrics
     from apache_beam.ml.inference.base import ModelHandler, PredictionResult
     from apache_beam.pvalue import PCollection, TaggedOutput
-except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "greycloud.beam needs Apache Beam; install greycloud with the 'beam' extra "
-        "(pip install 'greycloud[beam] @ git+...') or pip install apache-beam"
-    ) from exc
+except ImportError as exc:
+    raise ModuleNotFoundError(
+        missing_extra("greycloud.beam", "beam", exc.name), name=exc.name
+    ) from None
 
 import google.auth.exceptions
 from google.genai import types

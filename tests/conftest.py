@@ -10,4 +10,4 @@ os.environ["GCE_METADATA_HOST"] = "127.0.0.1:9"
 os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
 
 # A real redis-server for the limiter's Redis tests (started only by the tests that ask for it).
-from tests.redis_fixture import redis_server, redis_url  # noqa: F401
+from tests.redis_fixture import own_redis, redis_server, redis_url  # noqa: F401

@@ -1,12 +1,14 @@
 """A real ``redis-server`` for the limiter's Redis tests: one per session, on a free port.
 
 Tests that need it take ``redis_url`` (a URL plus a fresh key prefix per test, so tests never
-see each other's quotas). Skipped, with the reason, only when the binary is not installed.
+see each other's quotas). Tests that freeze or kill Redis take ``own_redis``, a server of their
+own. Skipped, with the reason, only when the binary is not installed.
 """
 
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -70,7 +72,30 @@ class RedisServer:
                 time.sleep(0.02)
         raise RuntimeError("redis-server did not start within 10 s")
 
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open, nothing is answered."""
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Thaw a frozen server (SIGCONT): it runs what waited in its sockets."""
+        self._process.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL): its data is gone, its port free."""
+        self._process.kill()
+        self._process.wait()
+
+    def leases(self, prefix: str, model: str) -> int:
+        """How many concurrency leases ``model``'s quota under ``prefix`` holds right now."""
+        import redis
+
+        from greycloud._limiter import lua
+
+        with redis.Redis(port=self.port, socket_timeout=5) as client:
+            return int(client.zcard(lua.keys(prefix, model)[1]))
+
     def stop(self) -> None:
+        self.resume()
         self._process.terminate()
         try:
             self._process.wait(5)
@@ -92,6 +117,15 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = RedisServer(tmp_path_factory.mktemp("redis"))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A ``redis-server`` of this test's own, which it may freeze or kill."""
+    server = RedisServer(tmp_path)
+    yield server
+    if server._process.poll() is None:
+        server.stop()
 
 
 @pytest.fixture

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from typing import Any
 
+import pydantic
 import pytest
-from google.genai import types
+from google.genai import errors, types
 
 from greycloud import BatchInputError
 from greycloud._core.batch_format import (
@@ -16,6 +19,7 @@ from greycloud._core.batch_format import (
     request_lines,
 )
 from greycloud._core.cache_rules import guess_mime_type, min_cache_tokens
+from greycloud.testing import VertexEmulator
 
 MODEL = "gemini-2.5-flash"
 
@@ -42,11 +46,12 @@ def test_inlined_request_config_is_split_as_the_api_expects() -> None:
         "key": "k1",
         "request": {
             "contents": [{"role": "user", "parts": [{"text": "Hi"}]}],
-            "systemInstruction": {"parts": [{"text": "Be brief."}]},
+            "systemInstruction": {"role": "user", "parts": [{"text": "Be brief."}]},
             "generationConfig": {
                 "temperature": 0.5,
                 "responseMimeType": "application/json",
-                "thinkingConfig": {"thinkingBudget": 0},
+                # As google-genai sends it (Vertex AI reads both spellings).
+                "thinkingConfig": {"thinking_budget": 0},
             },
             "safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}],
             "cachedContent": "projects/p/locations/l/cachedContents/1",
@@ -160,3 +165,91 @@ def test_mime_type_guessing() -> None:
     assert guess_mime_type("gs://b/notes.md") == "text/markdown"
     assert guess_mime_type("gs://b/README") is None
     assert guess_mime_type("gs://b/data.nosuchext") is None
+
+
+class _Answer(pydantic.BaseModel):
+    text: str
+    score: int
+
+
+def _weather(city: str) -> str:
+    """The weather in a city."""
+    return "sun"
+
+
+# A value for every GenerateContentConfig field that reaches the request, in groups that may
+# be sent together (response_schema and response_json_schema exclude each other, and so do
+# routing_config and model_selection_config).
+_CONFIG_GROUPS: list[dict[str, Any]] = [
+    {
+        "system_instruction": "Be brief.",
+        "temperature": 0.3,
+        "top_p": 0.8,
+        "top_k": 20,
+        "candidate_count": 1,
+        "max_output_tokens": 64,
+        "stop_sequences": ["END"],
+        "response_logprobs": True,
+        "logprobs": 2,
+        "presence_penalty": 0.1,
+        "frequency_penalty": 0.2,
+        "seed": 5,
+        "response_mime_type": "application/json",
+        "response_schema": _Answer,
+        "routing_config": {"auto_mode": {"model_routing_preference": "BALANCED"}},
+        "safety_settings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}],
+        "tools": [_weather, types.Tool(google_search=types.GoogleSearch())],
+        "tool_config": {"function_calling_config": {"mode": "AUTO"}},
+        "labels": {"team": "search"},
+        "cached_content": "projects/p/locations/l/cachedContents/1",
+        "thinking_config": {"thinking_budget": 128, "include_thoughts": True},
+        "media_resolution": "MEDIA_RESOLUTION_LOW",
+        "audio_timestamp": True,
+    },
+    {
+        "response_mime_type": "application/json",
+        "response_json_schema": {"type": "object", "properties": {"a": {"type": "string"}}},
+        "model_selection_config": {"feature_selection_preference": "PRIORITIZE_QUALITY"},
+        "response_modalities": ["TEXT"],
+        "speech_config": "Kore",
+        "image_config": {"aspect_ratio": "16:9"},
+        "thinking_config": {"thinking_level": "LOW"},
+        "service_tier": "standard",
+        "model_armor_config": {"prompt_template_name": "projects/p/locations/l/templates/t"},
+        "audio_transcription_config": {"language_codes": ["en-US"]},
+        "generation_output_config": {"output_uri_prefix": "gs://bucket/media/"},
+        "continuation_token": b"token",
+    },
+    {"response_schema": {"type": "OBJECT", "properties": {"n": {"type": "INTEGER"}}}},
+    {"response_schema": types.Schema(type=types.Type.STRING, enum=["yes", "no"])},
+]
+# Fields google-genai keeps on the client side, or that it refuses on Vertex AI.
+_NOT_IN_THE_REQUEST = {
+    "http_options",
+    "should_return_http_response",
+    "automatic_function_calling",
+    "automatic_continuation",
+    "enable_enhanced_civic_answers",
+    "store",
+}
+
+
+def test_every_config_field_is_covered() -> None:
+    covered = set().union(*_CONFIG_GROUPS) | _NOT_IN_THE_REQUEST
+    assert set(types.GenerateContentConfig.model_fields) <= covered
+
+
+@pytest.mark.parametrize("fields", _CONFIG_GROUPS, ids=lambda f: ",".join(sorted(f))[:40])
+def test_batch_lines_match_what_generate_content_sends(
+    vertex_emulator: VertexEmulator, fields: dict[str, Any]
+) -> None:
+    config = types.GenerateContentConfig(
+        **fields, automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True)
+    )
+    sdk = vertex_emulator.sdk_client()
+    # What was sent is recorded even when the emulator refuses it (the cache does not exist).
+    with contextlib.suppress(errors.ClientError):
+        sdk.models.generate_content(model=MODEL, contents="Hi", config=config)
+    sent = vertex_emulator.requests()[-1].body
+    line = request_line(types.InlinedRequest(contents="Hi", config=config), 0, MODEL)
+    assert line["request"] == sent

@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import random
 import signal
+import threading
 import time
 
 from greycloud._limiter import lua
@@ -75,15 +76,18 @@ def test_the_lease_of_a_killed_process_expires(redis_url: RedisTarget) -> None:
     store.close()
 
 
-def test_a_live_lease_is_not_taken(redis_url: RedisTarget) -> None:
+def test_a_live_lease_is_renewed_and_not_taken(redis_url: RedisTarget) -> None:
     holder = _store(redis_url, max_concurrency=1, lease_ttl=0.4)
     other = _store(redis_url, max_concurrency=1, lease_ttl=0.4)
     held = holder.book("m", 1)
-    assert other._try_book("m", 1) is None  # every slot leased
+    got: list[float] = []
+    waiter = threading.Thread(target=lambda: got.append(other.book("m", 1).start))
+    waiter.start()
+    waiter.join(1.2)  # three lease lifetimes: the holder's heartbeat keeps its lease
+    assert waiter.is_alive() and not got
     holder.release(held, True)
-    booking = other._try_book("m", 1)
-    assert booking is not None
-    other.release(booking, True)
+    waiter.join(2)
+    assert got
     holder.close()
     other.close()
 

@@ -56,7 +56,12 @@ PAIRS = class_pairs()
 
 def test_the_public_classes_are_covered() -> None:
     names = {async_cls.__name__ for async_cls, _ in PAIRS}
-    assert {"GreyCloudAsyncClient", "VertexRateLimiter"} <= names
+    assert {
+        "GreyCloudAsyncClient",
+        "VertexRateLimiter",
+        "GreyCloudAsyncChats",
+        "GreyCloudAsyncChat",
+    } <= names
 
 
 def public_members(cls: type) -> dict[str, object]:
@@ -87,9 +92,47 @@ def test_same_members_with_same_parameters(async_cls: type, sync_cls: type) -> N
 
 def test_async_methods_are_coroutines_and_sync_ones_are_not() -> None:
     from greycloud import GreyCloudAsyncClient, GreyCloudClient
+    from greycloud._async.chats import GreyCloudAsyncChat
+    from greycloud._sync.chats import GreyCloudChat
 
-    for name in ("generate_content", "generate_with_retry", "count_tokens"):
-        assert inspect.iscoroutinefunction(getattr(GreyCloudAsyncClient, name))
-        assert not inspect.iscoroutinefunction(getattr(GreyCloudClient, name))
-    assert inspect.isasyncgenfunction(GreyCloudAsyncClient.generate_content_stream)
-    assert inspect.isgeneratorfunction(GreyCloudClient.generate_content_stream)
+    for async_cls, sync_cls, names in (
+        (GreyCloudAsyncClient, GreyCloudClient, ("generate_content", "count_tokens")),
+        (GreyCloudAsyncChat, GreyCloudChat, ("send_message",)),
+    ):
+        for name in names:
+            assert inspect.iscoroutinefunction(getattr(async_cls, name)), name
+            assert not inspect.iscoroutinefunction(getattr(sync_cls, name)), name
+
+
+def test_methods_that_may_stream_return_the_stream_object_in_both_halves() -> None:
+    """Plain functions, so that the async result can be both iterated and awaited."""
+    from greycloud import GreyCloudAsyncClient, GreyCloudClient
+    from greycloud._async.chats import GreyCloudAsyncChat
+    from greycloud._sync.chats import GreyCloudChat
+
+    for cls, names in (
+        (GreyCloudAsyncClient, ("generate_with_retry", "generate_content_stream")),
+        (GreyCloudClient, ("generate_with_retry", "generate_content_stream")),
+        (GreyCloudAsyncChat, ("send_message_stream",)),
+        (GreyCloudChat, ("send_message_stream",)),
+    ):
+        for name in names:
+            method = getattr(cls, name)
+            assert not inspect.iscoroutinefunction(method), name
+            assert not inspect.isasyncgenfunction(method), name
+            assert not inspect.isgeneratorfunction(method), name
+
+
+def test_the_stream_pair_mirrors_itself() -> None:
+    """The streams the clients return: the sync one has every member of the async one, under
+    its generated name, except ``__await__`` (a sync stream is not awaited)."""
+    from greycloud._primitives import AsyncStream, SyncStream
+
+    sync_members = public_members(SyncStream)
+    for name in public_members(AsyncStream):
+        twin = REPLACEMENTS.get(name, name)
+        assert twin in sync_members, f"SyncStream lacks {twin}"
+    assert hasattr(AsyncStream, "__await__") and not hasattr(SyncStream, "__await__")
+    for name in ("__aiter__", "__anext__", "aclose"):
+        assert hasattr(AsyncStream, name)
+        assert hasattr(SyncStream, REPLACEMENTS[name])

@@ -10,8 +10,12 @@ Outputs:
   _async_src/*.py    -> greycloud/_sync/*.py    (unasync)
   tests/_async/*.py  -> tests/_sync/*.py        (unasync)
 
-Every output starts with a header naming its source and the source's hash: a file whose header
-hash matches its source but whose body differs was edited by hand; one whose hash differs is stale.
+Every output starts with a header naming its source and the hash of the body it was generated
+with. A file whose body no longer matches that hash was edited by hand: the generator stops,
+naming it, and writes nothing (the edit belongs in the source; delete the file to regenerate it).
+A file whose body matches its hash but not what its source generates today is stale and is
+rewritten. An entry of REPLACEMENTS that fires in no source stops the run too, so the table
+cannot keep names that no longer exist.
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ import hashlib
 import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import tokenize_rt
 import unasync
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,27 +45,34 @@ REPLACEMENTS = {
     "async_run_work": "sync_run_work",
     "async_close_iterator": "sync_close_iterator",
     "AsyncWork": "SyncWork",
-    "AsyncSdk": "SyncSdk",
     "AsyncLock": "SyncLock",
-    "AsyncSemaphore": "SyncSemaphore",
     "AsyncEvent": "SyncEvent",
     "async_redis_from_url": "sync_redis_from_url",
     "AsyncRedis": "SyncRedis",
+    "AsyncPubSub": "SyncPubSub",
+    "AsyncBackground": "SyncBackground",
+    "AsyncResult": "SyncResult",
+    "AsyncStream": "SyncStream",
+    "async_check_tool": "sync_check_tool",
+    "async_call_tool": "sync_call_tool",
     # the public classes
     "GreyCloudAsyncClient": "GreyCloudClient",
     "GreyCloudAsyncCache": "GreyCloudCache",
     "GreyCloudAsyncBatch": "GreyCloudBatch",
     "VertexRateLimiter": "SyncVertexRateLimiter",
+    "GreyCloudAsyncChats": "GreyCloudChats",
+    "GreyCloudAsyncChat": "GreyCloudChat",
     # iteration and closing
     "aclose": "close",
     "anext": "next",
     "AsyncIterator": "Iterator",
-    "AsyncIterable": "Iterable",
+    # tests reaching a half's own module (e.g. greycloud._async.limiter_store)
     "_async": "_sync",
 }
 
 _LEFTOVER = re.compile(r"\b(async|await|asyncio|anext|aclose|aiohttp)\b|\.aio\b|\bAsync[A-Z]\w*")
-_HEADER = re.compile(r"^# source-sha256: ([0-9a-f]{16})$", re.MULTILINE)
+_HEADER_LINES = 3
+_OUTPUT_HASH = re.compile(r"^# output-sha256: ([0-9a-f]{16})$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -82,19 +93,37 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _header(source: str, text: str, convert: bool) -> str:
+def _header(source: str, body: str, convert: bool) -> str:
     what = "generated from" if convert else "a copy of"
     return (
         f"# DO NOT EDIT: {what} {source} by tools/generate.py.\n"
         f"# Change {source} and run `make generate`.\n"
-        f"# source-sha256: {_digest(text)}\n"
+        f"# output-sha256: {_digest(body)}\n"
     )
 
 
-def _unasync(text: str) -> str:
-    rule = unasync.Rule("/_async/", "/_sync/", additional_replacements=REPLACEMENTS)
-    tokens = tokenize_rt.src_to_tokens(text)
-    return str(tokenize_rt.tokens_to_src(list(rule._unasync_tokens(tokens))))
+def unasync_texts(texts: list[str], replacements: dict[str, str]) -> list[str]:
+    """``texts`` converted by unasync's public ``unasync_files``, in a scratch ``_async`` folder
+    (a Rule whose folder is not in the path would write over its input: here it always is)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        inputs = [Path(scratch, "_async", f"m{index}.py") for index in range(len(texts))]
+        Path(scratch, "_async").mkdir()
+        for path, text in zip(inputs, texts, strict=True):
+            path.write_text(text)
+        rule = unasync.Rule("/_async/", "/_sync/", additional_replacements=replacements)
+        unasync.unasync_files([str(path) for path in inputs], [rule])
+        return [Path(scratch, "_sync", path.name).read_text() for path in inputs]
+
+
+def unused_replacements(texts: list[str]) -> list[str]:
+    """The REPLACEMENTS keys that unasync applies nowhere in ``texts``.
+
+    Found by running unasync once more with every replacement turned into a marker of its own
+    and looking for the markers, so the answer is what unasync did, not a guess at its rules.
+    """
+    markers = {key: f"GENERATE_FIRED_{index}_" for index, key in enumerate(REPLACEMENTS)}
+    converted = "\n".join(unasync_texts(texts, markers))
+    return [key for key, marker in markers.items() if marker not in converted]
 
 
 def _ruff(args: list[str], text: str, filename: str) -> str:
@@ -122,11 +151,11 @@ def render(target: Target, source: Path) -> str:
     """The exact text that ``source`` generates for ``target``."""
     text = source.read_text()
     rel_source = source.relative_to(ROOT).as_posix()
-    body = _unasync(text) if target.convert else text
-    out_name = f"{target.output_dir}/{source.name}"
+    body = text
     if target.convert:
-        body = _format(body, out_name)
-    return _header(rel_source, text, target.convert) + body
+        [converted] = unasync_texts([text], REPLACEMENTS)
+        body = _format(converted, f"{target.output_dir}/{source.name}")
+    return _header(rel_source, body, target.convert) + body
 
 
 def leftovers(text: str) -> list[str]:
@@ -150,17 +179,22 @@ def expected_outputs() -> dict[Path, str]:
     return outputs
 
 
-def _problem(path: Path, wanted: str) -> str | None:
-    if not path.exists():
-        return "missing"
-    current = path.read_text()
-    if current == wanted:
-        return None
-    recorded = _HEADER.search(current)
-    expected = _HEADER.search(wanted)
-    if recorded and expected and recorded.group(1) == expected.group(1):
-        return "hand-edited (its source did not change; edit the source instead)"
-    return "stale (its source changed; run make generate)"
+def edited_by_hand(current: str) -> bool:
+    """Whether a generated file's body differs from the one its header recorded (a file with no
+    such header was not written by this generator, so it counts as hand-written)."""
+    recorded = _OUTPUT_HASH.search(current)
+    if recorded is None:
+        # Headers of the generator before output hashes carried the source's hash instead.
+        return "\n# source-sha256: " not in current
+    body = current.split("\n", _HEADER_LINES)[-1]
+    return _digest(body) != recorded.group(1)
+
+
+def source_of(path: Path) -> str:
+    for target in TARGETS:
+        if path.parent == ROOT / target.output_dir:
+            return f"{target.source_dir}/{path.name}"
+    raise AssertionError(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,28 +202,67 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail when anything was out of date")
     check = parser.parse_args(argv).check
 
-    outputs = expected_outputs()
-    problems: list[str] = []
-    for target in TARGETS:
-        out_dir = ROOT / target.output_dir
-        for existing in sorted(out_dir.glob("*.py")) if out_dir.exists() else []:
-            if existing not in outputs:
-                problems.append(f"{existing.relative_to(ROOT)}: extra (no source); removed")
-                existing.unlink()
-    for path, text in outputs.items():
-        reason = _problem(path, text)
-        if reason:
-            problems.append(f"{path.relative_to(ROOT)}: {reason}")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        if "/_sync/" in path.as_posix():
-            problems.extend(
-                f"{path.relative_to(ROOT)}: async leftover at {hit}" for hit in leftovers(text)
-            )
+    converted_sources = [
+        source.read_text()
+        for target in TARGETS
+        if target.convert
+        for source in sorted((ROOT / target.source_dir).glob("*.py"))
+    ]
+    unused = unused_replacements(converted_sources)
+    if unused:
+        print(
+            "tools/generate.py: REPLACEMENTS entries that fire in no source (remove them):",
+            *unused,
+            sep="\n  ",
+            file=sys.stderr,
+        )
+        return 1
 
-    leftover = [p for p in problems if "async leftover" in p]
-    if check and problems:
-        print("generated code was out of date:", *problems, sep="\n  ", file=sys.stderr)
+    outputs = expected_outputs()
+    extras = [
+        existing
+        for target in TARGETS
+        if (ROOT / target.output_dir).exists()
+        for existing in sorted((ROOT / target.output_dir).glob("*.py"))
+        if existing not in outputs
+    ]
+    changed = [
+        path for path, text in outputs.items() if not path.exists() or path.read_text() != text
+    ]
+
+    # A hand edit is never overwritten or deleted: stop before writing anything.
+    edited = [
+        path for path in [*changed, *extras] if path.exists() and edited_by_hand(path.read_text())
+    ]
+    if edited:
+        print("generated files were edited by hand; nothing was written:", file=sys.stderr)
+        for path in edited:
+            name = path.relative_to(ROOT)
+            if path in outputs:
+                fix = f"make the change in {source_of(path)}"
+            else:
+                fix = "it has no source; move it out of the generated folder"
+            print(f"  {name}: {fix}, then delete {name} and run make generate", file=sys.stderr)
+        return 1
+
+    problems: list[str] = []
+    for existing in extras:
+        problems.append(f"{existing.relative_to(ROOT)}: extra (no source); removed")
+        existing.unlink()
+    for path in changed:
+        reason = "stale (its source changed; run make generate)" if path.exists() else "missing"
+        problems.append(f"{path.relative_to(ROOT)}: {reason}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(outputs[path])
+    leftover = [
+        f"{path.relative_to(ROOT)}: async leftover at {hit}"
+        for path, text in outputs.items()
+        if "/_sync/" in path.as_posix()
+        for hit in leftovers(text)
+    ]
+
+    if check and (problems or leftover):
+        print("generated code was out of date:", *problems, *leftover, sep="\n  ", file=sys.stderr)
         return 1
     if leftover:
         print(

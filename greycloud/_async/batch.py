@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/batch.py by tools/generate.py.
 # Change _async_src/batch.py and run `make generate`.
-# source-sha256: 96be038d4743068f
+# output-sha256: 23c60da296ae73d1
 """Batch prediction jobs: input to Cloud Storage, the job, its progress, and its results.
 
 This file is the only hand-written copy of the batch client. ``make generate`` turns it into
@@ -27,6 +27,7 @@ from .._core.batch_format import (
     parse_prediction,
     prediction_files,
     request_lines,
+    request_schemas,
     to_jsonl,
 )
 from .._core.retry import classify
@@ -89,6 +90,8 @@ class GreyCloudAsyncBatch(_ClientBacked):
         super().__init__(config, credentials, rate_limiter, client)
         self._storage = storage_client
         self._buckets_seen: set[str] = set()
+        # job name -> {request key: response schema}, for the jobs this object created.
+        self._schemas: dict[str, dict[str, Any]] = {}
 
     # -- Cloud Storage ----------------------------------------------------------------------
 
@@ -208,6 +211,12 @@ class GreyCloudAsyncBatch(_ClientBacked):
             config=types.CreateBatchJobConfig(dest=destination, display_name=display_name),
         )
         logger.info("created batch job %s on %s (results under %s)", job.name, source, destination)
+        if (
+            job.name
+            and isinstance(batch_requests, Sequence)
+            and not isinstance(batch_requests, str)
+        ):
+            self._schemas[job.name] = request_schemas(batch_requests)
         return job
 
     async def get_batch_job(self, job: JobRef) -> types.BatchJob:
@@ -278,11 +287,14 @@ class GreyCloudAsyncBatch(_ClientBacked):
     async def iter_batch_results(self, job: JobRef) -> AsyncIterator[BatchResult]:
         """``(request_id, response, error)`` for every prediction line of a finished job:
         ``response`` is a ``GenerateContentResponse`` and ``error`` None, or the other way
-        round for a request the service could not answer."""
+        round for a request the service could not answer. ``response.parsed`` is filled as
+        google-genai fills it when the request asked for a response schema (with the pydantic
+        class itself for jobs this object created)."""
         data = await self._predictions(job)
+        schemas = self._schemas.get(_name(job))
         for raw in data.decode().splitlines():
             if raw.strip():
-                yield parse_prediction(raw)
+                yield parse_prediction(raw, schemas)
 
     # -- internals --------------------------------------------------------------------------
 

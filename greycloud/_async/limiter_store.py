@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/limiter_store.py by tools/generate.py.
 # Change _async_src/limiter_store.py and run `make generate`.
-# source-sha256: 8d7f8deaab9040cf
+# output-sha256: 8d7f8deaab9040cf
 """Where the limiter keeps its quota state: the ``LimiterStore`` interface and the in-memory store.
 
 A store books starts, gives back bookings that never started, corrects tokens after the

@@ -11,12 +11,14 @@ Output (``predictions.jsonl``): the input line's extra fields plus ``request``, 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import pydantic
-from google.genai import types
+from google.genai import _api_client, _common, types
+from google.genai import models as sdk_models
 
 from ..errors import BatchInputError
 from .cache_rules import model_id
@@ -44,18 +46,6 @@ _SNAKE = {
     "tool_config": "toolConfig",
     "cached_content": "cachedContent",
 }
-# GenerateContentConfig fields that live outside generationConfig in the request.
-_CONFIG_TOP_LEVEL = {
-    "system_instruction": "systemInstruction",
-    "safety_settings": "safetySettings",
-    "tools": "tools",
-    "tool_config": "toolConfig",
-    "cached_content": "cachedContent",
-    "labels": "labels",
-}
-# Client-side settings of GenerateContentConfig that mean nothing in a batch line.
-_CONFIG_IGNORED = frozenset({"http_options", "automatic_function_calling"})
-_GENERATION_FIELDS = frozenset(types.GenerationConfig.model_fields)
 
 
 class BatchResult(NamedTuple):
@@ -128,7 +118,8 @@ def _field_json(name: str, value: Any) -> Any:
 
 
 def _config_fields(config: Any) -> dict[str, Any]:
-    """A GenerateContentConfig (object or dict) as request fields."""
+    """A GenerateContentConfig (object or dict) as request JSON fields, converted by
+    google-genai itself: what a batch line carries is what ``generate_content`` would send."""
     try:
         checked = (
             config
@@ -138,20 +129,17 @@ def _config_fields(config: Any) -> dict[str, Any]:
     except pydantic.ValidationError as exc:
         raise ValueError(_reason(exc, "config")) from None
     fields: dict[str, Any] = {}
-    generation: dict[str, Any] = {}
-    for name in checked.model_fields_set:
-        value = getattr(checked, name)
-        if value is None or name in _CONFIG_IGNORED:
-            continue
-        if name in _CONFIG_TOP_LEVEL:
-            fields[_CONFIG_TOP_LEVEL[name]] = value
-        elif name in _GENERATION_FIELDS:
-            generation[name] = value
-        else:
-            raise ValueError(f"config.{name} is not supported in a batch request")
+    generation = sdk_models._GenerateContentConfig_to_vertex(_converter(), checked, fields)
     if generation:
-        fields["generationConfig"] = types.GenerationConfig(**generation)
-    return fields
+        fields["generationConfig"] = generation
+    converted: dict[str, Any] = _common.encode_unserializable_types(_common.convert_to_dict(fields))
+    return converted
+
+
+@functools.cache
+def _converter() -> _api_client.BaseApiClient:
+    """An offline Vertex AI client for google-genai's request conversion (never sends)."""
+    return _api_client.BaseApiClient(vertexai=True, api_key="unused")
 
 
 def request_json(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -161,10 +149,11 @@ def request_json(fields: Mapping[str, Any]) -> dict[str, Any]:
     Raises ``ValueError`` saying what is wrong.
     """
     merged: dict[str, Any] = {}
+    from_config: dict[str, Any] = {}
     for name, value in fields.items():
         if name == "config":
             if value is not None:
-                merged.update(_config_fields(value))
+                from_config = _config_fields(value)
             continue
         camel = _SNAKE.get(name, name)
         if camel not in _REQUEST_FIELDS:
@@ -174,7 +163,13 @@ def request_json(fields: Mapping[str, Any]) -> dict[str, Any]:
         merged[camel] = value
     if "contents" not in merged:
         raise ValueError("contents is missing")
-    return {name: _field_json(name, value) for name, value in merged.items() if value is not None}
+    twice = sorted(set(merged) & set(from_config))
+    if twice:
+        raise ValueError(f"{twice[0]} is given twice (also in config)")
+    checked = {
+        name: _field_json(name, value) for name, value in merged.items() if value is not None
+    }
+    return {**checked, **from_config}
 
 
 def request_line(item: Any, index: int, model: str) -> dict[str, Any]:
@@ -286,8 +281,62 @@ def prediction_files(names: Iterable[str]) -> list[str]:
     return sorted(name for name in names if name.rsplit("/", 1)[-1].endswith(PREDICTIONS_FILE))
 
 
-def parse_prediction(raw: str) -> BatchResult:
-    """One prediction line as (request id, response, error)."""
+def request_schemas(items: Sequence[Any]) -> dict[str, Any]:
+    """The response schema each request asked for in its ``config``, by key (a pydantic class
+    cannot travel through the JSON lines; results use it to fill ``parsed`` as google-genai
+    does). Requests without one are left out."""
+    schemas: dict[str, Any] = {}
+    for index, item in enumerate(items):
+        if isinstance(item, types.InlinedRequest):
+            config: Any = item.config
+            key = (item.metadata or {}).get(KEY_FIELD)
+        elif isinstance(item, Mapping):
+            config = item.get("config")
+            key = item.get(KEY_FIELD)
+        else:
+            continue
+        if isinstance(config, Mapping):
+            schema = config.get("response_schema") or config.get("response_json_schema")
+        else:
+            schema = getattr(config, "response_schema", None) or getattr(
+                config, "response_json_schema", None
+            )
+        if schema is not None:
+            schemas[key if key is not None else f"request-{index}"] = schema
+    return schemas
+
+
+def parsed_value(text: str | None, schema: Any) -> Any:
+    """``response.parsed`` for ``text`` as google-genai fills it: an instance of a pydantic
+    class (or enum, or typed value) given as the schema, the plain JSON value for a schema
+    given as a dict or ``types.Schema``, None when the text does not fit."""
+    if text is None or schema is None:
+        return None
+    try:
+        if isinstance(schema, type) and issubclass(schema, pydantic.BaseModel):
+            return schema.model_validate_json(text)
+        if isinstance(schema, (Mapping, types.Schema)):
+            return json.loads(text)
+        return pydantic.TypeAdapter(schema).validate_json(text)
+    except (ValueError, TypeError):
+        return None
+
+
+def _line_schema(line: Mapping[str, Any]) -> Any:
+    """The schema a prediction line's own request carries (JSON, so ``parsed`` is JSON)."""
+    request = line.get("request")
+    config = request.get("generationConfig") if isinstance(request, Mapping) else None
+    if not isinstance(config, Mapping):
+        return None
+    for name in ("responseSchema", "response_schema", "responseJsonSchema", "response_json_schema"):
+        if config.get(name):
+            return config[name]
+    return None
+
+
+def parse_prediction(raw: str, schemas: Mapping[str, Any] | None = None) -> BatchResult:
+    """One prediction line as (request id, response, error); ``parsed`` is filled from the
+    request's schema, the one in ``schemas`` (by key) when given."""
     try:
         line = json.loads(raw)
     except ValueError as exc:
@@ -304,8 +353,18 @@ def parse_prediction(raw: str) -> BatchResult:
         response = types.GenerateContentResponse.model_validate(body)
     except pydantic.ValidationError as exc:
         return BatchResult(request_id, None, f"unreadable response ({_reason(exc, 'response')})")
+    schema = (schemas or {}).get(request_id or "") or _line_schema(line)
+    if schema is not None:
+        response.parsed = parsed_value(_text(response), schema)
     return BatchResult(request_id, response, None)
 
 
-def parse_predictions(text: str) -> list[BatchResult]:
-    return [parse_prediction(raw) for raw in text.splitlines() if raw.strip()]
+def _text(response: types.GenerateContentResponse) -> str | None:
+    candidates = response.candidates
+    content = candidates[0].content if candidates else None
+    texts = [part.text for part in (content.parts or []) if part.text] if content else []
+    return "".join(texts) if texts else None
+
+
+def parse_predictions(text: str, schemas: Mapping[str, Any] | None = None) -> list[BatchResult]:
+    return [parse_prediction(raw, schemas) for raw in text.splitlines() if raw.strip()]

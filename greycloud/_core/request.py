@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,9 +13,15 @@ from google.genai import types
 
 from ..config import THINKING_LEVELS, GreyCloudConfig, _check_choice, check_safety_settings
 from ..errors import ConfigError
+from . import function_calling
+from .function_calling import FunctionLoop
 
 Contents = Any  # what google-genai accepts: str, Part, Content, dicts, or a list of these
 SafetySettings = Sequence[types.SafetySetting | Mapping[str, Any]]
+# tools= as google-genai takes it: Tool objects or dicts, and Python functions to call.
+Tools = Sequence[types.Tool | types.ToolDict | Callable[..., Any]]
+# config= as google-genai takes it.
+GenerateConfig = types.GenerateContentConfig | Mapping[str, Any]
 
 CHARS_PER_TOKEN = 4
 
@@ -27,6 +34,17 @@ class GenerateRequest:
     contents: Contents
     config: types.GenerateContentConfig | None  # None: nothing to configure
     estimated_tokens: int
+    function_loop: FunctionLoop | None = None
+    """The functions greycloud runs for the model, hop by hop (None: no Python functions)."""
+    caller_tools: bool = False
+    """Whether the caller gave tools (grounding then leaves the request alone)."""
+
+    def next_hop(self, contents: list[types.Content]) -> GenerateRequest:
+        """The same request with the conversation so far (function replies included)."""
+        system = self.config.system_instruction if self.config is not None else None
+        return dataclasses.replace(
+            self, contents=contents, estimated_tokens=estimate_tokens(contents, system)
+        )
 
 
 def is_content(value: object) -> bool:
@@ -83,61 +101,122 @@ def build_request(
     top_p: float | None = None,
     max_output_tokens: int | None = None,
     safety_settings: SafetySettings | None = None,
-    tools: list[types.Tool] | None = None,
+    tools: Tools | None = None,
     thinking_level: str | None = None,
     cached_content: str | None = None,
+    generate_config: GenerateConfig | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> GenerateRequest:
-    """Resolve call arguments against the config: a call argument wins over the config value.
+    """Resolve call arguments against the config.
 
-    Safety settings: None sends nothing, ``[]`` sends an empty list. The Vertex AI Search
-    retrieval tool is added when the config asks for tool grounding and no ``tools`` are passed.
+    Precedence, field by field: a keyword argument (``temperature=``, or any other
+    GenerateContentConfig field passed as a keyword) beats the same field of
+    ``generate_config`` (the ``config=`` a google-genai user passes), which beats the
+    ``GreyCloudConfig`` default. ``generate_config`` is read, never changed. Safety settings:
+    None sends nothing, ``[]`` sends an empty list. The Vertex AI Search retrieval tool is
+    added when the config asks for tool grounding and no tools are given either way.
     """
     if contents is None or (isinstance(contents, (str, list)) and not contents):
         raise ConfigError("contents", "is empty; pass a prompt string or a list of contents")
-    system = system_instruction if system_instruction is not None else config.system_instruction
-    safety = safety_settings if safety_settings is not None else config.safety_settings
-    level = thinking_level if thinking_level is not None else config.thinking_level
-    if tools is None and config.use_vertex_ai_search and config.grounding_mode == "tool":
-        assert config.vertex_ai_search_datastore is not None  # checked by the config
-        tools = [vertex_search_tool(config.vertex_ai_search_datastore)]
-
-    fields: dict[str, Any] = {
-        "system_instruction": system,
-        "temperature": temperature if temperature is not None else config.temperature,
-        "top_p": top_p if top_p is not None else config.top_p,
-        "max_output_tokens": (
-            max_output_tokens if max_output_tokens is not None else config.max_output_tokens
-        ),
+    defaults: dict[str, Any] = {
+        "system_instruction": config.system_instruction,
+        "temperature": config.temperature,
+        "top_p": config.top_p,
+        "max_output_tokens": config.max_output_tokens,
         "seed": config.seed,
-        "safety_settings": None if safety is None else safety_settings_list(safety),
-        "tools": tools,
-        "thinking_config": None if level is None else thinking_config(level),
-        "cached_content": cached_content,
-        # greycloud owns retries: one SDK attempt per call, so every attempt passes the limiter.
+        "safety_settings": (
+            None if config.safety_settings is None else safety_settings_list(config.safety_settings)
+        ),
+        "thinking_config": (
+            None if config.thinking_level is None else thinking_config(config.thinking_level)
+        ),
     }
-    fields.update(extra or {})
-    fields = {key: value for key, value in fields.items() if value is not None}
+    explicit: dict[str, Any] = {
+        "system_instruction": system_instruction,
+        "temperature": temperature,
+        "top_p": top_p,
+        "max_output_tokens": max_output_tokens,
+        "safety_settings": None
+        if safety_settings is None
+        else safety_settings_list(safety_settings),
+        "tools": None if tools is None else list(tools),
+        "thinking_config": None if thinking_level is None else thinking_config(thinking_level),
+        "cached_content": cached_content,
+        **(extra or {}),
+    }
+    fields = {key: value for key, value in defaults.items() if value is not None}
+    fields.update(given_fields(generate_config))
+    fields.update({key: value for key, value in explicit.items() if value is not None})
+    caller_tools = "tools" in fields
+    if not caller_tools and config.use_vertex_ai_search and config.grounding_mode == "tool":
+        assert config.vertex_ai_search_datastore is not None  # checked by the config
+        fields["tools"] = [vertex_search_tool(config.vertex_ai_search_datastore)]
+    _refuse_bypass(fields)
+
+    estimate = estimate_tokens(contents, fields.get("system_instruction"))
     if not fields:
         # Nothing to configure: no config at all spares the SDK a conversion on every call.
-        return GenerateRequest(
-            model=model or config.model,
-            contents=contents,
-            config=None,
-            estimated_tokens=estimate_tokens(contents, system),
-        )
+        return GenerateRequest(model or config.model, contents, None, estimate)
     try:
         generation_config = types.GenerateContentConfig(**fields)
     except pydantic.ValidationError as exc:
-        problem = exc.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"]) or "generation config"
-        raise ConfigError(where, f"{problem['msg']} (got {problem.get('input')!r})") from None
+        raise _config_error(exc, "generation config") from None
+    loop = function_calling.plan(generation_config)
+    if function_calling.functions_in(generation_config.tools):
+        # Never Google's loop: greycloud runs the functions itself, one limited call a hop.
+        generation_config = function_calling.without_sdk_loop(generation_config)
     return GenerateRequest(
-        model=model or config.model,
-        contents=contents,
-        config=generation_config,
-        estimated_tokens=estimate_tokens(contents, system),
+        model or config.model, contents, generation_config, estimate, loop, caller_tools
     )
+
+
+def given_fields(generate_config: GenerateConfig | None) -> dict[str, Any]:
+    """The fields the caller set in a ``config=`` (a GenerateContentConfig or its dict)."""
+    if generate_config is None:
+        return {}
+    if isinstance(generate_config, types.GenerateContentConfig):
+        checked = generate_config
+    elif isinstance(generate_config, Mapping):
+        try:
+            checked = types.GenerateContentConfig.model_validate(generate_config)
+        except pydantic.ValidationError as exc:
+            raise _config_error(exc, "config") from None
+    else:
+        raise ConfigError(
+            "config",
+            "must be a google.genai.types.GenerateContentConfig or a dict, "
+            f"got {type(generate_config).__name__}",
+        )
+    return {
+        name: getattr(checked, name)
+        for name in checked.model_fields_set
+        if getattr(checked, name) is not None
+    }
+
+
+def _refuse_bypass(fields: Mapping[str, Any]) -> None:
+    """Refuse the settings that would take a guarantee away (the rest are honoured)."""
+    http_options = fields.get("http_options")
+    if http_options is None:
+        return
+    retry_options = (
+        http_options.get("retry_options")
+        if isinstance(http_options, Mapping)
+        else getattr(http_options, "retry_options", None)
+    )
+    if retry_options is not None:
+        raise ConfigError(
+            "http_options.retry_options",
+            "greycloud retries by itself so that every attempt passes the limiter; SDK retries "
+            "would send requests the limiter never sees. Leave retry_options out and use "
+            "generate_with_retry's max_retries, base_delay and max_delay",
+        )
+
+
+def _config_error(exc: pydantic.ValidationError, what: str) -> ConfigError:
+    problem = exc.errors()[0]
+    where = ".".join(str(part) for part in problem["loc"]) or what
+    return ConfigError(where, f"{problem['msg']} (got {problem.get('input')!r})")
 
 
 def thinking_config(level: str) -> types.ThinkingConfig:

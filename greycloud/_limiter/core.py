@@ -339,6 +339,13 @@ class LimiterCore:
         bucket.next_ticket += 1
         return booking
 
+    def continue_after(self, model: str, at: float) -> None:
+        """Book ``model``'s next starts no earlier than ``at``: a fallback taking over a shared
+        schedule whose slots up to ``at`` are already handed out."""
+        with self._lock:
+            bucket = self._bucket(model)
+            bucket.tats = [max(tat, at) for tat in bucket.tats]
+
     def confirm(self, booking: Booking) -> float:
         """Seconds a waiting booking must still wait because a hold was imposed since it booked.
 
@@ -521,7 +528,7 @@ class LimiterCore:
     # -- start order ----------------------------------------------------------------------------
 
     def take_ticket(self, booking: Booking) -> None:
-        """Give a booking made elsewhere (Redis) its place in this process's start order."""
+        """Give a booking made by another core (a local fallback) its place in the start order."""
         with self._lock:
             bucket = self._bucket(booking.model)
             booking.ticket = bucket.next_ticket
@@ -532,8 +539,11 @@ class LimiterCore:
 
         Its booked time has come, but a waiter woken late (a busy loop, a thread waiting for the
         GIL) must not start before one booked earlier: when it is not yet its turn, ``waker``
-        (if given) is woken when it is.
+        (if given) is woken when it is. A booking without a ticket (a shared store's: its
+        replies may arrive in another order than its bookings) only waits for its own start.
         """
+        if booking.ticket < 0:
+            return True
         with self._lock:
             bucket = self._bucket(booking.model)
             if booking.ticket == bucket.serving:
@@ -544,6 +554,8 @@ class LimiterCore:
 
     def pass_turn(self, booking: Booking) -> Waker | None:
         """The booking started, or left without starting: let the next one go (returned to wake)."""
+        if booking.ticket < 0:
+            return None
         with self._lock:
             bucket = self._bucket(booking.model)
             bucket.turn_waiters.pop(booking.ticket, None)

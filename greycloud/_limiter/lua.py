@@ -2,19 +2,33 @@
 
 The scripts mirror ``gcra`` and ``core`` exactly (same slot placement, same adaptation), with
 time from ``redis.call('TIME')`` so that the clocks of the processes sharing a quota never
-matter. All keys of one model's quota share a ``{hash tag}``, so every script touches one hash
-slot and runs on Redis Cluster too:
+matter. All keys of one model's quota share a ``{hash tag}``, so every quota script touches one
+hash slot and runs on Redis Cluster too (``QuotaKeys``, always passed in that order):
 
 ``{prefix:model}:state``    hash: ``tat:<dimension>``, ``last_start``, ``factor``, ``hold``,
-                            ``shift``, ``epoch``, ``ok`` (successes since the last change)
-``{prefix:model}:leases``   sorted set: concurrency leases, scored by their expiry time
-``{prefix:model}:members``  sorted set: processes seen lately, scored by last booking time
+                            ``shift``, ``epoch``, ``ok`` (successes since the last change),
+                            ``seq`` (the last ticket number handed out). New shared state of a
+                            quota (e.g. a discovered rate) goes here as more fields.
+``{prefix:model}:leases``   sorted set: concurrency leases by booking id, scored by expiry
+``{prefix:model}:queue``    sorted set: booking ids waiting for a slot, scored by ticket number
+``{prefix:model}:waiters``  sorted set: the same ids, scored by expiry (renewed while waiting)
+``{prefix:model}:gone``     sorted set: ids given up by their caller, scored by expiry, so that
+                            a script that runs late for one of them takes nothing
+
+Booking ids are made by the client before it sends a booking, so whatever happens to the reply,
+the client can name what it gave up (``ABANDON``). A lease and a ticket live ``lease_ttl``
+seconds unless their process renews them (``RENEW``): leases of dead processes expire. A slot
+freed while someone waits is announced on a channel named after the queue key; waiters are
+served in ticket order. The processes sharing a Redis register under ``{prefix}:members``
+(``REGISTER``, its own key and slot), which gives a local fallback its share of the quota.
 
 Numbers cross the Lua boundary as ``%.17g`` text: Redis would truncate a returned Lua number to
 an integer, and 17 digits round-trip a double exactly.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 # Shared helpers, prepended to every script.
 _PRELUDE = """
@@ -23,49 +37,91 @@ local function now()
   return tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
 local function fmt(x) return string.format('%.17g', x) end
+-- Make a key live at least ``ms`` milliseconds more (never shortens a longer expiry).
+local function keep(key, ms)
+  local left = redis.call('PTTL', key)
+  if left >= 0 and left < ms then redis.call('PEXPIRE', key, ms) end
+  if left == -1 then redis.call('PEXPIRE', key, ms) end
+end
 -- Give a key written outside a booking an expiry, unless a booking already set a longer one.
 local function expire_later(key)
   if redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, 172800000) end
 end
 """
 
-# KEYS: state, leases, members
-# ARGV: lease, max_concurrency, lease_ttl, member, margin, ndims,
-#       then per dimension: name, quota, window, slack, burst, cost
-# -> {'busy', now, earliest lease expiry}
-#  | {'ok', now, start, shift, factor, epoch, members, then per dimension: slot start, end, rate}
-BOOK = (
+# The quota scripts' KEYS are state, leases, queue, waiters, gone (``QuotaKeys``).
+_QUOTA_PRELUDE = (
     _PRELUDE
     + """
-local t = now()
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', t)
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[2]) then
-  local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  return {'busy', fmt(t), first[2]}
+-- Drop expired leases, tickets and tombstones: what dead processes held comes back here.
+local function sweep(t)
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', t)
+  local dead = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', t)
+  for i = 1, #dead do redis.call('ZREM', KEYS[3], dead[i]) end
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', t)
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', t)
 end
-local ttl = tonumber(ARGV[3])
-redis.call('ZADD', KEYS[2], t + ttl, ARGV[1])
+-- A slot came free or the queue moved: wake the waiters (one message per change).
+local function announce()
+  if redis.call('ZCARD', KEYS[3]) > 0 then redis.call('PUBLISH', KEYS[3], '1') end
+end
+"""
+)
+
+# ARGV: booking id, max_concurrency, lease_ttl, margin, not_before (seconds from now),
+#       deadline (server time after which the sender has surely given up; 0: none), ndims,
+#       then per dimension: name, quota, window, slack, burst, cost
+# -> {'late', now}                    run after its deadline: the sender gave up, nothing taken
+#  | {'gone'}                         the id was given up: nothing taken
+#  | {'queued', ticket, ahead, free}  waiting for a slot (ahead: tickets before this one)
+#  | {'ok', now, start, shift, factor, epoch, then per dimension: slot start, end, rate}
+# Idempotent per id: a repeated script replaces the id's own lease, never adds a second one.
+BOOK = (
+    _QUOTA_PRELUDE
+    + """
+local t = now()
+local id, ttl = ARGV[1], tonumber(ARGV[3])
+sweep(t)
+local deadline = tonumber(ARGV[6])
+if deadline > 0 and t > deadline then return {'late', fmt(t)} end
+if redis.call('ZSCORE', KEYS[5], id) then return {'gone'} end
+redis.call('ZREM', KEYS[2], id)
+local ticket = redis.call('ZSCORE', KEYS[3], id)
+if not ticket then
+  ticket = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+  redis.call('ZADD', KEYS[3], ticket, id)
+end
+redis.call('ZADD', KEYS[4], t + ttl, id)
+local free = tonumber(ARGV[2]) - redis.call('ZCARD', KEYS[2])
+local ahead = redis.call('ZRANK', KEYS[3], id)
+if ahead >= free then
+  local ms = math.ceil(ttl * 2000)
+  keep(KEYS[1], ms)
+  keep(KEYS[3], ms)
+  keep(KEYS[4], ms)
+  return {'queued', tostring(ticket), ahead, free}
+end
+redis.call('ZREM', KEYS[3], id)
+redis.call('ZREM', KEYS[4], id)
+redis.call('ZADD', KEYS[2], t + ttl, id)
 redis.call('PEXPIRE', KEYS[2], math.ceil(ttl * 2000))
-redis.call('ZADD', KEYS[3], t, ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', t - 120)
-redis.call('PEXPIRE', KEYS[3], 300000)
-local members = redis.call('ZCARD', KEYS[3])
+if ahead > 0 or free > 1 then announce() end
 
 local st = redis.call('HMGET', KEYS[1], 'factor', 'hold', 'shift', 'epoch')
 local factor = tonumber(st[1]) or 1
 local hold = tonumber(st[2]) or 0
 local shift = tonumber(st[3]) or 0
 local epoch = tonumber(st[4]) or 0
-local eff = t
+local eff = t + tonumber(ARGV[5])
 if hold > eff then eff = hold end
-local margin = tonumber(ARGV[5])
-local n = tonumber(ARGV[6])
+local margin = tonumber(ARGV[4])
+local n = tonumber(ARGV[7])
 
 local names, tats, lens, rates = {}, {}, {}, {}
 local start = eff
-local longest = 0
+local longest = ttl
 for i = 1, n do
-  local b = 6 + (i - 1) * 6
+  local b = 7 + (i - 1) * 6
   local name = ARGV[b + 1]
   local quota, window = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
   local slack, burst, cost = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
@@ -84,7 +140,7 @@ for i = 1, n do
 end
 
 redis.call('HSET', KEYS[1], 'last_start', fmt(start))
-local out = {'ok', fmt(t), fmt(start), fmt(shift), fmt(factor), tostring(epoch), members}
+local out = {'ok', fmt(t), fmt(start), fmt(shift), fmt(factor), tostring(epoch)}
 local last = t
 for i = 1, n do
   local ss = tats[i]
@@ -101,18 +157,13 @@ return out
 """
 )
 
-# KEYS: state
-# -> current shift
-SHIFT = """
-return redis.call('HGET', KEYS[1], 'shift') or '0'
-"""
-
-# KEYS: state, leases
-# ARGV: lease, shift at booking, ndims, then per dimension: name, slot start, slot end
+# ARGV: booking id, shift at booking, ndims, then per dimension: name, slot start, slot end
+# A booking that never started: its lease and, when it is still the last one, its slots.
 REFUND = (
-    _PRELUDE
+    _QUOTA_PRELUDE
     + """
 redis.call('ZREM', KEYS[2], ARGV[1])
+announce()
 local delta = (tonumber(redis.call('HGET', KEYS[1], 'shift')) or 0) - tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
 for i = 1, n do
@@ -124,6 +175,50 @@ for i = 1, n do
   end
 end
 return 1
+"""
+)
+
+# ARGV: seconds a tombstone lasts, then the booking ids given up
+# Whatever each id holds (a lease, a ticket) is freed, and a script for it that runs later
+# (still in a socket buffer, say, while Redis was frozen) finds a tombstone and takes nothing.
+ABANDON = (
+    _QUOTA_PRELUDE
+    + """
+local t = now()
+local until_ = t + tonumber(ARGV[1])
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('ZREM', KEYS[4], id)
+  redis.call('ZADD', KEYS[5], until_, id)
+end
+keep(KEYS[5], math.ceil(tonumber(ARGV[1]) * 1000))
+announce()
+return 1
+"""
+)
+
+# ARGV: lease_ttl, then booking ids this process still holds or waits with
+# -> how many leases and tickets were renewed (an expired one is not brought back: its slot may
+#    be someone else's by now)
+RENEW = (
+    _QUOTA_PRELUDE
+    + """
+local t = now()
+sweep(t)
+local ttl = tonumber(ARGV[1])
+local renewed = 0
+for i = 2, #ARGV do
+  renewed = renewed + redis.call('ZADD', KEYS[2], 'XX', 'CH', t + ttl, ARGV[i])
+  renewed = renewed + redis.call('ZADD', KEYS[4], 'XX', 'CH', t + ttl, ARGV[i])
+end
+local ms = math.ceil(ttl * 2000)
+keep(KEYS[2], ms)
+keep(KEYS[4], ms)
+keep(KEYS[3], ms)
+announce()
+return renewed
 """
 )
 
@@ -153,13 +248,12 @@ return 1
 """
 )
 
-# KEYS: state, leases
-# ARGV: lease, success (0/1), epoch at booking, rpm, recover_after, recovery_step
+# ARGV: booking id, success (0/1), epoch at booking, rpm, recover_after, recovery_step
 # -> {factor, recovered (0/1)}
 RELEASE = (
-    _PRELUDE
+    _QUOTA_PRELUDE
     + """
-redis.call('ZREM', KEYS[2], ARGV[1])
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then announce() end
 local st = redis.call('HMGET', KEYS[1], 'factor', 'epoch', 'ok')
 local factor = tonumber(st[1]) or 1
 if ARGV[2] ~= '1' or factor >= 1 or (tonumber(st[2]) or 0) ~= tonumber(ARGV[3]) then
@@ -179,11 +273,10 @@ return {fmt(factor), 0}
 """
 )
 
-# KEYS: state
 # ARGV: retry delay, backoff, min factor, ndims, then the dimension names
 # -> {factor, decreased (0/1)}
 REPORT = (
-    _PRELUDE
+    _QUOTA_PRELUDE
     + """
 local t = now()
 local st = redis.call('HMGET', KEYS[1], 'factor', 'hold', 'shift', 'epoch')
@@ -220,8 +313,42 @@ return {fmt(factor), decreased}
 """
 )
 
+# KEYS: members
+# ARGV: process id, seconds its registration lasts (0: leave now)
+# -> {how many processes are registered now, now}
+REGISTER = (
+    _PRELUDE
+    + """
+local t = now()
+local ttl = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t)
+if ttl > 0 then
+  redis.call('ZADD', KEYS[1], t + ttl, ARGV[1])
+  keep(KEYS[1], math.ceil(ttl * 2000))
+else
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return {redis.call('ZCARD', KEYS[1]), fmt(t)}
+"""
+)
 
-def keys(prefix: str, model: str) -> tuple[str, str, str]:
-    """The state, leases and members keys of ``model``'s quota, all in one hash slot."""
+
+class QuotaKeys(NamedTuple):
+    """The keys of one model's quota, all in one hash slot, in the order every script takes."""
+
+    state: str
+    leases: str
+    queue: str
+    waiters: str
+    gone: str
+
+
+def keys(prefix: str, model: str) -> QuotaKeys:
+    """The keys of ``model``'s quota; ``queue`` is also the channel its freed slots go out on."""
     tag = "{" + f"{prefix}:{model}" + "}"
-    return f"{tag}:state", f"{tag}:leases", f"{tag}:members"
+    return QuotaKeys(*(f"{tag}:{name}" for name in QuotaKeys._fields))
+
+
+def members_key(prefix: str) -> str:
+    """The sorted set of the processes sharing ``prefix`` (its own slot, one script uses it)."""
+    return "{" + prefix + "}:members"

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/cache.py by tools/generate.py.
 # Change _async_src/cache.py and run `make generate`.
-# source-sha256: 260e384ed2c0c615
+# output-sha256: b52fef2b7a341d40
 """Context caches: create, list, update, delete, and generate against one under the limiter.
 
 This file is the only hand-written copy of the cache client. ``make generate`` turns it into

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# source-sha256: a729ad358bed2133
+# output-sha256: f9ceefed39e5cf7d
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
@@ -19,16 +20,23 @@ from google import genai
 from google.genai import errors, types
 
 from .. import auth
+from .._core import function_calling
 from .._core.request import (
     Contents,
+    GenerateConfig,
     GenerateRequest,
     SafetySettings,
+    Tools,
     build_request,
     estimate_tokens,
 )
 from .._core.retry import backoff_delay, classify, is_rejected_api_key
 from .._primitives import (
     SyncLock,
+    SyncResult,
+    SyncStream,
+    sync_call_tool,
+    sync_check_tool,
     sync_close_iterator,
     sync_close_sdk,
     sync_run_blocking,
@@ -43,6 +51,7 @@ from ..errors import (
     RetryExhaustedError,
     StreamInterruptedError,
 )
+from .chats import GreyCloudChats
 from .grounding import SearchGrounding
 from .rate_limiter import SyncVertexRateLimiter
 
@@ -60,6 +69,16 @@ DEFAULT_MAX_DELAY = 60.0
 COUNT_TOKENS_KEY = "countTokens:{model}"
 # Errors that mean the service cannot count tokens for this request (not a passing failure).
 _CANNOT_COUNT_STATUS = frozenset({400, 404, 501})
+
+
+@dataclass(frozen=True)
+class _Retry:
+    """How ``generate_with_retry`` retries each request (``generate_content`` does not)."""
+
+    max_retries: int
+    base_delay: float
+    max_delay: float
+    on_retry: RetryCallback | None
 
 
 class GreyCloudClient:
@@ -165,6 +184,12 @@ class GreyCloudClient:
 
     # -- generation -------------------------------------------------------------------------
 
+    @property
+    def chats(self) -> GreyCloudChats:
+        """Chat sessions (``client.chats.create(...)``, as in google-genai) whose every turn is
+        a ``generate_with_retry`` call: limited, retried, resumed, functions run once."""
+        return GreyCloudChats(self)
+
     def generate_content(
         self,
         contents: Contents,
@@ -174,13 +199,19 @@ class GreyCloudClient:
         top_p: float | None = None,
         max_output_tokens: int | None = None,
         safety_settings: SafetySettings | None = None,
-        tools: list[types.Tool] | None = None,
+        tools: Tools | None = None,
         thinking_level: str | None = None,
         cached_content: str | None = None,
+        config: GenerateConfig | None = None,
         **kwargs: Any,
     ) -> types.GenerateContentResponse:
-        """One generation call (no retries; see ``generate_with_retry``)."""
-        request = self._prepare(
+        """One generation call (no retries; see ``generate_with_retry``).
+
+        ``config`` takes a ``GenerateContentConfig`` or its dict, as google-genai does; a
+        keyword argument beats the same field of ``config``, which beats the greycloud config.
+        Python functions in ``tools`` are run by greycloud, one limited request per hop.
+        """
+        request = self._build(
             contents,
             model,
             system_instruction,
@@ -191,9 +222,47 @@ class GreyCloudClient:
             tools,
             thinking_level,
             cached_content,
+            config,
             kwargs,
         )
-        return self._generate_once(request)
+        return self._generate(request, None)
+
+    @overload
+    def generate_content_stream(
+        self,
+        contents: Contents,
+        model: str | None = ...,
+        system_instruction: Any = ...,
+        temperature: float | None = ...,
+        top_p: float | None = ...,
+        max_output_tokens: int | None = ...,
+        safety_settings: SafetySettings | None = ...,
+        tools: Tools | None = ...,
+        thinking_level: str | None = ...,
+        cached_content: str | None = ...,
+        return_chunks: Literal[False] = ...,
+        config: GenerateConfig | None = ...,
+        **kwargs: Any,
+    ) -> SyncStream[str]: ...
+
+    @overload
+    def generate_content_stream(
+        self,
+        contents: Contents,
+        model: str | None = ...,
+        system_instruction: Any = ...,
+        temperature: float | None = ...,
+        top_p: float | None = ...,
+        max_output_tokens: int | None = ...,
+        safety_settings: SafetySettings | None = ...,
+        tools: Tools | None = ...,
+        thinking_level: str | None = ...,
+        cached_content: str | None = ...,
+        *,
+        return_chunks: Literal[True],
+        config: GenerateConfig | None = ...,
+        **kwargs: Any,
+    ) -> SyncStream[types.GenerateContentResponse]: ...
 
     def generate_content_stream(
         self,
@@ -204,14 +273,17 @@ class GreyCloudClient:
         top_p: float | None = None,
         max_output_tokens: int | None = None,
         safety_settings: SafetySettings | None = None,
-        tools: list[types.Tool] | None = None,
+        tools: Tools | None = None,
         thinking_level: str | None = None,
         cached_content: str | None = None,
         return_chunks: bool = False,
+        config: GenerateConfig | None = None,
         **kwargs: Any,
-    ) -> Iterator[StreamItem]:
-        """Stream the answer: text chunks, or the raw response chunks with ``return_chunks``."""
-        request = self._prepare(
+    ) -> SyncStream[StreamItem]:
+        """Stream the answer (one attempt): text chunks, or the raw response chunks with
+        ``return_chunks``. The result may be iterated at once, or first awaited as in
+        google-genai; nothing is sent before the first chunk is asked for."""
+        request = self._build(
             contents,
             model,
             system_instruction,
@@ -222,13 +294,12 @@ class GreyCloudClient:
             tools,
             thinking_level,
             cached_content,
+            config,
             kwargs,
         )
-        for chunk in self._stream_once(request):
-            if return_chunks:
-                yield chunk
-            elif chunk.text:
-                yield chunk.text
+        if return_chunks:
+            return SyncStream(lambda: self._stream(request, None))
+        return SyncStream(lambda: _texts(self._stream(request, None)))
 
     @overload
     def generate_with_retry(
@@ -241,7 +312,7 @@ class GreyCloudClient:
         return_chunks: bool = ...,
         on_retry: RetryCallback | None = ...,
         **generate_kwargs: Any,
-    ) -> types.GenerateContentResponse: ...
+    ) -> SyncResult[types.GenerateContentResponse]: ...
 
     @overload
     def generate_with_retry(
@@ -252,10 +323,38 @@ class GreyCloudClient:
         streaming: Literal[True],
         base_delay: float = ...,
         max_delay: float = ...,
-        return_chunks: bool = ...,
+        return_chunks: Literal[False] = ...,
         on_retry: RetryCallback | None = ...,
         **generate_kwargs: Any,
-    ) -> Iterator[StreamItem]: ...
+    ) -> SyncStream[str]: ...
+
+    @overload
+    def generate_with_retry(
+        self,
+        contents: Contents,
+        max_retries: int = ...,
+        *,
+        streaming: Literal[True],
+        base_delay: float = ...,
+        max_delay: float = ...,
+        return_chunks: Literal[True],
+        on_retry: RetryCallback | None = ...,
+        **generate_kwargs: Any,
+    ) -> SyncStream[types.GenerateContentResponse]: ...
+
+    @overload
+    def generate_with_retry(
+        self,
+        contents: Contents,
+        max_retries: int = ...,
+        *,
+        streaming: Literal[True],
+        base_delay: float = ...,
+        max_delay: float = ...,
+        return_chunks: bool,
+        on_retry: RetryCallback | None = ...,
+        **generate_kwargs: Any,
+    ) -> SyncStream[StreamItem]: ...
 
     def generate_with_retry(
         self,
@@ -267,7 +366,7 @@ class GreyCloudClient:
         return_chunks: bool = False,
         on_retry: RetryCallback | None = None,
         **generate_kwargs: Any,
-    ) -> types.GenerateContentResponse | Iterator[StreamItem]:
+    ) -> SyncResult[types.GenerateContentResponse] | SyncStream[StreamItem]:
         """``generate_content`` (or, with ``streaming``, a stream) that retries transient errors.
 
         Retried: 408, 429, 500, 502, 503, 504 and transport failures, with exponential backoff
@@ -276,21 +375,33 @@ class GreyCloudClient:
         never delivered twice (``StreamInterruptedError`` if the restart diverges from it).
         ``on_retry(attempt, error, delay)`` is called before each backoff sleep, e.g. to count
         retries; ``attempt`` is the number of the attempt that failed (1 for the first).
+        With Python functions in ``tools``, each model request of the exchange is retried on
+        its own, and a function that ran is never run again.
+
+        A stream may be iterated at once, or first awaited as in google-genai; nothing is
+        sent before the first chunk is asked for. Bad arguments raise ``ConfigError`` here.
         """
         if max_retries < 0:
             raise ConfigError("max_retries", f"must be 0 or more, got {max_retries}")
-        request = self._prepare(contents, **generate_kwargs)
-        if streaming:
-            return self._stream_with_retry(
-                request, max_retries, base_delay, max_delay, return_chunks, on_retry
-            )
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return self._generate_once(request)
-            except Exception as exc:
-                self._wait_before_retry(exc, attempt, max_retries, base_delay, max_delay, on_retry)
+        request = self._build(contents, **generate_kwargs)
+        retry = _Retry(max_retries, base_delay, max_delay, on_retry)
+        if not streaming:
+            return self._generate(request, retry)
+        if return_chunks:
+            return SyncStream(lambda: self._stream(request, retry))
+        return SyncStream(lambda: _texts(self._stream(request, retry)))
+
+    def _chat_turn(
+        self, contents: list[types.Content], model: str | None, config: GenerateConfig | None
+    ) -> SyncResult[types.GenerateContentResponse]:
+        return self.generate_with_retry(contents, model=model, config=config)
+
+    def _chat_turn_stream(
+        self, contents: list[types.Content], model: str | None, config: GenerateConfig | None
+    ) -> SyncStream[types.GenerateContentResponse]:
+        return self.generate_with_retry(
+            contents, streaming=True, return_chunks=True, model=model, config=config
+        )
 
     def count_tokens(
         self,
@@ -334,7 +445,7 @@ class GreyCloudClient:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _prepare(
+    def _build(
         self,
         contents: Contents,
         model: str | None = None,
@@ -343,13 +454,15 @@ class GreyCloudClient:
         top_p: float | None = None,
         max_output_tokens: int | None = None,
         safety_settings: SafetySettings | None = None,
-        tools: list[types.Tool] | None = None,
+        tools: Tools | None = None,
         thinking_level: str | None = None,
         cached_content: str | None = None,
+        config: GenerateConfig | None = None,
         extra: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> GenerateRequest:
-        """The request to send: call arguments resolved against the config, then grounded."""
+        """The request to send, call arguments resolved against the config (not grounded yet:
+        grounding may search, so it happens when the call runs)."""
         request = build_request(
             self.config,
             contents,
@@ -362,9 +475,117 @@ class GreyCloudClient:
             tools=tools,
             thinking_level=thinking_level,
             cached_content=cached_content,
+            generate_config=config,
             extra={**(extra or {}), **kwargs},
         )
-        return self._grounding.ground(request, explicit_tools=tools is not None)
+        if request.function_loop is not None:
+            for function in request.function_loop.functions.values():
+                sync_check_tool(function)
+        return request
+
+    def _ground(self, request: GenerateRequest) -> GenerateRequest:
+        return self._grounding.ground(request, explicit_tools=request.caller_tools)
+
+    def _generate(
+        self, request: GenerateRequest, retry: _Retry | None
+    ) -> types.GenerateContentResponse:
+        """One answer: one request, or with Python functions one request per hop."""
+        request = self._ground(request)
+        loop = request.function_loop
+        if loop is None:
+            return self._generate_attempts(request, retry)
+        history: list[types.Content] = []
+        hop = 0
+        while True:
+            hop += 1
+            response = self._generate_attempts(request, retry)
+            turn = function_calling.model_turn(response)
+            calls = function_calling.calls_in(turn.parts if turn is not None else None)
+            if turn is None or not calls or hop >= loop.maximum_remote_calls:
+                break
+            replies = self._run_functions(loop, calls)
+            if not history:
+                history = function_calling.start_history(request.contents)
+            history = [*history, turn, function_calling.replies_turn(replies)]
+            request = request.next_hop(history)
+        if loop.keep_history:
+            response.automatic_function_calling_history = history
+        return response
+
+    def _generate_attempts(
+        self, request: GenerateRequest, retry: _Retry | None
+    ) -> types.GenerateContentResponse:
+        if retry is None:
+            return self._generate_once(request)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._generate_once(request)
+            except Exception as exc:
+                self._wait_before_retry(exc, attempt, retry)
+
+    def _stream(
+        self, request: GenerateRequest, retry: _Retry | None
+    ) -> Iterator[types.GenerateContentResponse]:
+        """The chunks of the answer; with Python functions, of every hop, the functions run
+        between hops (each hop's stream is resumed on its own)."""
+        request = self._ground(request)
+        loop = request.function_loop
+        history: list[types.Content] = []
+        hop = 0
+        while True:
+            hop += 1
+            said: list[types.Part] = []
+            hop_stream = self._stream_attempts(request, retry)
+            try:
+                for chunk in hop_stream:
+                    if loop is not None:
+                        turn = function_calling.model_turn(chunk)
+                        if turn is not None and turn.parts:
+                            said.extend(turn.parts)
+                        if history and loop.keep_history:
+                            chunk.automatic_function_calling_history = history
+                    yield chunk
+            finally:
+                sync_close_iterator(hop_stream)
+            if loop is None:
+                return
+            calls = function_calling.calls_in(said)
+            if not calls or hop >= loop.maximum_remote_calls:
+                return
+            replies = self._run_functions(loop, calls)
+            if not history:
+                history = function_calling.start_history(request.contents)
+            turn = types.Content(role="model", parts=said)
+            history = [*history, turn, function_calling.replies_turn(replies)]
+            request = request.next_hop(history)
+
+    def _stream_attempts(
+        self, request: GenerateRequest, retry: _Retry | None
+    ) -> Iterator[types.GenerateContentResponse]:
+        if retry is None:
+            return self._stream_once(request)
+        return self._stream_with_retry(request, retry)
+
+    def _run_functions(
+        self, loop: function_calling.FunctionLoop, calls: list[types.FunctionCall]
+    ) -> list[types.Part]:
+        """Run each function the model called, once, in order; a failure is reported back."""
+        replies = []
+        for call in calls:
+            function = loop.functions.get(call.name or "")
+            try:
+                if function is None:
+                    raise function_calling.unknown_function(call, loop)
+                arguments = function_calling.arguments_for(function, call.args)
+                result = sync_call_tool(function, arguments)
+            except Exception as exc:
+                logger.info("function %s raised %r; reported to the model", call.name, exc)
+                replies.append(function_calling.reply_part(call, error=exc))
+            else:
+                replies.append(function_calling.reply_part(call, result=result))
+        return replies
 
     def _call_with_auth(self, surface: str, method: str, **arguments: Any) -> Any:
         """Call the SDK's ``<surface>.<method>`` (e.g. ``models.generate_content``); after a
@@ -427,21 +648,18 @@ class GreyCloudClient:
             permit.reconcile(usage)
 
     def _stream_with_retry(
-        self,
-        request: GenerateRequest,
-        max_retries: int,
-        base_delay: float,
-        max_delay: float,
-        return_chunks: bool,
-        on_retry: RetryCallback | None,
-    ) -> Iterator[StreamItem]:
+        self, request: GenerateRequest, retry: _Retry
+    ) -> Iterator[types.GenerateContentResponse]:
         delivered = ""  # text the caller already has, across attempts
+        calls_delivered = 0  # function calls the caller already has, across attempts
         attempt = 0
         while True:
             attempt += 1
             position = 0  # characters of text this attempt has produced so far
+            calls_seen = 0  # function calls this attempt has produced so far
+            attempt_stream = self._stream_once(request)
             try:
-                for chunk in self._stream_once(request):
+                for chunk in attempt_stream:
                     text = _text_of(chunk)
                     # The start of a restarted stream repeats what the caller already has.
                     overlap = max(0, min(len(text), len(delivered) - position))
@@ -454,21 +672,24 @@ class GreyCloudClient:
                         )
                     position += len(text)
                     fresh = text[overlap:]
-                    if overlap > 0 and not fresh and not chunk.usage_metadata:
+                    # Function calls repeated by a restart would be run twice: drop them too.
+                    calls = _calls_in(chunk)
+                    repeated = max(0, min(calls, calls_delivered - calls_seen))
+                    calls_seen += calls
+                    nothing_new = not fresh and repeated == calls
+                    if (overlap or repeated) and nothing_new and not chunk.usage_metadata:
                         continue
                     delivered += fresh
-                    if return_chunks:
-                        yield chunk if overlap == 0 else _with_text(chunk, fresh)
-                    elif fresh:
-                        yield fresh
+                    calls_delivered += calls - repeated
+                    if overlap or repeated:
+                        chunk = _without_repeats(chunk, fresh, repeated)
+                    yield chunk
                 return
             except StreamInterruptedError:
                 raise
             except Exception as exc:
                 try:
-                    self._wait_before_retry(
-                        exc, attempt, max_retries, base_delay, max_delay, on_retry
-                    )
+                    self._wait_before_retry(exc, attempt, retry)
                 except RetryExhaustedError as exhausted:
                     if delivered:
                         raise StreamInterruptedError(
@@ -478,16 +699,10 @@ class GreyCloudClient:
                             attempts=attempt,
                         ) from exhausted.last_error
                     raise
+            finally:
+                sync_close_iterator(attempt_stream)
 
-    def _wait_before_retry(
-        self,
-        exc: Exception,
-        attempt: int,
-        max_retries: int,
-        base_delay: float,
-        max_delay: float,
-        on_retry: RetryCallback | None = None,
-    ) -> None:
+    def _wait_before_retry(self, exc: Exception, attempt: int, retry: _Retry) -> None:
         """Return after the backoff if ``exc`` may be retried; otherwise raise."""
         failure = classify(exc)
         if failure.per_day:
@@ -498,12 +713,12 @@ class GreyCloudClient:
             ) from exc
         if not failure.transient:
             raise exc
-        if attempt > max_retries:
+        if attempt > retry.max_retries:
             raise RetryExhaustedError(attempt, exc) from exc
-        delay = backoff_delay(attempt, base_delay, max_delay, failure.retry_after)
+        delay = backoff_delay(attempt, retry.base_delay, retry.max_delay, failure.retry_after)
         logger.info("attempt %d failed (%s); retrying in %.2fs", attempt, _describe(exc), delay)
-        if on_retry is not None:
-            on_retry(attempt, exc, delay)
+        if retry.on_retry is not None:
+            retry.on_retry(attempt, exc, delay)
         sync_sleep(delay)
 
     def _report(self, model: str, exc: errors.APIError) -> None:
@@ -557,6 +772,19 @@ class GreyCloudClient:
         )
 
 
+def _texts(chunks: Iterator[types.GenerateContentResponse]) -> Iterator[str]:
+    """The text of each chunk that has some."""
+    try:
+        for chunk in chunks:
+            text = _text_of(chunk)
+            if text:
+                yield text
+    finally:
+        # Closing this generator does not close the one it reads: close it now, so that its
+        # request and limiter slot end with the caller's stream, not whenever it is collected.
+        sync_close_iterator(chunks)
+
+
 def _text_of(chunk: types.GenerateContentResponse) -> str:
     """``chunk.text or ""``, without the SDK's ``model_dump`` of every part (a few us a chunk):
     the text parts of the first candidate, thoughts left out."""
@@ -569,11 +797,22 @@ def _text_of(chunk: types.GenerateContentResponse) -> str:
     )
 
 
-def _with_text(chunk: types.GenerateContentResponse, text: str) -> types.GenerateContentResponse:
-    """A copy of ``chunk`` whose only text is ``text`` (the part not delivered before)."""
+def _calls_in(chunk: types.GenerateContentResponse) -> int:
+    """How many function calls the chunk's first candidate makes."""
+    content = chunk.candidates[0].content if chunk.candidates else None
+    return sum(1 for part in (content.parts or []) if part.function_call) if content else 0
+
+
+def _without_repeats(
+    chunk: types.GenerateContentResponse, text: str, repeated_calls: int
+) -> types.GenerateContentResponse:
+    """A copy of ``chunk`` holding only what was not delivered before: ``text`` and the
+    function calls after the first ``repeated_calls``."""
     copy = chunk.model_copy(deep=True)
     if copy.candidates and copy.candidates[0].content is not None:
-        copy.candidates[0].content.parts = [types.Part(text=text)] if text else []
+        content = copy.candidates[0].content
+        calls = [part for part in content.parts or [] if part.function_call][repeated_calls:]
+        content.parts = ([types.Part(text=text)] if text else []) + calls
     return copy
 
 

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/rate_limiter.py by tools/generate.py.
 # Change _async_src/rate_limiter.py and run `make generate`.
-# source-sha256: 4f59867686b41d10
+# output-sha256: 001570fde24f6901
 """``VertexRateLimiter``: every call waits here for a start inside its model's quota.
 
 Each request books its start across requests per minute, tokens per minute and (optionally)
@@ -26,6 +26,7 @@ from typing import Literal, TypeVar
 
 from google.genai import types
 
+from .._extras import missing_extra
 from .._limiter.core import Booking, LimiterCore
 from .._limiter.quota import TokenCounting, build_quotas, counted_tokens
 from .._limiter.stats import LimiterStats
@@ -112,8 +113,10 @@ class SyncVertexRateLimiter:
     window can overfill; requests larger than it occupy a longer slot), ``clock_margin``
     (seconds allowed between a booked start and the server receiving the request), ``backoff``
     and ``recovery_step`` (rate change on a 429 and per recovery step), ``lease_ttl`` (seconds
-    after which the Redis concurrency lease of a dead process expires), ``calibrate`` (scale
-    token estimates by the observed ratio of real usage to estimate).
+    after which the Redis concurrency leases and queue tickets of a dead process expire; a live
+    one renews its own every ``lease_ttl / 3``), ``redis_timeout`` (the longest any one wait on
+    Redis may take), ``calibrate`` (scale token estimates by the observed ratio of real usage
+    to estimate).
     """
 
     def __init__(
@@ -131,7 +134,8 @@ class SyncVertexRateLimiter:
         clock_margin: float = 0.2,
         backoff: float = 0.7,
         recovery_step: float = 0.05,
-        lease_ttl: float = 300.0,
+        lease_ttl: float = 60.0,
+        redis_timeout: float = 1.0,
         redis_prefix: str = "greycloud:limiter",
         calibrate: bool = True,
     ) -> None:
@@ -167,8 +171,7 @@ class SyncVertexRateLimiter:
                 from .limiter_redis import RedisStore
             except ImportError as exc:
                 raise ConfigError(
-                    "rate_limit_storage",
-                    'Redis storage needs redis-py: pip install "greycloud[redis]"',
+                    "rate_limit_storage", missing_extra("Redis storage", "redis", exc.name)
                 ) from exc
             self._store = RedisStore(
                 storage,
@@ -176,6 +179,7 @@ class SyncVertexRateLimiter:
                 unavailable=storage_unavailable,
                 prefix=redis_prefix,
                 lease_ttl=lease_ttl,
+                timeout=redis_timeout,
             )
 
     @classmethod

@@ -8,13 +8,24 @@
 
 It serves generateContent, streamGenerateContent, countTokens, cachedContents,
 batchPredictionJobs and Vertex AI Search ``:search`` over real HTTP on 127.0.0.1, with quotas,
-auth and scripted faults.
-``EmulatorProcess`` runs one in a process of its own (for benchmarks and many-process tests).
-Needs the ``emulator`` extra (aiohttp). The pytest fixture ``vertex_emulator`` comes from
-``greycloud.testing.pytest_plugin``; ``serve()`` runs one in the foreground.
+auth and scripted faults; it can script function calls (``script_function_calls``) and answers
+JSON that fits the response schema a request sends. ``EmulatorProcess`` runs one in a process
+of its own (for benchmarks and many-process tests).
+Needs the ``emulator`` extra (aiohttp); without it, importing this package raises one
+``ModuleNotFoundError`` line naming the extra. The pytest fixture ``vertex_emulator`` comes from
+``greycloud.pytest_plugin``; ``serve()`` runs one in the foreground.
 """
 
 from __future__ import annotations
+
+from .._extras import missing_extra
+
+try:
+    import aiohttp  # noqa: F401  (the server's only dependency beyond the core)
+except ImportError as exc:
+    raise ModuleNotFoundError(
+        missing_extra("greycloud.testing", "emulator", exc.name), name=exc.name
+    ) from None
 
 from ._auth import EmulatorCredentials
 from ._emulator import VertexEmulator

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ._structured import json_text, response_schema
+
 # fmt: off
 _VOCABULARY = (
     "the", "quick", "model", "answers", "every", "question", "with", "calm", "and", "measured",
@@ -39,13 +41,22 @@ def estimate_tokens(chars: int) -> int:
     return max(1, (chars + 3) // 4)
 
 
+_STRUCTURED_PARTS = frozenset(
+    {"functionCall", "functionResponse", "function_call", "function_response"}
+)
+
+
 def _text_chars(value: Any) -> int:
-    """Characters of every ``text`` field inside contents or a system instruction."""
+    """Characters of every ``text`` field (and function call or reply) inside contents or a
+    system instruction."""
     if isinstance(value, dict):
         total = 0
         for key, item in value.items():
             if key == "text" and isinstance(item, str):
                 total += len(item)
+            elif key in _STRUCTURED_PARTS:
+                # Function calls and replies count as their JSON, as the model reads them.
+                total += len(json.dumps(item, separators=(",", ":")))
             elif isinstance(item, (dict, list)):
                 total += _text_chars(item)
         return total
@@ -89,6 +100,8 @@ class Answer:
     candidates_tokens: int
     thoughts_tokens: int
     cached_tokens: int
+    function_calls: tuple[dict[str, Any], ...] = ()
+    """Calls the model makes instead of text (every candidate makes the same)."""
 
     def usage(self) -> dict[str, Any]:
         usage: dict[str, Any] = {
@@ -148,8 +161,11 @@ def make_answer(
     prompt: int,
     cached: int,
     scripted: str | None,
+    calls: list[dict[str, Any]] | None = None,
 ) -> Answer:
-    """The deterministic answer to a generateContent body (``scripted`` replaces the text)."""
+    """The deterministic answer to a generateContent body: ``calls`` (function calls) when
+    given, else ``scripted`` text, else JSON fitting the response schema when one is sent,
+    else generated text."""
     config = body.get("generationConfig")
     if not isinstance(config, dict):
         config = {}
@@ -158,11 +174,16 @@ def make_answer(
     max_tokens = _field(config, "maxOutputTokens", "max_output_tokens")
     limit = max_tokens * 4 if isinstance(max_tokens, int) and max_tokens > 0 else None
 
-    if scripted is None:
-        base = int.from_bytes(request_digest(model, body), "big")
-        raw = [_generated_text(base + index) for index in range(count)]
-    else:
+    base = int.from_bytes(request_digest(model, body), "big")
+    schema = response_schema(config)
+    if calls:
+        raw = [""] * count
+    elif scripted is not None:
         raw = [scripted] * count
+    elif schema is not None:
+        raw = [json_text(schema[0], base + index) for index in range(count)]
+    else:
+        raw = [_generated_text(base + index) for index in range(count)]
 
     texts: list[str] = []
     reasons: list[str] = []
@@ -175,6 +196,8 @@ def make_answer(
         texts.append(text)
         reasons.append(reason)
         output_tokens += estimate_tokens(len(text)) if text else 0
+    if calls:
+        output_tokens = count * estimate_tokens(len(json.dumps(calls)))
 
     thinking, budget = thinking_requested(config)
     thoughts = 0
@@ -189,11 +212,15 @@ def make_answer(
         candidates_tokens=output_tokens,
         thoughts_tokens=thoughts,
         cached_tokens=cached,
+        function_calls=tuple(calls or ()),
     )
 
 
-def _candidate(text: str, index: int, many: bool, finish: str | None) -> dict[str, Any]:
-    candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}}
+def _candidate(
+    text: str, index: int, many: bool, finish: str | None, calls: tuple[dict[str, Any], ...] = ()
+) -> dict[str, Any]:
+    parts = [{"functionCall": call} for call in calls] if calls else [{"text": text}]
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}}
     if finish is not None:
         candidate["finishReason"] = finish
         candidate["avgLogprobs"] = -0.25
@@ -207,7 +234,7 @@ def response_json(answer: Answer, envelope: dict[str, str]) -> dict[str, Any]:
     many = len(answer.texts) > 1
     return {
         "candidates": [
-            _candidate(text, index, many, answer.finish_reasons[index])
+            _candidate(text, index, many, answer.finish_reasons[index], answer.function_calls)
             for index, text in enumerate(answer.texts)
         ],
         "usageMetadata": answer.usage(),
@@ -233,6 +260,9 @@ def stream_events(answer: Answer, envelope: dict[str, str]) -> Iterator[dict[str
     """streamGenerateContent chunks: text spread over events, the last one with finishReason
     and the full usageMetadata (earlier ones carry only the prompt count, as Vertex does)."""
     many = len(answer.texts) > 1
+    if answer.function_calls:  # calls come whole, in one event
+        yield response_json(answer, envelope)
+        return
     split = [split_text(text) for text in answer.texts]
     events = max(len(pieces) for pieces in split)
     partial_usage = {

@@ -19,15 +19,10 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ._answers import make_answer, response_json
-from ._resources import ResourceError
-from ._rpc import error_body
+from ._rpc import ResourceError, error_body
 from .gcs import anonymous_client
-
-if TYPE_CHECKING:
-    from ._state import EmulatorState
 
 logger = logging.getLogger(__name__)
 
@@ -52,18 +47,6 @@ def gcs_endpoint(configured: str | None) -> str | None:
     if not endpoint:
         return None
     return endpoint if "://" in endpoint else f"http://{endpoint}"
-
-
-def answer_request(state: EmulatorState, model: str, request: Any) -> dict[str, Any]:
-    """The generateContent response JSON for ``request`` (``ResourceError`` when invalid)."""
-    if not isinstance(request, dict):
-        raise ResourceError(400, "The request must be a JSON object.")
-    prompt, cached = state.input_tokens(request)
-    answer = make_answer(
-        model, request, prompt=prompt, cached=cached, scripted=state.scripted_text(model, request)
-    )
-    envelope = {"modelVersion": model, "createTime": state.timeline.stamp(state.clock())}
-    return response_json(answer, envelope)
 
 
 def _status(error: ResourceError) -> str:

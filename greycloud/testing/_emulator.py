@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from ._records import RequestRecord
 from ._search import SearchDocument
 from ._server import start_server
 from ._state import EmulatorState, EmulatorStats, Responder
+from ._structured import FunctionScript
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -296,6 +297,24 @@ class VertexEmulator:
         else:
             scripted[model] = text
         self._state.scripted = scripted
+
+    def script_function_calls(
+        self,
+        steps: Sequence[Mapping[str, Any] | Sequence[Mapping[str, Any]]] | None,
+        model: str | None = None,
+    ) -> None:
+        """Make the model call functions: for a request that declares tools, ``steps[i]`` (one
+        call ``{"name": ..., "args": {...}}`` or a list of calls made together) answers once
+        the request carries ``i`` turns of function replies since the user's last message;
+        after the last step the model answers with text. Applies to every model or to
+        ``model``; None removes the script. The answer depends on the request alone, so
+        retried and restarted requests get the same one."""
+        scripts = dict(self._state.function_scripts)
+        if steps is None:
+            scripts.pop(model, None)
+        else:
+            scripts[model] = FunctionScript.build(steps)
+        self._state.function_scripts = scripts
 
     @property
     def responder(self) -> Responder | None:

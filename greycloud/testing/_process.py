@@ -33,6 +33,9 @@ def _serve(connection: multiprocessing.connection.Connection, options: dict[str,
             elif command == "set_quota":
                 emulator.set_quota(**arguments)
                 connection.send(None)
+            elif command == "script_function_calls":
+                emulator.script_function_calls(**arguments)
+                connection.send(None)
 
 
 class EmulatorProcess:
@@ -75,6 +78,10 @@ class EmulatorProcess:
 
     def set_quota(self, **quota: Any) -> None:
         self._call("set_quota", **quota)
+
+    def script_function_calls(self, steps: Any) -> None:
+        """``VertexEmulator.script_function_calls`` in the server's process."""
+        self._call("script_function_calls", steps=steps)
 
     def stop(self) -> None:
         if self._process.is_alive():

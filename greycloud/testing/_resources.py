@@ -14,12 +14,11 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._answers import prompt_tokens
-
-if TYPE_CHECKING:
-    from ._batch_runner import BatchRunner, RunOutcome
+from ._batch_runner import BatchRunner, RunOutcome
+from ._rpc import ResourceError
 
 DEFAULT_CACHE_TTL = 3600.0
 
@@ -41,15 +40,6 @@ class Timeline:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=datetime.UTC)
         return moment.timestamp() - self._offset
-
-
-class ResourceError(Exception):
-    """A request about a resource that cannot be served (becomes a google.rpc error)."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def parse_duration(text: object) -> float:

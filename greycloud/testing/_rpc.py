@@ -10,6 +10,16 @@ import json
 import math
 from typing import Any
 
+
+class ResourceError(Exception):
+    """A request about a resource that cannot be served (becomes a google.rpc error)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 # The canonical google.rpc status string for each HTTP code the emulator can send.
 STATUS_FOR_CODE: dict[int, str] = {
     400: "INVALID_ARGUMENT",

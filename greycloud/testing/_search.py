@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._resources import ResourceError
+from ._rpc import ResourceError
 
 _VERSIONS = frozenset({"v1", "v1beta", "v1alpha"})
 _MAX_PAGE_SIZE = 100

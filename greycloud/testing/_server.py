@@ -22,8 +22,7 @@ from ._answers import make_answer, prompt_tokens, response_json, stream_events
 from ._faults import Fault
 from ._quota import Refusal
 from ._records import RequestRecord
-from ._resources import ResourceError
-from ._rpc import dumps, error_body, quota_details, retry_after_header
+from ._rpc import ResourceError, dumps, error_body, quota_details, retry_after_header
 from ._search import parse_search_path
 from ._state import EmulatorState
 
@@ -281,7 +280,14 @@ class Handler:
         except Exception:
             logger.exception("the emulator's responder raised")
             return error_response(500, "The emulator's responder raised; see the log.")
-        answer = make_answer(model, body, prompt=prompt, cached=cached, scripted=scripted)
+        answer = make_answer(
+            model,
+            body,
+            prompt=prompt,
+            cached=cached,
+            scripted=scripted,
+            calls=state.scripted_calls(model, body),
+        )
         state.count_answer(model, answer)
         envelope = {
             "modelVersion": model,

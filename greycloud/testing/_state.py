@@ -13,14 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._answers import Answer, prompt_tokens
+from ._answers import Answer, make_answer, prompt_tokens, response_json
 from ._auth import TokenStore
-from ._batch_runner import BatchRunner, answer_request
+from ._batch_runner import BatchRunner
 from ._faults import FaultQueue
 from ._quota import QuotaBook, Refusal
 from ._records import RequestRecord
-from ._resources import BatchStore, CacheStore, ResourceError, Timeline
+from ._resources import BatchStore, CacheStore, Timeline
+from ._rpc import ResourceError
 from ._search import SearchIndex
+from ._structured import FunctionScript
 
 Responder = Callable[[dict[str, Any]], str]
 
@@ -104,12 +106,13 @@ class EmulatorState:
         # Where batch jobs read and write Cloud Storage (None: STORAGE_EMULATOR_HOST, if set).
         self.gcs_endpoint: str | None = None
         self.batches.runner = BatchRunner(
-            lambda model, request: answer_request(self, model, request),
+            self.answer_request,
             lambda: self.gcs_endpoint,
         )
         self.search = SearchIndex()
         self.responder: Responder | None = None
         self.scripted: dict[str | None, str] = {}
+        self.function_scripts: dict[str | None, FunctionScript] = {}
         self._initial_quotas = (rpm, tpm, model_quotas)
         self.lock = threading.Lock()
         self.quotas = QuotaBook(rpm, tpm, model_quotas)
@@ -161,6 +164,23 @@ class EmulatorState:
         cached = self.caches.tokens(str(cache_name)) if cache_name else 0
         return prompt_tokens(body), cached
 
+    def answer_request(self, model: str, request: Any) -> dict[str, Any]:
+        """The generateContent response JSON for a batch line's ``request`` (``ResourceError``
+        when invalid)."""
+        if not isinstance(request, dict):
+            raise ResourceError(400, "The request must be a JSON object.")
+        prompt, cached = self.input_tokens(request)
+        answer = make_answer(
+            model,
+            request,
+            prompt=prompt,
+            cached=cached,
+            scripted=self.scripted_text(model, request),
+            calls=self.scripted_calls(model, request),
+        )
+        envelope = {"modelVersion": model, "createTime": self.timeline.stamp(self.clock())}
+        return response_json(answer, envelope)
+
     def next_response_id(self) -> str:
         self._serial += 1  # only the event-loop thread calls this
         return f"emu-{self._serial:08x}"
@@ -173,6 +193,12 @@ class EmulatorState:
         if not scripted:
             return None
         return scripted.get(model, scripted.get(None))
+
+    def scripted_calls(self, model: str, body: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The function calls a script makes for this request (None: answer with text)."""
+        scripts = self.function_scripts
+        script = scripts.get(model, scripts.get(None)) if scripts else None
+        return None if script is None else script.calls_for(body)
 
     # -- facade (test thread) ---------------------------------------------------------------
 
@@ -214,3 +240,4 @@ class EmulatorState:
         self.search.reset()
         self.responder = None
         self.scripted = {}
+        self.function_scripts = {}

@@ -48,7 +48,14 @@ class GcsEmulator:
         """Start serving (returns once the port is bound)."""
         if self._server is not None:
             raise RuntimeError("the Cloud Storage emulator is already running")
-        from gcp_storage_emulator.server import create_server
+        try:
+            from gcp_storage_emulator.server import create_server
+        except ImportError as exc:
+            raise ModuleNotFoundError(
+                "GcsEmulator needs gcp-storage-emulator (a development dependency, in the 'dev' "
+                "extra): pip install gcp-storage-emulator",
+                name=exc.name,
+            ) from None
 
         port = self._requested_port or _free_port(self.host)
         server = create_server(self.host, port, in_memory=True)

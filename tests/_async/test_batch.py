@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import pytest
 from google.genai import types
 
@@ -99,7 +100,7 @@ async def test_batch_end_to_end(
     }
     inlined = lines[20]["request"]
     assert inlined["generationConfig"] == {"temperature": 0.2, "maxOutputTokens": 50}
-    assert inlined["systemInstruction"] == {"parts": [{"text": "Be brief."}]}
+    assert inlined["systemInstruction"] == {"role": "user", "parts": [{"text": "Be brief."}]}
     assert lines[40]["source"] == "prepared"
 
     seen: list[str] = []
@@ -128,6 +129,45 @@ async def test_batch_end_to_end(
     online = await batch.client.generate_content("Question 7?")
     answer = results["dict-7"].response
     assert answer is not None and answer.text == online.text
+
+
+class Capital(pydantic.BaseModel):
+    country: str
+    capital: str
+    population: int
+
+
+async def test_a_pydantic_response_schema_survives_a_batch_job(
+    batch: GreyCloudAsyncBatch, gcs: GcsEmulator
+) -> None:
+    config = types.GenerateContentConfig(
+        response_mime_type="application/json", response_schema=Capital
+    )
+    requests: list[Any] = [
+        types.InlinedRequest(contents=f"Capital {i}?", config=config, metadata={"key": f"c{i}"})
+        for i in range(3)
+    ]
+    requests.append({"key": "as-dict", "contents": "Capital?", "config": config})
+    job = await batch.create_batch_job(requests)
+
+    [input_uri] = gcs.object_names()
+    line = json.loads(gcs.read(input_uri).decode().splitlines()[0])
+    schema = line["request"]["generationConfig"]["responseSchema"]
+    assert set(schema["properties"]) == {"country", "capital", "population"}
+
+    done = await batch.monitor_batch_job(job)
+    results = [result async for result in batch.iter_batch_results(done)]
+    assert len(results) == 4
+    for result in results:
+        assert result.response is not None
+        assert isinstance(result.response.parsed, Capital)
+        assert result.response.parsed == Capital.model_validate_json(result.response.text or "")
+
+    # Another batch object (e.g. a later process) only has the JSON schema: parsed is JSON.
+    async with GreyCloudAsyncBatch(client=batch.client, storage_client=gcs.client()) as later:
+        [first, *_] = [result async for result in later.iter_batch_results(done)]
+    assert first.response is not None and isinstance(first.response.parsed, dict)
+    assert set(first.response.parsed) == {"country", "capital", "population"}
 
 
 async def test_jsonl_file_input(batch: GreyCloudAsyncBatch, tmp_path: Path) -> None:

@@ -9,7 +9,9 @@ import datetime
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pydantic
 import pytest
+from google.genai import types
 
 from greycloud import CacheTooSmallError, ConfigError, GreyCloudAsyncCache, GreyCloudAsyncClient
 from greycloud.testing import VertexEmulator
@@ -86,6 +88,27 @@ async def test_stream_with_cache_matches_the_answer(cache: GreyCloudAsyncCache) 
     ]
     assert len(pieces) > 1
     assert "".join(str(piece) for piece in pieces) == whole.text
+
+
+class Summary(pydantic.BaseModel):
+    title: str
+    points: list[str]
+
+
+async def test_structured_output_and_config_with_a_cache(
+    cache: GreyCloudAsyncCache, vertex_emulator: VertexEmulator
+) -> None:
+    created = await cache.create_cache([{"role": "user", "parts": [{"text": LONG_TEXT}]}])
+    assert created.name
+    config = types.GenerateContentConfig(
+        response_mime_type="application/json", response_schema=Summary, temperature=0.4
+    )
+    response = await cache.generate_with_cache(created.name, "Summarise it.", config=config)
+    assert isinstance(response.parsed, Summary)
+    sent = camel(calls(vertex_emulator, ":generateContent")[-1].body)
+    assert sent["generationConfig"]["temperature"] == 0.4
+    assert set(sent["generationConfig"]["responseSchema"]["properties"]) == {"title", "points"}
+    assert sent["cachedContent"] == created.name
 
 
 async def test_too_small_cache_is_rejected_before_it_is_created(

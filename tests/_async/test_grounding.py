@@ -142,7 +142,7 @@ async def test_multi_turn_contents_are_not_changed(
 
 async def test_token_estimate_includes_the_block(client: GreyCloudAsyncClient) -> None:
     plain = build_request(client.config, QUESTION)
-    grounded = await client._prepare(QUESTION)
+    grounded = await client._ground(client._build(QUESTION))
     block = grounded.contents[0]
     assert isinstance(block, str)
     assert grounded.estimated_tokens >= plain.estimated_tokens + len(block) // 4

@@ -15,8 +15,6 @@ from google.genai import types
 from greycloud import GreyCloudConfig, RequestTooLargeError, VertexRateLimiter
 from greycloud._primitives import async_map_bounded, async_sleep
 
-SLOW = 0.15  # seconds a block stays inside its slot in concurrency tests
-
 
 async def test_starts_follow_the_booked_schedule() -> None:
     limiter = VertexRateLimiter(rpm=600, tpm=10**6, max_concurrency=5)

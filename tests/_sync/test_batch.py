@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_batch.py by tools/generate.py.
 # Change tests/_async/test_batch.py and run `make generate`.
-# source-sha256: 8c2435d704823947
+# output-sha256: 32798a207c2fc53e
 """The batch client against the Vertex AI and Cloud Storage emulators, end to end.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import pytest
 from google.genai import types
 
@@ -98,7 +99,7 @@ def test_batch_end_to_end(batch: GreyCloudBatch, gcs: GcsEmulator, tmp_path: Pat
     }
     inlined = lines[20]["request"]
     assert inlined["generationConfig"] == {"temperature": 0.2, "maxOutputTokens": 50}
-    assert inlined["systemInstruction"] == {"parts": [{"text": "Be brief."}]}
+    assert inlined["systemInstruction"] == {"role": "user", "parts": [{"text": "Be brief."}]}
     assert lines[40]["source"] == "prepared"
 
     seen: list[str] = []
@@ -127,6 +128,45 @@ def test_batch_end_to_end(batch: GreyCloudBatch, gcs: GcsEmulator, tmp_path: Pat
     online = batch.client.generate_content("Question 7?")
     answer = results["dict-7"].response
     assert answer is not None and answer.text == online.text
+
+
+class Capital(pydantic.BaseModel):
+    country: str
+    capital: str
+    population: int
+
+
+def test_a_pydantic_response_schema_survives_a_batch_job(
+    batch: GreyCloudBatch, gcs: GcsEmulator
+) -> None:
+    config = types.GenerateContentConfig(
+        response_mime_type="application/json", response_schema=Capital
+    )
+    requests: list[Any] = [
+        types.InlinedRequest(contents=f"Capital {i}?", config=config, metadata={"key": f"c{i}"})
+        for i in range(3)
+    ]
+    requests.append({"key": "as-dict", "contents": "Capital?", "config": config})
+    job = batch.create_batch_job(requests)
+
+    [input_uri] = gcs.object_names()
+    line = json.loads(gcs.read(input_uri).decode().splitlines()[0])
+    schema = line["request"]["generationConfig"]["responseSchema"]
+    assert set(schema["properties"]) == {"country", "capital", "population"}
+
+    done = batch.monitor_batch_job(job)
+    results = [result for result in batch.iter_batch_results(done)]
+    assert len(results) == 4
+    for result in results:
+        assert result.response is not None
+        assert isinstance(result.response.parsed, Capital)
+        assert result.response.parsed == Capital.model_validate_json(result.response.text or "")
+
+    # Another batch object (e.g. a later process) only has the JSON schema: parsed is JSON.
+    with GreyCloudBatch(client=batch.client, storage_client=gcs.client()) as later:
+        [first, *_] = [result for result in later.iter_batch_results(done)]
+    assert first.response is not None and isinstance(first.response.parsed, dict)
+    assert set(first.response.parsed) == {"country", "capital", "population"}
 
 
 def test_jsonl_file_input(batch: GreyCloudBatch, tmp_path: Path) -> None:

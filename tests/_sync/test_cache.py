@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_cache.py by tools/generate.py.
 # Change tests/_async/test_cache.py and run `make generate`.
-# source-sha256: ffb02837ae89c298
+# output-sha256: 3bba54efcbd9ee58
 """The cache client against the emulator: lifecycle, generation with a cache, size and MIME checks.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -12,7 +12,9 @@ import datetime
 from collections.abc import Iterator
 from typing import Any
 
+import pydantic
 import pytest
+from google.genai import types
 
 from greycloud import CacheTooSmallError, ConfigError, GreyCloudCache, GreyCloudClient
 from greycloud.testing import VertexEmulator
@@ -87,6 +89,27 @@ def test_stream_with_cache_matches_the_answer(cache: GreyCloudCache) -> None:
     pieces = [piece for piece in cache.generate_with_cache_stream(created.name, "Summarise it.")]
     assert len(pieces) > 1
     assert "".join(str(piece) for piece in pieces) == whole.text
+
+
+class Summary(pydantic.BaseModel):
+    title: str
+    points: list[str]
+
+
+def test_structured_output_and_config_with_a_cache(
+    cache: GreyCloudCache, vertex_emulator: VertexEmulator
+) -> None:
+    created = cache.create_cache([{"role": "user", "parts": [{"text": LONG_TEXT}]}])
+    assert created.name
+    config = types.GenerateContentConfig(
+        response_mime_type="application/json", response_schema=Summary, temperature=0.4
+    )
+    response = cache.generate_with_cache(created.name, "Summarise it.", config=config)
+    assert isinstance(response.parsed, Summary)
+    sent = camel(calls(vertex_emulator, ":generateContent")[-1].body)
+    assert sent["generationConfig"]["temperature"] == 0.4
+    assert set(sent["generationConfig"]["responseSchema"]["properties"]) == {"title", "points"}
+    assert sent["cachedContent"] == created.name
 
 
 def test_too_small_cache_is_rejected_before_it_is_created(

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_client.py by tools/generate.py.
 # Change tests/_async/test_client.py and run `make generate`.
-# source-sha256: b550c3cc4a16a503
+# output-sha256: 155e88f84b525804
 """The client's behaviour, checked on what reached a real server (the emulator, over HTTP).
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_grounding.py by tools/generate.py.
 # Change tests/_async/test_grounding.py and run `make generate`.
-# source-sha256: efe6f72b20c5d14d
+# output-sha256: 8decb9421aac556c
 """Vertex AI Search grounding, checked on what reached the emulator (search and generation).
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -145,7 +145,7 @@ def test_multi_turn_contents_are_not_changed(
 
 def test_token_estimate_includes_the_block(client: GreyCloudClient) -> None:
     plain = build_request(client.config, QUESTION)
-    grounded = client._prepare(QUESTION)
+    grounded = client._ground(client._build(QUESTION))
     block = grounded.contents[0]
     assert isinstance(block, str)
     assert grounded.estimated_tokens >= plain.estimated_tokens + len(block) // 4

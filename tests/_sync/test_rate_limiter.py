@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_rate_limiter.py by tools/generate.py.
 # Change tests/_async/test_rate_limiter.py and run `make generate`.
-# source-sha256: c128c28489ce698b
+# output-sha256: 03d015ac4596f6f7
 """The limiter as callers use it: waiting for starts, slots, 429 feedback, statistics.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/. Real clock, small
@@ -17,8 +17,6 @@ from google.genai import types
 
 from greycloud import GreyCloudConfig, RequestTooLargeError, SyncVertexRateLimiter
 from greycloud._primitives import sync_map_bounded, sync_sleep
-
-SLOW = 0.15  # seconds a block stays inside its slot in concurrency tests
 
 
 def test_starts_follow_the_booked_schedule() -> None:

@@ -1,8 +1,11 @@
 """pytest plugin (entry point ``greycloud``): fixtures ``vertex_emulator`` and ``gcs_emulator``.
 
-Imports nothing heavy at import time, so pytest starts even without the ``emulator`` extra;
-the emulator is imported when a test first asks for the fixture. One server runs per session
-and is ``reset()`` before each test, so every test sees fresh state at no start-up cost.
+It lives outside ``greycloud.testing`` and imports nothing optional at import time, so pytest
+starts in any environment where greycloud is installed, extras or not. The emulator is imported
+when a test first asks for a fixture; without its extra that test errors with one line naming
+the extra (an error, not a skip: a test that never runs should not look green). One server runs
+per session and is ``reset()`` before each test, so every test sees fresh state at no start-up
+cost.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ if TYPE_CHECKING:
 @pytest.fixture(scope="session")
 def vertex_emulator_session() -> Iterator[VertexEmulator]:
     """The session's emulator (shared; prefer ``vertex_emulator``, which resets it)."""
-    from greycloud.testing import VertexEmulator
+    try:
+        from greycloud.testing import VertexEmulator
+    except ModuleNotFoundError as exc:
+        pytest.fail(f"vertex_emulator: {exc}", pytrace=False)
 
     with VertexEmulator() as emulator:
         yield emulator
@@ -37,10 +43,16 @@ def vertex_emulator(vertex_emulator_session: VertexEmulator) -> Iterator[VertexE
 @pytest.fixture(scope="session")
 def gcs_emulator_session() -> Iterator[GcsEmulator]:
     """The session's in-memory Cloud Storage server (prefer ``gcs_emulator``, which wipes it)."""
-    from greycloud.testing.gcs import GcsEmulator
+    try:
+        from greycloud.testing.gcs import GcsEmulator
 
-    with GcsEmulator() as emulator:
+        emulator = GcsEmulator().start()
+    except ModuleNotFoundError as exc:
+        pytest.fail(f"gcs_emulator: {exc}", pytrace=False)
+    try:
         yield emulator
+    finally:
+        emulator.stop()
 
 
 @pytest.fixture
