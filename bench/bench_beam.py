@@ -113,6 +113,7 @@ def main() -> None:
     parser.add_argument("--rpm", type=int, default=600)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--handlers", default="beam,greycloud", help="which to run, in order")
     args = parser.parse_args()
     redis_server = shutil.which("redis-server")
     if redis_server is None:
@@ -136,7 +137,7 @@ def main() -> None:
 def measure(server: EmulatorProcess, redis_url: str, args: argparse.Namespace) -> None:
     elements = [f"element {i}: say something about the number {i}" for i in range(args.elements)]
     handlers = {
-        "Beam GeminiModelHandler": (
+        "beam": (
             EmulatedGeminiModelHandler(
                 server.base_url,
                 model_name=MODEL,
@@ -147,7 +148,7 @@ def measure(server: EmulatorProcess, redis_url: str, args: argparse.Namespace) -
             ),
             False,
         ),
-        "greycloud GreyCloudModelHandler": (
+        "greycloud": (
             GreyCloudModelHandler(
                 server.config(
                     model=MODEL, rpm=args.rpm, max_concurrency=16, rate_limit_storage=redis_url
@@ -166,7 +167,10 @@ def measure(server: EmulatorProcess, redis_url: str, args: argparse.Namespace) -
         f"{'handler':<33} {'time':>8} {'answered':>9} {'failed':>7} {'requests':>9} "
         f"{'429s':>6} {'retries':>8}"
     )
-    for name, (handler, greycloud) in handlers.items():
+    names = {"beam": "Beam GeminiModelHandler", "greycloud": "greycloud GreyCloudModelHandler"}
+    for key in args.handlers.split(","):
+        handler, greycloud = handlers[key]
+        name = names[key]
         server.reset()
         seconds, answered, failed = run_pipeline(handler, elements, args.workers, greycloud)
         stats = server.stats()[MODEL]

@@ -46,11 +46,14 @@ from ._cli.prompts import check_line
 from ._cli.results import TokenUsage, error_json, finish_reason, is_rate_limited
 from ._core.request import build_request
 from ._sync.client import DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY, GreyCloudClient
+from ._sync.rate_limiter import SyncVertexRateLimiter
 from .config import GreyCloudConfig
 from .errors import AuthError, ConfigError, QuotaExhaustedError
 
 __all__ = ["Answer", "Failure", "GreyCloudModelHandler", "SplitFailures"]
 
+# Seconds between a booked start and its arrival at the service that a worker allows for.
+CLOCK_MARGIN = 1.0
 # Errors every later element would hit too (no credentials, a per-day quota spent): they fail
 # the batch, as Beam expects of a broken model, instead of sending each element to the
 # dead-letter output. RunInference(...).with_exception_handling() catches them if wanted.
@@ -154,13 +157,16 @@ class _Worker:
     Beam calls ``run_inference`` from several threads at once; they share the pool.
     """
 
-    def __init__(self, config: GreyCloudConfig, credentials: auth.Credentials | None) -> None:
-        self.client = GreyCloudClient(config, credentials=credentials)
+    def __init__(
+        self, config: GreyCloudConfig, credentials: auth.Credentials | None, clock_margin: float
+    ) -> None:
+        self.limiter = SyncVertexRateLimiter.from_config(config, clock_margin=clock_margin)
+        self.client = GreyCloudClient(config, credentials=credentials, rate_limiter=self.limiter)
         self.pool = ThreadPoolExecutor(_most_in_flight(config), thread_name_prefix="greycloud")
-        weakref.finalize(self, _shut_down, self.client, self.pool)
+        weakref.finalize(self, _shut_down, self.client, self.limiter, self.pool)
 
     def close(self) -> None:
-        _shut_down(self.client, self.pool)
+        _shut_down(self.client, self.limiter, self.pool)
 
 
 def _most_in_flight(config: GreyCloudConfig) -> int:
@@ -171,9 +177,12 @@ def _most_in_flight(config: GreyCloudConfig) -> int:
     return max([config.max_concurrency, *per_model])
 
 
-def _shut_down(client: GreyCloudClient, pool: ThreadPoolExecutor) -> None:
+def _shut_down(
+    client: GreyCloudClient, limiter: SyncVertexRateLimiter, pool: ThreadPoolExecutor
+) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
     client.close()
+    limiter.close()
 
 
 class GreyCloudModelHandler(ModelHandler[Any, PredictionResult, _Worker]):
@@ -193,7 +202,10 @@ class GreyCloudModelHandler(ModelHandler[Any, PredictionResult, _Worker]):
     ``response_mime_type``, ``response_schema``) apply to every element; RunInference's
     ``inference_args`` and a dict element's own settings win over them.
 
-    ``max_retries``, ``base_delay`` and ``max_delay`` are ``generate_with_retry``'s. The
+    ``max_retries``, ``base_delay`` and ``max_delay`` are ``generate_with_retry``'s;
+    ``clock_margin`` the limiter's allowance, in seconds, between a booked start and the
+    request's arrival at the service (a worker busy with its bundles needs more than a
+    lone process). The
     batching knobs are Beam's own (``beam.BatchElements``); the elements of a batch run
     concurrently, at most ``max_concurrency`` of the config per worker at once. Beam counters
     in namespace ``greycloud``: ``answered``, ``failed``, ``retries``, ``rate_limited``.
@@ -207,6 +219,7 @@ class GreyCloudModelHandler(ModelHandler[Any, PredictionResult, _Worker]):
         max_retries: int = 5,
         base_delay: float = DEFAULT_BASE_DELAY,
         max_delay: float = DEFAULT_MAX_DELAY,
+        clock_margin: float = CLOCK_MARGIN,
         min_batch_size: int | None = None,
         max_batch_size: int | None = None,
         max_batch_duration_secs: int | None = None,
@@ -230,6 +243,7 @@ class GreyCloudModelHandler(ModelHandler[Any, PredictionResult, _Worker]):
         self._max_retries = max_retries
         self._base_delay = base_delay
         self._max_delay = max_delay
+        self._clock_margin = clock_margin
         check_generate_kwargs(self.config, generate_kwargs, "generate_kwargs")
         self._generate_kwargs = generate_kwargs
         self._counters = {
@@ -241,7 +255,7 @@ class GreyCloudModelHandler(ModelHandler[Any, PredictionResult, _Worker]):
         return self._batching
 
     def load_model(self) -> _Worker:
-        return _Worker(self.config, self._credentials)
+        return _Worker(self.config, self._credentials, self._clock_margin)
 
     def validate_inference_args(self, inference_args: dict[str, Any] | None) -> None:
         check_generate_kwargs(self.config, inference_args or {}, "inference_args")
