@@ -233,22 +233,15 @@ def test_failure_keeps_the_server_message_of_the_last_attempt(
 def test_four_worker_processes_share_one_quota_through_redis(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    """The busy minute: the emulator refuses nothing and admits >= 90% of its quota.
-
-    The workers are told 97% of the server's quota: the limiter allows 0.2 s between a booked
-    start and its arrival at the server, and on a loaded 2-core test machine (four Beam
-    workers, the runner, Redis and the server) a first request now and then arrives later
-    than that. Without the shared quota each of the four would send at the full rate.
-    """
+    """The busy minute: the emulator refuses nothing and admits >= 90% of its quota."""
     rpm = 300
-    client_rpm = rpm * 97 // 100
     model = f"gemini-beam-{uuid.uuid4().hex[:8]}"  # a limiter key no other test used
     # The server in a process of its own, as a real one is: requests are stamped on arrival.
     with EmulatorProcess(rpm=rpm, latency=0.05) as emulator:
         handler = GreyCloudModelHandler(
             emulator.config(
                 model=model,
-                rpm=client_rpm,
+                rpm=rpm,
                 max_concurrency=16,
                 rate_limit_storage=redis_server.url,
             ),
