@@ -21,9 +21,6 @@ Printed per handler: completion time, elements answered and failed, requests the
 from __future__ import annotations
 
 import argparse
-import shutil
-import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
@@ -34,7 +31,7 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.ml.inference.gemini_inference import GeminiModelHandler, generate_from_string
 from apache_beam.options.pipeline_options import PipelineOptions
-from bench_limiter_support import credentials
+from bench_limiter_support import credentials, local_redis
 from google import genai
 from google.genai import types
 
@@ -101,12 +98,6 @@ def _shards(directory: str, label: str) -> list[Path]:
     return sorted(Path(directory).glob(f"{label}*"))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--elements", type=int, default=1200)
@@ -115,23 +106,11 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--handlers", default="beam,greycloud", help="which to run, in order")
     args = parser.parse_args()
-    redis_server = shutil.which("redis-server")
-    if redis_server is None:
-        raise SystemExit("needs redis-server (apt-get install redis-server)")
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as redis_dir:
-        redis = subprocess.Popen(
-            [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
-            cwd=redis_dir,
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            time.sleep(0.5)
-            with EmulatorProcess(rpm=args.rpm, latency=args.latency) as server:
-                measure(server, f"redis://127.0.0.1:{port}/0", args)
-        finally:
-            redis.terminate()
-            redis.wait()
+    with (
+        local_redis() as redis_url,
+        EmulatorProcess(rpm=args.rpm, latency=args.latency) as server,
+    ):
+        measure(server, redis_url, args)
 
 
 def measure(server: EmulatorProcess, redis_url: str, args: argparse.Namespace) -> None:

@@ -6,17 +6,52 @@ that it never shares the GIL with the client being measured.
 
 from __future__ import annotations
 
+import contextlib
 import random
-from collections.abc import Callable
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from google.oauth2.credentials import Credentials
 
 from greycloud.testing import EmulatorProcess
 
-__all__ = ["MODEL", "EmulatorProcess", "credentials", "noisy_estimates", "prompt"]
+__all__ = [
+    "MODEL",
+    "EmulatorProcess",
+    "credentials",
+    "local_redis",
+    "noisy_estimates",
+    "prompt",
+]
 
 MODEL = "gemini-2.5-flash"  # the config's default model
+
+
+@contextlib.contextmanager
+def local_redis() -> Iterator[str]:
+    """A throw-away ``redis-server`` on a free port, no persistence; yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("needs redis-server (apt-get install redis-server)")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    with tempfile.TemporaryDirectory() as directory:
+        command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", directory]
+        redis = subprocess.Popen(
+            [*command, "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL
+        )
+        try:
+            time.sleep(0.5)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            redis.terminate()
+            redis.wait()
 
 
 def credentials() -> Credentials:
