@@ -74,16 +74,22 @@ def noisy_estimates(spread: float, seed: int = 7) -> Callable[[], None]:
     Returns a function that undoes it.
     """
     from greycloud._core import request as _request
+    from greycloud._core.token_estimate import PromptEstimate
 
-    original = _request.estimate_tokens
+    original = _request.prompt_estimate
     rng = random.Random(seed)
 
-    def estimate(*texts: Any) -> int:
-        return max(1, round(original(*texts) * rng.uniform(1 - spread, 1 + spread)))
+    def estimate(*args: Any) -> PromptEstimate:
+        exact = original(*args)
+        noisy = {
+            modality: max(1, round(tokens * rng.uniform(1 - spread, 1 + spread)))
+            for modality, tokens in exact.tokens.items()
+        }
+        return PromptEstimate(noisy, exact.unsized)
 
-    _request.estimate_tokens = estimate  # type: ignore[assignment]
+    _request.prompt_estimate = estimate  # type: ignore[assignment]
 
     def undo() -> None:
-        _request.estimate_tokens = original  # type: ignore[assignment]
+        _request.prompt_estimate = original  # type: ignore[assignment]
 
     return undo

@@ -1,9 +1,10 @@
 """Finding and refreshing credentials for Vertex AI.
 
-Order: credentials passed by the caller; an API key when the config asks for one; application
-default credentials (impersonating ``sa_email`` when set); and, when no ADC is configured, the
-token of the gcloud CLI (``gcloud auth print-access-token``). Everything here blocks (files,
-subprocesses, token endpoints): the async client runs it off the event loop.
+Order: credentials passed by the caller; an API key when the config asks for one; a ready
+access token (``GREYCLOUD_ACCESS_TOKEN``); application default credentials (impersonating
+``sa_email`` when set); and, when no ADC is configured, the token of the gcloud CLI
+(``gcloud auth print-access-token``). Everything here blocks (files, subprocesses, token
+endpoints): the async client runs it off the event loop.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import google.auth.credentials
 import google.auth.exceptions
 import google.auth.impersonated_credentials
 import google.auth.transport.requests
+import google.oauth2.credentials
 
 from .config import GreyCloudConfig
 from .errors import AuthError
@@ -51,6 +53,12 @@ class GcloudCredentials(Credentials):
                 check=True,
                 stdin=subprocess.DEVNULL,
             )
+        except subprocess.CalledProcessError as exc:
+            # gcloud's own words say what is wrong (logged out, no account selected, ...).
+            reason = _one_line(exc.stderr) or f"exit status {exc.returncode}"
+            raise google.auth.exceptions.RefreshError(  # type: ignore[no-untyped-call]
+                f"gcloud auth print-access-token failed: {reason}"
+            ) from None
         except (OSError, subprocess.SubprocessError) as exc:
             raise google.auth.exceptions.RefreshError(  # type: ignore[no-untyped-call]
                 f"gcloud auth print-access-token failed: {exc}"
@@ -58,18 +66,31 @@ class GcloudCredentials(Credentials):
         self.token = result.stdout.strip()
 
 
+def _one_line(text: str | None, limit: int = 300) -> str:
+    """Tool output as one line without a final period (it goes inside a sentence)."""
+    line = " ".join((text or "").split())
+    return line[:limit].rstrip(". ")
+
+
+def no_credentials(reason: str) -> AuthError:
+    """The error for credentials that never produced a token: nothing was rejected."""
+    return AuthError(
+        f"no usable credentials were found: {_one_line(reason)}", fix_command=LOGIN_COMMAND
+    )
+
+
 def find_credentials(config: GreyCloudConfig) -> Credentials | None:
     """The credentials the config asks for; None when an API key is used instead."""
     if config.use_api_key:
         return None
+    if config.access_token is not None:
+        return google.oauth2.credentials.Credentials(token=config.access_token)  # type: ignore[no-untyped-call]
     try:
         credentials, _ = google.auth.default(scopes=SCOPES)
     except google.auth.exceptions.DefaultCredentialsError:
         if shutil.which("gcloud") is None:
-            raise AuthError(
-                "no Google Cloud credentials found: application default credentials are not "
-                "set up and the gcloud CLI is not installed.",
-                fix_command=LOGIN_COMMAND,
+            raise no_credentials(
+                "application default credentials are not set up and the gcloud CLI is not installed"
             ) from None
         logger.info("no application default credentials; using the gcloud CLI's token")
         return GcloudCredentials(config.sa_email)
@@ -82,12 +103,15 @@ def find_credentials(config: GreyCloudConfig) -> Credentials | None:
     return credentials
 
 
-def refresh_credentials(credentials: Credentials, config: GreyCloudConfig) -> Credentials:
-    """Refresh ``credentials`` after the server rejected them; the credentials to use next.
+def refresh_credentials(
+    credentials: Credentials, config: GreyCloudConfig, rejected: bool = True
+) -> Credentials:
+    """Refresh ``credentials``; the credentials to use next.
 
-    When the refresh itself fails, an interactive ``gcloud auth application-default login`` is
-    started only if ``auto_reauth`` allows it and a person is at the terminal; otherwise an
-    ``AuthError`` says which command fixes it.
+    ``rejected``: the server refused their token (a 401), rather than the credentials never
+    producing one. When the refresh itself fails, an interactive ``gcloud auth
+    application-default login`` is started only if ``auto_reauth`` allows it and a person is at
+    the terminal; otherwise an ``AuthError`` says what happened and which command fixes it.
     """
     try:
         credentials.refresh(google.auth.transport.requests.Request())  # type: ignore[no-untyped-call]
@@ -100,7 +124,15 @@ def refresh_credentials(credentials: Credentials, config: GreyCloudConfig) -> Cr
         )
         subprocess.run(LOGIN_COMMAND.split(), check=False)
         return find_credentials(config) or credentials
+    if config.access_token is not None and credentials.token == config.access_token:
+        raise AuthError(
+            "the access token from GREYCLOUD_ACCESS_TOKEN (access_token) was rejected and "
+            "cannot be refreshed",
+            fix_command="export GREYCLOUD_ACCESS_TOKEN=$(gcloud auth print-access-token)",
+        )
+    if not rejected:
+        raise no_credentials(reason)
     raise AuthError(
-        f"credentials were rejected and could not be refreshed: {reason}.",
+        f"the credentials were rejected and could not be refreshed: {_one_line(reason)}",
         fix_command=LOGIN_COMMAND,
     )

@@ -24,6 +24,7 @@ THINKING_LEVELS = ("minimal", "low", "medium", "high")
 GROUNDING_MODES = ("inject", "tool")
 TOKEN_COUNTING = ("input", "total")
 STORAGE_UNAVAILABLE = ("fail", "wait", "local")
+MEDIA_TOKEN_ESTIMATES = ("count", "average")
 
 _DATASTORE_PATH = re.compile(r"^projects/[^/]+/locations/[^/]+/collections/[^/]+/dataStores/[^/]+$")
 _TRUE = {"1", "true", "yes", "on"}
@@ -37,6 +38,16 @@ def _env(*names: str) -> str | None:
     return None
 
 
+def _env_seconds(name: str, field_name: str, default: float) -> float:
+    value = _env(name)
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(field_name, f"{name}={value!r} is not a number of seconds") from None
+
+
 def _env_flag(name: str) -> bool:
     return (os.environ.get(name) or "").strip().lower() in _TRUE
 
@@ -47,8 +58,10 @@ class GreyCloudConfig:
 
     Environment variables (used when the field is not passed): ``PROJECT_ID`` or ``GCP_PROJECT``,
     ``LOCATION`` or ``GCP_LOCATION``, ``USE_API_KEY``, ``API_KEY_FILE``, ``GOOGLE_API_KEY`` or
-    ``GEMINI_API_KEY`` (the key itself), ``SA_EMAIL``, ``VERTEX_AI_SEARCH_DATASTORE``,
-    ``BATCH_GCS_BUCKET``.
+    ``GEMINI_API_KEY`` (the key itself), ``GREYCLOUD_ACCESS_TOKEN`` (an OAuth access token to
+    send as it is), ``SA_EMAIL``, ``GREYCLOUD_ENDPOINT``, ``GREYCLOUD_API_VERSION``,
+    ``GREYCLOUD_SEARCH_ENDPOINT``, ``VERTEX_AI_SEARCH_DATASTORE``, ``BATCH_GCS_BUCKET``,
+    ``BATCH_POLL_INTERVAL``.
     """
 
     # Where to send requests, and as whom.
@@ -62,10 +75,15 @@ class GreyCloudConfig:
         default_factory=lambda: _env("GOOGLE_API_KEY", "GEMINI_API_KEY"), repr=False
     )
     api_key_file: str | None = field(default_factory=lambda: _env("API_KEY_FILE"))
+    # A ready access token (e.g. an emulator's, or `gcloud auth print-access-token`), used as it
+    # is: it cannot be refreshed, so a rejected one is an AuthError.
+    access_token: str | None = field(
+        default_factory=lambda: _env("GREYCLOUD_ACCESS_TOKEN"), repr=False
+    )
     sa_email: str | None = field(default_factory=lambda: _env("SA_EMAIL"))
     auto_reauth: bool = False
-    endpoint: str | None = None
-    api_version: str | None = None
+    endpoint: str | None = field(default_factory=lambda: _env("GREYCLOUD_ENDPOINT"))
+    api_version: str | None = field(default_factory=lambda: _env("GREYCLOUD_API_VERSION"))
     timeout: float | None = 300.0
 
     # What to generate with.
@@ -84,12 +102,15 @@ class GreyCloudConfig:
     )
     use_vertex_ai_search: bool = False
     grounding_mode: Literal["inject", "tool"] = "inject"
-    search_endpoint: str | None = None  # Discovery Engine base URL; None: from the location
+    # Discovery Engine base URL; None: from the datastore's location.
+    search_endpoint: str | None = field(default_factory=lambda: _env("GREYCLOUD_SEARCH_ENDPOINT"))
 
     # Batch jobs and Cloud Storage.
     batch_gcs_bucket: str | None = field(default_factory=lambda: _env("BATCH_GCS_BUCKET"))
     batch_location: str | None = None
-    batch_poll_interval: float = 30.0
+    batch_poll_interval: float = field(
+        default_factory=lambda: _env_seconds("BATCH_POLL_INTERVAL", "batch_poll_interval", 30.0)
+    )
     gcs_bucket: str | None = None
 
     # Client-side limits (per model; see model_limits for overrides).
@@ -98,6 +119,9 @@ class GreyCloudConfig:
     max_concurrency: int = 10
     model_limits: Mapping[str, Mapping[str, int]] | None = None
     token_counting: Literal["input", "total"] = "input"
+    # Media of unknown size (file_data URIs, unknown formats): "count" asks countTokens once per
+    # (model, URI, MIME type, resolution); "average" books the learned per-modality average.
+    media_token_estimate: Literal["count", "average"] = "count"
     rate_limit_storage: str | None = None
     rate_limit_storage_unavailable: Literal["fail", "wait", "local"] = "fail"
 
@@ -127,6 +151,7 @@ class GreyCloudConfig:
                         "model_limits", f"{model}.{key} must be a positive integer, got {value!r}"
                     )
         _check_choice("token_counting", self.token_counting, TOKEN_COUNTING)
+        _check_choice("media_token_estimate", self.media_token_estimate, MEDIA_TOKEN_ESTIMATES)
         _check_choice(
             "rate_limit_storage_unavailable",
             self.rate_limit_storage_unavailable,
@@ -141,18 +166,13 @@ class GreyCloudConfig:
             )
 
     def _check_generation(self) -> None:
-        if self.temperature is not None and not 0.0 <= self.temperature <= 2.0:
-            raise ConfigError("temperature", f"must be between 0 and 2, got {self.temperature}")
-        if self.top_p is not None and not 0.0 <= self.top_p <= 1.0:
-            raise ConfigError("top_p", f"must be between 0 and 1, got {self.top_p}")
-        if self.max_output_tokens is not None and self.max_output_tokens <= 0:
-            raise ConfigError(
-                "max_output_tokens", f"must be a positive integer, got {self.max_output_tokens}"
-            )
-        if self.thinking_level is not None:
-            _check_choice("thinking_level", self.thinking_level.lower(), THINKING_LEVELS)
-        if self.safety_settings is not None:
-            check_safety_settings(self.safety_settings)
+        check_generation_values(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_output_tokens=self.max_output_tokens,
+            thinking_level=self.thinking_level,
+            safety_settings=self.safety_settings,
+        )
         if self.batch_poll_interval <= 0:
             raise ConfigError(
                 "batch_poll_interval", f"must be positive seconds, got {self.batch_poll_interval}"
@@ -237,6 +257,38 @@ class GreyCloudConfig:
 def _check_choice(name: str, value: object, allowed: Sequence[str]) -> None:
     if value not in allowed:
         raise ConfigError(name, f"must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def check_generation_values(
+    *,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    max_output_tokens: int | None = None,
+    thinking_level: str | None = None,
+    safety_settings: Sequence[types.SafetySetting | Mapping[str, Any]] | None = None,
+) -> None:
+    """The generation settings' checks, shared by the config and every call's arguments."""
+    if temperature is not None and not _is_number(temperature, 0.0, 2.0):
+        raise ConfigError("temperature", f"must be between 0 and 2, got {temperature!r}")
+    if top_p is not None and not _is_number(top_p, 0.0, 1.0):
+        raise ConfigError("top_p", f"must be between 0 and 1, got {top_p!r}")
+    if max_output_tokens is not None and (
+        isinstance(max_output_tokens, bool)
+        or not isinstance(max_output_tokens, int)
+        or max_output_tokens <= 0
+    ):
+        raise ConfigError(
+            "max_output_tokens", f"must be a positive integer, got {max_output_tokens!r}"
+        )
+    if thinking_level is not None:
+        level = thinking_level.lower() if isinstance(thinking_level, str) else thinking_level
+        _check_choice("thinking_level", level, THINKING_LEVELS)
+    if safety_settings is not None:
+        check_safety_settings(safety_settings)
+
+
+def _is_number(value: object, low: float, high: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
 
 
 def check_safety_settings(settings: Sequence[types.SafetySetting | Mapping[str, Any]]) -> None:

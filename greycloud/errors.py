@@ -29,7 +29,8 @@ class AuthError(GreyCloudError):
 
     def __init__(self, message: str, fix_command: str | None = None) -> None:
         self.fix_command = fix_command
-        text = message if fix_command is None else f"{message} Run: {fix_command}"
+        # One sentence, then the fix: whatever punctuation the message ends with.
+        text = message if fix_command is None else f"{message.rstrip(' .')}. Run: {fix_command}"
         super().__init__(text)
 
 

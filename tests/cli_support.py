@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ CONFIG_VARIABLES = (
     "GOOGLE_CLOUD_PROJECT",
     "GREYCLOUD_ENDPOINT",
     "GREYCLOUD_API_VERSION",
+    "GREYCLOUD_ACCESS_TOKEN",
+    "GREYCLOUD_SEARCH_ENDPOINT",
+    "BATCH_POLL_INTERVAL",
     "BATCH_GCS_BUCKET",
     "STORAGE_EMULATOR_HOST",
 )
@@ -33,3 +37,17 @@ def write_lines(path: Path, lines: Iterable[dict[str, Any] | str]) -> Path:
         for line in lines:
             handle.write((line if isinstance(line, str) else json.dumps(line)) + "\n")
     return path
+
+
+def logged_out_gcloud(bin_dir: Path) -> None:
+    """A ``gcloud`` in ``bin_dir`` that answers as gcloud does when nobody is logged in: its
+    reason on stderr, exit status 1."""
+    script = bin_dir / "gcloud"
+    script.write_text(
+        "#!/bin/sh\n"
+        "echo 'ERROR: (gcloud.auth.print-access-token) You do not currently have an active "
+        "account selected.' >&2\n"
+        "echo 'Please run:' >&2\n"
+        "exit 1\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)

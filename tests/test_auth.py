@@ -15,8 +15,10 @@ import google.auth.impersonated_credentials
 import google.oauth2.credentials
 import pytest
 
-from greycloud import AuthError, GreyCloudConfig
+from greycloud import AuthError, GreyCloudClient, GreyCloudConfig
 from greycloud.auth import LOGIN_COMMAND, GcloudCredentials, find_credentials, refresh_credentials
+from greycloud.testing import Fault, VertexEmulator
+from tests.cli_support import logged_out_gcloud
 
 
 @pytest.fixture
@@ -102,3 +104,57 @@ def test_gcloud_failure_is_a_refresh_error(no_adc: Path) -> None:
     fake_gcloud(no_adc, "", exit_code=1)
     with pytest.raises(google.auth.exceptions.RefreshError):
         GcloudCredentials().refresh(None)
+
+
+def test_a_logged_out_gcloud_means_no_usable_credentials_with_gcloud_s_reason(
+    no_adc: Path, vertex_emulator: VertexEmulator
+) -> None:
+    logged_out_gcloud(no_adc)
+    config = vertex_emulator.config()
+    with GreyCloudClient(config) as client, pytest.raises(AuthError) as caught:
+        client.generate_content("hello")
+    message = str(caught.value)
+    assert message.startswith("no usable credentials were found: ")
+    assert "rejected" not in message  # nothing was: the token never existed
+    assert "You do not currently have an active account selected" in message
+    assert ".." not in message
+    assert message.endswith(f". Run: {LOGIN_COMMAND}")
+    assert vertex_emulator.requests() == []  # nothing reached the service
+
+
+def test_no_credentials_at_all_says_none_were_found(no_adc: Path) -> None:
+    with pytest.raises(AuthError) as caught:
+        find_credentials(GreyCloudConfig(project_id="p"))
+    assert str(caught.value).startswith("no usable credentials were found: ")
+    assert ".." not in str(caught.value)
+
+
+def test_credentials_the_server_rejects_after_a_refresh_say_rejected(
+    vertex_emulator: VertexEmulator,
+) -> None:
+    vertex_emulator.inject(
+        Fault.status(401, "Request had invalid authentication credentials."), times=2
+    )
+    config = vertex_emulator.config()
+    with (
+        GreyCloudClient(config, credentials=vertex_emulator.credentials) as client,
+        pytest.raises(AuthError) as caught,
+    ):
+        client.generate_content("hello")
+    assert "rejected after a refresh" in str(caught.value)
+    assert "no usable credentials" not in str(caught.value)
+
+
+def test_an_access_token_from_the_environment_is_used_as_it_is(
+    monkeypatch: pytest.MonkeyPatch, vertex_emulator: VertexEmulator
+) -> None:
+    monkeypatch.setenv("GREYCLOUD_ACCESS_TOKEN", vertex_emulator.token)
+    config = vertex_emulator.config()
+    assert vertex_emulator.token not in repr(config)
+    with GreyCloudClient(config) as client:
+        assert client.generate_content("hello").text
+    vertex_emulator.expire_token()
+    with GreyCloudClient(config) as client, pytest.raises(AuthError) as caught:
+        client.generate_content("hello")
+    assert "GREYCLOUD_ACCESS_TOKEN" in str(caught.value)
+    assert vertex_emulator.token not in str(caught.value)

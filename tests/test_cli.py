@@ -344,7 +344,7 @@ def test_a_daily_quota_stops_the_run_without_failing_lines(
 
     result = invoke(emu, "run", str(prompts), "-o", str(output), "--concurrency", "1")
 
-    assert result.exit_code == 1
+    assert result.exit_code == 4  # a per-day quota is exhausted
     assert "stopped early" in result.stderr and "Resume with" not in result.stderr
     assert read_output(output) == {}  # nothing recorded as failed: a later run does them all
 
@@ -385,7 +385,8 @@ def test_an_output_file_that_is_not_ours_is_left_alone(emu: VertexEmulator, tmp_
     "args",
     [
         ["run", "{input}", "-o", "{input}"],
-        ["run", "{input}", "-o", "{output}", "--emulator"],  # and GREYCLOUD_ENDPOINT is set
+        # --endpoint on the command line (one in the environment gives way to --emulator)
+        ["run", "{input}", "-o", "{output}", "--emulator", "--endpoint", "http://127.0.0.1:9"],
         ["run", "{input}", "-o", "{output}", "--rpm", "0"],
         ["run", "{missing}", "-o", "{output}"],
         ["run", "{input}"],
@@ -462,7 +463,7 @@ def test_credentials_that_cannot_refresh_say_how_to_log_in(
     emu: VertexEmulator, revoked_adc: dict[str, str | None]
 ) -> None:
     result = CliRunner().invoke(app, ["generate", "hello"], env=revoked_adc)
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 3, result.output  # credentials, as in every command
     assert "Token has been revoked" in result.stderr
     assert "gcloud auth application-default login" in result.stderr
 
@@ -477,7 +478,7 @@ def test_credentials_that_cannot_refresh_stop_the_run_without_failing_lines(
     result = CliRunner().invoke(
         app, ["run", str(prompts), "-o", str(output), "--concurrency", "1"], env=revoked_adc
     )
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 3, result.output  # credentials, as in every command
     assert "stopped early" in result.stderr
     assert "gcloud auth application-default login" in result.stderr
     assert read_output(output) == {}  # nothing kept as failed: the next run does them all

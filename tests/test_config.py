@@ -131,3 +131,30 @@ def test_replace_validates_again() -> None:
     assert config.replace(rpm=5).rpm == 5
     with pytest.raises(ConfigError, match="rpm"):
         config.replace(rpm=0)
+
+
+def test_the_endpoint_and_an_access_token_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PROJECT_ID", "p")
+    monkeypatch.setenv("GREYCLOUD_ENDPOINT", "http://127.0.0.1:8080")
+    monkeypatch.setenv("GREYCLOUD_API_VERSION", "v1")
+    monkeypatch.setenv("GREYCLOUD_SEARCH_ENDPOINT", "http://127.0.0.1:8081")
+    monkeypatch.setenv("GREYCLOUD_ACCESS_TOKEN", "secret-token")
+    monkeypatch.setenv("BATCH_POLL_INTERVAL", "2.5")
+    config = GreyCloudConfig()
+    assert config.endpoint == "http://127.0.0.1:8080"
+    assert config.api_version == "v1"
+    assert config.search_endpoint == "http://127.0.0.1:8081"
+    assert config.access_token == "secret-token"
+    assert config.batch_poll_interval == 2.5
+    assert "secret-token" not in repr(config)
+
+
+def test_a_poll_interval_that_is_not_a_number_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BATCH_POLL_INTERVAL", "soon")
+    with pytest.raises(ConfigError, match="BATCH_POLL_INTERVAL") as caught:
+        GreyCloudConfig(project_id="p")
+    assert caught.value.field == "batch_poll_interval"

@@ -9,7 +9,9 @@ connection dropped before any response is ``httpx2.RemoteProtocolError`` /
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +26,7 @@ from google.genai import errors, types
 from google.oauth2.credentials import Credentials
 
 from greycloud.config import GreyCloudConfig
-from greycloud.testing import Fault, RequestRecord, VertexEmulator
+from greycloud.testing import Fault, RequestRecord, VertexEmulator, samples
 
 MODEL = "gemini-2.5-flash"
 NO_RETRY = types.HttpRetryOptions(attempts=1)
@@ -421,6 +423,44 @@ async def test_tpm_quota_counts_input_tokens() -> None:
             await sdk.aio.aclose()
 
 
+def test_media_count_by_the_published_rules_on_the_wire(vertex_emulator: VertexEmulator) -> None:
+    image = base64.b64encode(samples.png(1024, 1024)).decode()
+    pdf = base64.b64encode(samples.pdf(3)).decode()
+    parts = [
+        {"text": "Compare these."},
+        {"inlineData": {"data": image, "mimeType": "image/png"}},
+        {"inlineData": {"data": pdf, "mimeType": "application/pdf"}},
+        {"fileData": {"fileUri": "gs://b/clip.mp4", "mimeType": "video/mp4"}},
+    ]
+    body = json.dumps({"contents": [{"role": "user", "parts": parts}]}).encode()
+    url = (
+        f"{vertex_emulator.base_url}/v1/projects/{vertex_emulator.project}/locations/"
+        f"{vertex_emulator.location}/publishers/google/models/{MODEL}:countTokens"
+    )
+    headers = {"Authorization": f"Bearer {vertex_emulator.token}"}
+    answer = httpx2.post(url, content=body, headers=headers).json()
+    details = {d["modality"]: d["tokenCount"] for d in answer["promptTokensDetails"]}
+    assert details["TEXT"] == 4 and details["IMAGE"] == 4 * 258 and details["DOCUMENT"] == 3 * 258
+    assert details["VIDEO"] > 0  # a URI it cannot read: a fixed size per URI
+    assert answer["totalTokens"] == sum(details.values())
+    again = httpx2.post(url, content=body, headers=headers).json()
+    assert again == answer
+
+
+def test_tpm_quota_is_charged_with_media_tokens() -> None:
+    clock = FakeClock()
+    with VertexEmulator(tpm=1_100, clock=clock) as emu:
+        sdk = vertex_client(emu)
+        image = types.Part.from_bytes(data=samples.png(1024, 1024), mime_type="image/png")
+        response = sdk.models.generate_content(model=MODEL, contents=["Look", image])
+        assert response.usage_metadata is not None
+        assert response.usage_metadata.prompt_token_count == 1 + 4 * 258
+        with pytest.raises(errors.ClientError) as caught:
+            sdk.models.generate_content(model=MODEL, contents=["Look", image])
+        assert caught.value.code == 429
+        assert emu.stats()[MODEL].peak_tpm == 1 + 4 * 258
+
+
 def test_per_model_quotas_and_live_changes() -> None:
     clock = FakeClock()
     with VertexEmulator(model_quotas={"gemini-2.5-pro": {"rpm": 1}}, clock=clock) as emu:
@@ -689,3 +729,24 @@ def test_stop_cuts_open_streams_and_restart_works() -> None:
         again.close()
     with pytest.raises(RuntimeError, match="already running"), emu:
         emu.start()
+
+
+def test_a_client_that_leaves_a_stream_is_a_quiet_debug_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with VertexEmulator(event_delay=0.02) as emulator:
+        emulator.set_response_text("word " * 300)
+        client = emulator.sdk_client()
+        stream = client.models.generate_content_stream(model=MODEL, contents="hi")
+        next(iter(stream))
+        stream.close()  # the client walks away mid-stream
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(
+            "left the stream" in r.getMessage() for r in caplog.records
+        ):
+            time.sleep(0.02)
+        client.close()
+    left = [r for r in caplog.records if "left the stream" in r.getMessage()]
+    assert [r.levelno for r in left] == [logging.DEBUG]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

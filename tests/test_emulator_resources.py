@@ -167,3 +167,27 @@ def test_reset_forgets_resources(emu: VertexEmulator, sdk: genai.Client) -> None
     sdk.batches.create(model=MODEL, src="gs://bucket/in.jsonl")
     emu.reset()
     assert list(sdk.caches.list()) == [] and list(sdk.batches.list()) == []
+
+
+def test_a_cache_made_with_an_api_key_can_be_read_and_deleted(emu: VertexEmulator) -> None:
+    # Vertex AI express mode: the SDK has no project, so it must be given the full name.
+    sdk = emu.sdk_client(api_key=True)
+    cache = make_cache(sdk)
+    assert cache.name and cache.name.startswith(
+        f"projects/{emu.project}/locations/{emu.location}/cachedContents/"
+    )
+    assert sdk.caches.get(name=cache.name).name == cache.name
+    assert [listed.name for listed in sdk.caches.list()] == [cache.name]
+    sdk.caches.delete(name=cache.name)
+    assert list(sdk.caches.list()) == []
+
+
+def test_a_job_due_to_run_is_cancelled_as_status_shows_it(
+    emu: VertexEmulator, sdk: genai.Client, clock: FakeClock
+) -> None:
+    emu.gcs_endpoint = "http://127.0.0.1:9"  # a runner is set up; the run itself cannot read
+    job = sdk.batches.create(model=MODEL, src="gs://bucket/in.jsonl")
+    clock.now += 25  # past RUNNING's step, never polled: the run has not started yet
+    sdk.batches.cancel(name=str(job.name))  # RUNNING, as a status would say, so it may stop
+    state = sdk.batches.get(name=str(job.name)).state
+    assert state == types.JobState.JOB_STATE_CANCELLING

@@ -207,7 +207,7 @@ def bucket_state(core: LimiterCore, model: str) -> tuple[object, ...]:
         bucket.hold,
         bucket.shift,
         bucket.epoch,
-        bucket.calibration,
+        bucket.calibration.ratios(),
         bucket.successes,
     )
 
@@ -499,3 +499,12 @@ def test_bookings_carry_what_a_refund_needs() -> None:
     assert isinstance(booking, Booking)
     assert booking.estimate == booking.cost == 5
     assert len(booking.slot_starts) == len(booking.slot_ends) == len(booking.rates) == 2
+
+
+def test_stats_list_every_model_with_limits_of_its_own_before_its_first_call() -> None:
+    default, overrides = build_quotas(300, 1_000_000, 16, {"gemini-2.5-pro": {"rpm": 60}})
+    core = LimiterCore(default, overrides)
+    models = core.stats("memory").models
+    assert list(models) == ["gemini-2.5-pro"]
+    assert models["gemini-2.5-pro"].rpm == pytest.approx(60, rel=0.01)
+    assert models["gemini-2.5-pro"].in_flight == 0

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/grounding.py by tools/generate.py.
 # Change _async_src/grounding.py and run `make generate`.
-# output-sha256: 253db181b321a9a7
+# output-sha256: e7872d5cc8a98b26
 """Grounding in a Vertex AI Search datastore, for every model.
 
 ``grounding_mode="inject"`` (the default): before generation the datastore is searched through
@@ -14,7 +14,7 @@ Every grounded call logs one record on the ``greycloud.grounding`` logger whose 
 attribute says which path was taken (see the README's grounding section).
 
 This file is the only hand-written copy; ``make generate`` produces the twin for the other
-client. The pure parts live in ``greycloud._grounding_text``.
+client. The pure parts live in ``greycloud._core.grounding_text``.
 """
 
 from __future__ import annotations
@@ -45,12 +45,15 @@ from .._core.grounding_text import (
     strip_quotes,
     with_sources,
 )
-from .._core.request import GenerateRequest, estimate_tokens
+from .._core.request import GenerateRequest, prompt_estimate
 from .._core.retry import TRANSIENT_STATUS
 from .._primitives import async_run_blocking, async_sleep
 from ..config import GreyCloudConfig
 
+# One record per call, and nothing else, on the grounding logger (handlers count its records);
+# details such as search retries go to this module's own logger, which is not below it.
 logger = logging.getLogger(GROUNDING_LOGGER)
+detail_logger = logging.getLogger(__name__)
 
 SEARCH_TIMEOUT = 10.0  # seconds per search attempt (connect and read)
 RETRY_DELAYS = (0.1, 0.3)  # seconds before the second and third attempt
@@ -172,7 +175,7 @@ class SearchGrounding:
         except SearchFailed as exc:
             return self._failed(request, str(exc))
         except Exception as exc:  # a search problem must never fail the call
-            logger.debug("unexpected search failure", exc_info=True)
+            detail_logger.debug("unexpected search failure", exc_info=True)
             return self._failed(request, f"{type(exc).__name__}: {exc}")
         sources = sources[:MAX_SOURCES]
         block = build_sources_block(sources)
@@ -181,7 +184,9 @@ class SearchGrounding:
         contents = with_sources(request.contents, block)
         system = request.config.system_instruction if request.config is not None else None
         grounded = dataclasses.replace(
-            request, contents=contents, estimated_tokens=estimate_tokens(contents, system)
+            request,
+            contents=contents,
+            estimate=prompt_estimate(contents, system, request.model, request.config),
         )
         return self._outcome(grounded, INJECT, len(sources))
 
@@ -213,7 +218,9 @@ class SearchGrounding:
                 if not transient or attempt > len(RETRY_DELAYS):
                     raise SearchFailed(str(exc), transient=transient) from exc
                 delay = RETRY_DELAYS[attempt - 1]
-                logger.info("search attempt %d failed (%s); retrying in %.2fs", attempt, exc, delay)
+                detail_logger.info(
+                    "search attempt %d failed (%s); retrying in %.2fs", attempt, exc, delay
+                )
                 await async_sleep(delay)
 
     def _outcome(

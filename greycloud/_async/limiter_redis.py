@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/limiter_redis.py by tools/generate.py.
 # Change _async_src/limiter_redis.py and run `make generate`.
-# output-sha256: 389fa9bd220b259a
+# output-sha256: 6a351aa0b7b25d86
 """The Redis store: one quota shared by every process that points at the same Redis.
 
 Each operation is one Lua script (``greycloud._limiter.lua``), atomic on the server and timed by
@@ -32,12 +32,14 @@ import bisect
 import logging
 import threading
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .._limiter import lua
+from .._limiter.calibration import TokenEstimate
 from .._limiter.core import TOKENS, Booking, LimiterCore
 from .._limiter.gcra import slot_length
 from .._primitives import AsyncBackground, AsyncEvent, async_redis_from_url, async_sleep
@@ -148,18 +150,22 @@ class RedisStore:
 
     # -- booking ------------------------------------------------------------------------------
 
-    def try_start(self, model: str, tokens: int) -> Booking | None:
+    def try_start(
+        self, model: str, tokens: int, estimate: TokenEstimate | None = None
+    ) -> Booking | None:
         """Never: every shared booking is a round trip to Redis (the waiting path makes it)."""
         return None
 
-    async def book(self, model: str, tokens: int) -> Booking:
+    async def book(self, model: str, tokens: int, estimate: TokenEstimate | None = None) -> Booking:
         self._start(model)
         wait_delay = WAIT_FIRST
         while True:
             if self._fallback is not None and self._core.clock() < self._retry_at:
-                return self._book_locally(self._fallback, model, tokens)
+                return self._book_locally(self._fallback, model, tokens, estimate)
             try:
-                booking = await self._book_shared(model, tokens, self._not_before(model, tokens))
+                booking = await self._book_shared(
+                    model, tokens, self._not_before(model, tokens), estimate
+                )
             except _UNREACHABLE as exc:
                 if self._unavailable == "fail":
                     raise LimiterStorageError(self.url, _describe(exc)) from exc
@@ -173,7 +179,7 @@ class RedisStore:
                     await async_sleep(wait_delay)
                     wait_delay = min(WAIT_MAX, wait_delay * 2)
                     continue
-                return self._book_locally(self._enter_fallback(exc), model, tokens)
+                return self._book_locally(self._enter_fallback(exc), model, tokens, estimate)
             if self._fallback is not None:
                 self._leave_fallback()
             return booking
@@ -190,13 +196,15 @@ class RedisStore:
         cost = min(self._core.cost_of(model, tokens), rejoining.quota_for(model).tpm)
         return rejoining.book(model, cost).local_start
 
-    async def _book_shared(self, model: str, tokens: int, not_before: float) -> Booking:
+    async def _book_shared(
+        self, model: str, tokens: int, not_before: float, estimate: TokenEstimate | None
+    ) -> Booking:
         """Book in Redis, in line by ticket while every shared concurrency slot is leased."""
         core = self._core
         keys = self._keys(model)
         quota = core.quota_for(model)
         dims = core.dimensions(model)
-        cost = core.cost_of(model, tokens)
+        cost = core.cost_of(model, tokens, estimate)
         booking_id = uuid.uuid4().hex
         waiter: _Waiter | None = None
         try:
@@ -221,7 +229,9 @@ class RedisStore:
                 reply = await self._book_script(keys=keys, args=args)
                 received = core.clock()
                 if reply[0] == b"ok":
-                    return self._booked(reply, booking_id, model, tokens, cost, sent, received)
+                    booking = self._booked(reply, booking_id, model, tokens, cost, sent, received)
+                    booking.breakdown = estimate
+                    return booking
                 if reply[0] in (b"late", b"gone"):  # only after a stall; again with a fresh id
                     if reply[0] == b"late":  # (a clock that jumped would make every one late)
                         self._server_offset = _number(reply[1]) - received
@@ -353,10 +363,13 @@ class RedisStore:
         self._rejoin_until = self._core.clock() + FALLBACK_RETRY + self._timeout
         logger.warning("rate limit storage %s reachable again; sharing the quota", self.url)
 
-    def _book_locally(self, core: LimiterCore, model: str, tokens: int) -> Booking:
-        cost = min(self._core.cost_of(model, tokens), core.quota_for(model).tpm)
+    def _book_locally(
+        self, core: LimiterCore, model: str, tokens: int, estimate: TokenEstimate | None
+    ) -> Booking:
+        cost = min(self._core.cost_of(model, tokens, estimate), core.quota_for(model).tpm)
         booking = core.book(model, cost)
         booking.estimate = tokens
+        booking.breakdown = estimate
         booking.source = core
         self._core.take_ticket(booking)
         return booking
@@ -409,14 +422,16 @@ class RedisStore:
             self._give_up(booking.model, booking.lease or "")
             raise
 
-    async def reconcile(self, booking: Booking, actual: int) -> None:
+    async def reconcile(
+        self, booking: Booking, actual: int, details: Mapping[str, int] | None = None
+    ) -> None:
         if isinstance(booking.source, LimiterCore):
-            booking.source.reconcile(booking, actual)
+            booking.source.reconcile(booking, actual, details)
             return
         if booking.reconciled:
             return
         booking.reconciled = True
-        self._core.learn(booking.model, booking.estimate, actual)
+        self._core.learn(booking, actual, details)
         slack = self._core.dimensions(booking.model)[TOKENS].slack
         new_length = slot_length(actual, slack, booking.rates[TOKENS])
         args: list[str | float] = [

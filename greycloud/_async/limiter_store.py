@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/limiter_store.py by tools/generate.py.
 # Change _async_src/limiter_store.py and run `make generate`.
-# output-sha256: 8d7f8deaab9040cf
+# output-sha256: 9ef6ba9ec14a7019
 """Where the limiter keeps its quota state: the ``LimiterStore`` interface and the in-memory store.
 
 A store books starts, gives back bookings that never started, corrects tokens after the
@@ -10,8 +10,10 @@ interface as the Redis store (``limiter_redis``), whose operations are network c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
+from .._limiter.calibration import TokenEstimate
 from .._limiter.core import Booking, LimiterCore
 
 
@@ -20,17 +22,23 @@ class LimiterStore(Protocol):
 
     def storage_name(self) -> str: ...
 
-    def try_start(self, model: str, tokens: int) -> Booking | None:
+    def try_start(
+        self, model: str, tokens: int, estimate: TokenEstimate | None = None
+    ) -> Booking | None:
         """Book and start at once when nothing must be waited for (else None, nothing taken)."""
         ...
 
-    async def book(self, model: str, tokens: int) -> Booking: ...
+    async def book(
+        self, model: str, tokens: int, estimate: TokenEstimate | None = None
+    ) -> Booking: ...
 
     async def confirm(self, booking: Booking) -> float: ...
 
     async def refund(self, booking: Booking) -> None: ...
 
-    async def reconcile(self, booking: Booking, actual: int) -> None: ...
+    async def reconcile(
+        self, booking: Booking, actual: int, details: Mapping[str, int] | None = None
+    ) -> None: ...
 
     async def release(self, booking: Booking, success: bool) -> None: ...
 
@@ -50,11 +58,13 @@ class MemoryStore:
     def storage_name(self) -> str:
         return "memory"
 
-    def try_start(self, model: str, tokens: int) -> Booking | None:
-        return self._core.try_start(model, tokens)
+    def try_start(
+        self, model: str, tokens: int, estimate: TokenEstimate | None = None
+    ) -> Booking | None:
+        return self._core.try_start(model, tokens, estimate)
 
-    async def book(self, model: str, tokens: int) -> Booking:
-        return self._core.book(model, tokens)
+    async def book(self, model: str, tokens: int, estimate: TokenEstimate | None = None) -> Booking:
+        return self._core.book(model, tokens, estimate)
 
     async def confirm(self, booking: Booking) -> float:
         return self._core.confirm(booking)
@@ -62,8 +72,10 @@ class MemoryStore:
     async def refund(self, booking: Booking) -> None:
         self._core.refund(booking)
 
-    async def reconcile(self, booking: Booking, actual: int) -> None:
-        self._core.reconcile(booking, actual)
+    async def reconcile(
+        self, booking: Booking, actual: int, details: Mapping[str, int] | None = None
+    ) -> None:
+        self._core.reconcile(booking, actual, details)
 
     async def release(self, booking: Booking, success: bool) -> None:
         self._core.finish(booking, success)

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/rate_limiter.py by tools/generate.py.
 # Change _async_src/rate_limiter.py and run `make generate`.
-# output-sha256: 4bdff2c6cc82694b
+# output-sha256: ddafa0419d54fb56
 """``VertexRateLimiter``: every call waits here for a start inside its model's quota.
 
 Each request books its start across requests per minute, tokens per minute and (optionally)
@@ -27,8 +27,9 @@ from typing import Literal, TypeVar
 from google.genai import types
 
 from .._extras import missing_extra
+from .._limiter.calibration import TokenEstimate
 from .._limiter.core import Booking, LimiterCore
-from .._limiter.quota import TokenCounting, build_quotas, counted_tokens
+from .._limiter.quota import TokenCounting, build_quotas, counted_tokens, prompt_details
 from .._limiter.stats import LimiterStats
 from .._primitives import AsyncEvent, AsyncWork, async_run_work, async_sleep
 from ..config import STORAGE_UNAVAILABLE, TOKEN_COUNTING, GreyCloudConfig
@@ -55,10 +56,13 @@ class Permit:
         """Seconds spent waiting for the start (concurrency slot included)."""
 
     async def reconcile(self, usage: types.GenerateContentResponseUsageMetadata | None) -> None:
-        """Correct the booked tokens with the response's usage (once; None is ignored)."""
+        """Correct the booked tokens with the response's usage (once; None is ignored).
+
+        The usage's prompt tokens by modality, when given, calibrate each modality apart.
+        """
         actual = counted_tokens(usage, self._limiter.token_counting)
         if actual is not None:
-            await self._limiter._store.reconcile(self._booking, actual)
+            await self._limiter._store.reconcile(self._booking, actual, prompt_details(usage))
 
 
 class _LimitBlock:
@@ -67,22 +71,26 @@ class _LimitBlock:
     A plain class rather than a generator-based context manager: this runs on every call.
     """
 
-    __slots__ = ("_booking", "_limiter", "_model", "_tokens")
+    __slots__ = ("_booking", "_estimate", "_limiter", "_model", "_tokens")
 
-    def __init__(self, limiter: VertexRateLimiter, model: str, tokens: int) -> None:
+    def __init__(self, limiter: VertexRateLimiter, model: str, tokens: int | TokenEstimate) -> None:
         self._limiter = limiter
         self._model = model
+        self._estimate: TokenEstimate | None = None
+        if isinstance(tokens, TokenEstimate):
+            self._estimate = tokens
+            tokens = tokens.total
         self._tokens = tokens
         self._booking: Booking | None = None
 
     async def __aenter__(self) -> Permit:
-        limiter, model, tokens = self._limiter, self._model, self._tokens
+        limiter, model, tokens, estimate = self._limiter, self._model, self._tokens, self._estimate
         limiter._core.check_size(model, tokens)
         # Nothing to wait for (the common case): slot, booking, start and turn in one step.
-        booking = limiter._store.try_start(model, tokens)
+        booking = limiter._store.try_start(model, tokens, estimate)
         waited = 0.0
         if booking is None:
-            booking, waited = await limiter._wait_for_slot_and_start(model, tokens)
+            booking, waited = await limiter._wait_for_slot_and_start(model, tokens, estimate)
         self._booking = booking
         return Permit(limiter, booking, waited)
 
@@ -202,8 +210,11 @@ class VertexRateLimiter:
 
     # -- waiting for a start --------------------------------------------------------------------
 
-    def limit(self, model: str, tokens: int) -> _LimitBlock:
+    def limit(self, model: str, tokens: int | TokenEstimate) -> _LimitBlock:
         """Wait for a start inside ``model``'s limits; hold a concurrency slot for the block.
+
+        ``tokens`` is the prompt's token estimate: a number, or a ``TokenEstimate`` by modality
+        (calibrated per modality against the response's usage).
 
         Entering the returned context manager gives the ``Permit``. A request larger than the
         whole token quota raises ``RequestTooLargeError`` at once. Leaving the block normally
@@ -211,7 +222,9 @@ class VertexRateLimiter:
         """
         return _LimitBlock(self, model, tokens)
 
-    async def _wait_for_slot_and_start(self, model: str, tokens: int) -> tuple[Booking, float]:
+    async def _wait_for_slot_and_start(
+        self, model: str, tokens: int, estimate: TokenEstimate | None
+    ) -> tuple[Booking, float]:
         """The way in when something must be waited for: (the started booking, seconds waited).
 
         A concurrency slot first (in arrival order), then the booking, its start and its turn;
@@ -225,7 +238,7 @@ class VertexRateLimiter:
         try:
             await self._acquire_slot(model)
             holds_slot = True
-            booking = await self._store.book(model, tokens)
+            booking = await self._store.book(model, tokens, estimate)
             await self._wait_for_start(booking)
             await self._wait_for_turn(booking)
             started = True
@@ -316,6 +329,10 @@ class VertexRateLimiter:
         finally:
             if not started and inspect.iscoroutine(coro):
                 coro.close()  # never run: close it rather than leave it un-awaited
+
+    def media_average(self, model: str, modality: str) -> float | None:
+        """Tokens per media part of unknown size learned for ``model`` (None: none seen yet)."""
+        return self._core.media_average(model, modality)
 
     # -- state ----------------------------------------------------------------------------------
 

@@ -1,16 +1,16 @@
 """The ``greycloud`` typer application: commands, options and exit codes.
 
-Exit codes: 0 everything done; 1 some lines failed for good, were skipped as invalid, or the
-run stopped early (the summary says which); 2 bad input, usage or configuration (nothing was
-sent); 130 interrupted by Ctrl-C (143 by SIGTERM) — rerun the same command to resume.
-Results go to the output file (``run``) or stdout (``generate``, ``count-tokens``); progress,
-problems and summaries go to stderr. The ``cache`` and ``batch`` groups live in resources.py.
+Exit codes: one per cause, the same for every command (``common.EXIT_CODES``, also listed by
+``--help``). Results go to the output file (``run``) or stdout (``generate``,
+``count-tokens``); progress, problems and summaries go to stderr. The ``cache`` and ``batch``
+groups live in resources.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import shlex
 import sys
@@ -22,16 +22,25 @@ import typer
 from rich.logging import RichHandler
 
 from .._async.client import GreyCloudAsyncClient
+from ..config import GreyCloudConfig
 from ..errors import AuthError, ConfigError
 from .common import (
+    EXIT_CODES_HELP,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
+    AccessTokenOption,
     ApiVersionOption,
+    Command,
     EmulatorOption,
     EndpointOption,
+    GlobalSettings,
+    Group,
     ModelOption,
+    VerboseOption,
+    exit_code,
     fail,
+    global_settings,
     make_target,
     reported_errors,
     say,
@@ -50,9 +59,11 @@ app = typer.Typer(
     help="Gemini on Vertex AI from the command line: bulk generation under rate limits, "
     "one-off prompts, token counts, context caches, batch jobs and a local emulator.\n\n"
     "Settings come from GreyCloudConfig's environment variables (PROJECT_ID, LOCATION, "
-    "USE_API_KEY, GOOGLE_API_KEY, API_KEY_FILE, SA_EMAIL, ...), with the options on top.",
+    "USE_API_KEY, GOOGLE_API_KEY, GREYCLOUD_ACCESS_TOKEN, GREYCLOUD_ENDPOINT, SA_EMAIL, ...), "
+    "with the options on top. -v and --access-token go before or after the command.",
     no_args_is_help=True,
     add_completion=False,
+    cls=Group,
     rich_markup_mode="markdown",  # joins wrapped docstring lines into paragraphs
     # Locals can hold API keys and tokens; never print them in a traceback.
     pretty_exceptions_show_locals=False,
@@ -63,17 +74,29 @@ app.add_typer(batch_app)
 # -- generation options (run, generate, count-tokens) ------------------------------------------
 
 SystemOption = Annotated[
-    str | None, typer.Option("--system", "-s", help="System instruction for every prompt.")
+    str | None,
+    typer.Option(
+        "--system", "-s", help="System instruction for every prompt.", show_default="none"
+    ),
 ]
 TemperatureOption = Annotated[
-    float | None, typer.Option(min=0.0, max=2.0, help="Sampling temperature, 0 to 2.")
+    float | None,
+    typer.Option(
+        min=0.0, max=2.0, help="Sampling temperature, 0 to 2.", show_default="the model's"
+    ),
 ]
 MaxOutputTokensOption = Annotated[
-    int | None, typer.Option(min=1, help="Cap on output tokens per answer.")
+    int | None,
+    typer.Option(min=1, help="Cap on output tokens per answer.", show_default="the model's"),
 ]
 MaxRetriesOption = Annotated[
     int, typer.Option(min=0, help="Retries per prompt for transient errors (429, 5xx, network).")
 ]
+
+
+def _config_default(name: str) -> str:
+    """A GreyCloudConfig field's default, for --help."""
+    return str(next(f.default for f in dataclasses.fields(GreyCloudConfig) if f.name == name))
 
 
 def _read_text_argument(value: str) -> str:
@@ -84,24 +107,25 @@ def _read_text_argument(value: str) -> str:
     return text
 
 
-@app.callback()
+@app.callback(epilog=EXIT_CODES_HELP)
 def _configure(
     context: typer.Context,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Log every retry and request detail.")
-    ] = False,
+    verbose: VerboseOption = False,
+    access_token: AccessTokenOption = None,
 ) -> None:
     """Send greycloud's log records to stderr while a command runs."""
     # Through the progress bar's console, so a warning does not tear the live display; on
     # greycloud's logger only, and removed afterwards, so an embedding program's logging
     # (or a test run's) is left as it was.
     handler = RichHandler(console=stderr, show_path=False, show_time=stderr.is_terminal)
-    handler.setLevel(logging.INFO if verbose else logging.WARNING)
+    handler.setLevel(logging.WARNING)
     logger = logging.getLogger("greycloud")
     previous_level = logger.level
-    if verbose and logger.getEffectiveLevel() > logging.INFO:
-        logger.setLevel(logging.INFO)
     logger.addHandler(handler)
+    # The commands read these (and their own -v/--access-token, given after their name).
+    context.obj = GlobalSettings(log_handler=handler, access_token=access_token)
+    if verbose:
+        context.obj.be_verbose()
 
     def restore() -> None:
         logger.removeHandler(handler)
@@ -113,8 +137,9 @@ def _configure(
 # -- run ------------------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=Command, epilog=EXIT_CODES_HELP)
 def run(
+    context: typer.Context,
     input_path: Annotated[
         Path,
         typer.Argument(
@@ -135,12 +160,25 @@ def run(
     system: SystemOption = None,
     temperature: TemperatureOption = None,
     max_output_tokens: MaxOutputTokensOption = None,
-    rpm: Annotated[int | None, typer.Option(min=1, help="Requests per minute per model.")] = None,
+    rpm: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Requests per minute per model.", show_default=_config_default("rpm")
+        ),
+    ] = None,
     tpm: Annotated[
-        int | None, typer.Option(min=1, help="Input tokens per minute per model.")
+        int | None,
+        typer.Option(
+            min=1, help="Input tokens per minute per model.", show_default=_config_default("tpm")
+        ),
     ] = None,
     concurrency: Annotated[
-        int | None, typer.Option(min=1, help="Requests in flight at once.")
+        int | None,
+        typer.Option(
+            min=1,
+            help="Requests in flight at once.",
+            show_default=_config_default("max_concurrency"),
+        ),
     ] = None,
     max_retries: MaxRetriesOption = 5,
     retry_failed: Annotated[
@@ -165,6 +203,8 @@ def run(
         float,
         typer.Option(min=0.0, help="Seconds between progress lines when stderr is not a terminal."),
     ] = 10.0,
+    verbose: VerboseOption = False,
+    access_token: AccessTokenOption = None,
 ) -> None:
     """Generate an answer for every line of INPUT.jsonl into OUTPUT.jsonl, under rate limits.
 
@@ -172,7 +212,9 @@ def run(
     already in the output are skipped (also after kill -9; a torn last line is repaired).
     Lines that failed for good stay failed until --retry-failed.
     """
-    target = make_target(emulator, endpoint, api_version)
+    target = make_target(
+        context, emulator, endpoint, api_version, verbose=verbose, access_token=access_token
+    )
     prompts = _checked_prompts(input_path, skip_invalid)
     if output_path.resolve() == input_path.resolve():
         raise fail("the output file must not be the input file", EXIT_USAGE)
@@ -245,7 +287,7 @@ def _run_journalled(
                     client, journal, tally, plan.to_run, max_retries, log_interval
                 )
         except (ConfigError, AuthError) as exc:
-            raise fail(str(exc), EXIT_USAGE) from None
+            raise fail(str(exc), exit_code(exc)) from None
 
     say(summary(tally))
     if prompts.invalid_lines:
@@ -258,7 +300,7 @@ def _run_journalled(
         return 128 + received
     if stopped is not None:
         say(f"stopped early: {stopped}\nwhen that is fixed, resume with:\n  {_this_command()}")
-        return EXIT_FAILED
+        return exit_code(stopped.cause)
     if tally.failed or tally.already_failed or prompts.invalid_lines:
         return EXIT_FAILED
     return EXIT_OK
@@ -329,8 +371,9 @@ def _this_command() -> str:
 # -- generate, count-tokens --------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=Command, epilog=EXIT_CODES_HELP)
 def generate(
+    context: typer.Context,
     prompt: Annotated[str, typer.Argument(help="The prompt, or - to read it from stdin.")],
     model: ModelOption = None,
     system: SystemOption = None,
@@ -340,9 +383,13 @@ def generate(
     emulator: EmulatorOption = False,
     endpoint: EndpointOption = None,
     api_version: ApiVersionOption = None,
+    verbose: VerboseOption = False,
+    access_token: AccessTokenOption = None,
 ) -> None:
     """Stream the answer to one prompt to stdout."""
-    target = make_target(emulator, endpoint, api_version)
+    target = make_target(
+        context, emulator, endpoint, api_version, verbose=verbose, access_token=access_token
+    )
     text = _read_text_argument(prompt)
     overrides = {
         "model": model,
@@ -367,17 +414,22 @@ def generate(
         asyncio.run(stream())
 
 
-@app.command("count-tokens")
+@app.command("count-tokens", cls=Command, epilog=EXIT_CODES_HELP)
 def count_tokens(
+    context: typer.Context,
     text: Annotated[str, typer.Argument(help="The text, or - to read it from stdin.")],
     model: ModelOption = None,
     system: SystemOption = None,
     emulator: EmulatorOption = False,
     endpoint: EndpointOption = None,
     api_version: ApiVersionOption = None,
+    verbose: VerboseOption = False,
+    access_token: AccessTokenOption = None,
 ) -> None:
     """Print how many input tokens TEXT is for the model."""
-    target = make_target(emulator, endpoint, api_version)
+    target = make_target(
+        context, emulator, endpoint, api_version, verbose=verbose, access_token=access_token
+    )
     contents = _read_text_argument(text)
     with reported_errors(), open_client(target, model=model, system_instruction=system) as client:
 
@@ -394,8 +446,9 @@ def count_tokens(
 # -- emulator -----------------------------------------------------------------------------------
 
 
-@app.command("emulator")
+@app.command("emulator", cls=Command, epilog=EXIT_CODES_HELP)
 def emulator_command(
+    context: typer.Context,
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port; 0 picks a free one.")] = 8080,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     rpm: Annotated[
@@ -406,8 +459,14 @@ def emulator_command(
         typer.Option(min=0, help="Input tokens per minute per model (default: no limit)."),
     ] = None,
     latency: Annotated[float, typer.Option(min=0.0, help="Seconds before every answer.")] = 0.0,
+    verbose: VerboseOption = False,
 ) -> None:
-    """Serve a local Vertex AI emulator in the foreground until Ctrl-C."""
+    """Serve a local Vertex AI emulator in the foreground until Ctrl-C.
+
+    It prints the environment to point greycloud at it (endpoint, API version, project and an
+    access token it accepts) and accepts any bearer token, so real tools work against it too.
+    """
+    global_settings(context, verbose)
     from ..testing import serve
 
     # Ctrl-C is how it stops, also in the instant before serve() starts waiting for it.

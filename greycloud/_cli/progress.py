@@ -40,6 +40,7 @@ class RunTally:
     rate_limited: int = 0  # 429 answers, retried or final
     prompt_tokens: int = 0
     output_tokens: int = 0  # candidates and thoughts
+    prompt_by_modality: dict[str, int] = field(default_factory=dict)  # TEXT, IMAGE, ...
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -70,6 +71,10 @@ class RunTally:
             self.succeeded += 1
         if result.usage is not None:
             self.prompt_tokens += result.usage.prompt
+            for modality, tokens in result.usage.by_modality:
+                self.prompt_by_modality[modality] = (
+                    self.prompt_by_modality.get(modality, 0) + tokens
+                )
             self.output_tokens += result.usage.candidates + result.usage.thoughts
 
     def add_retry(self, rate_limited: bool) -> None:
@@ -211,4 +216,14 @@ def summary(tally: RunTally) -> str:
     return (
         f"{tally.done}/{tally.total} lines done{earlier}; this run: {tally.succeeded} answered, "
         f"{tally.failed} failed, in {duration(tally.elapsed)}; {counters(tally)}"
+        f"{by_modality(tally)}"
     )
+
+
+def by_modality(tally: RunTally) -> str:
+    """ " (tokens in: text 1.2k · image 40k)" when the prompts were not all text."""
+    shares = tally.prompt_by_modality
+    if set(shares) <= {"TEXT"}:
+        return ""
+    parts = " · ".join(f"{name.lower()} {compact(tokens)}" for name, tokens in shares.items())
+    return f" (tokens in: {parts})"

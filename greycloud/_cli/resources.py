@@ -2,9 +2,8 @@
 
 Both use the sync classes (``GreyCloudCache``, ``GreyCloudBatch``): each command is a few
 service calls in a row, with nothing to overlap, and a blocking wait lets Ctrl-C simply stop
-it. Exit codes as elsewhere: 0 done; 1 the service refused, a job failed or some requests got
-no answer; 2 bad input, usage or configuration (nothing was uploaded or created); 130 Ctrl-C.
-Names and JSON go to stdout, everything else to stderr.
+it. Exit codes as elsewhere (``common.EXIT_CODES``). Names and JSON go to stdout, everything
+else to stderr.
 """
 
 from __future__ import annotations
@@ -32,14 +31,19 @@ from .._core.cache_rules import model_id
 from .._sync.batch import GreyCloudBatch
 from .._sync.cache import GreyCloudCache
 from .common import (
+    EXIT_CODES_HELP,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
+    AccessTokenOption,
     ApiVersionOption,
+    Command,
     EmulatorOption,
     EndpointOption,
+    Group,
     JsonOption,
     ModelOption,
+    VerboseOption,
     fail,
     make_target,
     reported_errors,
@@ -56,6 +60,7 @@ cache_app = typer.Typer(
     help="List and delete context caches.",
     no_args_is_help=True,
     rich_markup_mode="markdown",
+    cls=Group,
 )
 batch_app = typer.Typer(
     name="batch",
@@ -64,6 +69,7 @@ batch_app = typer.Typer(
     "STORAGE_EMULATOR_HOST points google-cloud-storage at an emulator.",
     no_args_is_help=True,
     rich_markup_mode="markdown",
+    cls=Group,
 )
 
 _ENDED = frozenset(
@@ -110,19 +116,24 @@ def _caches(target: Target) -> Iterator[GreyCloudCache]:
         yield caches
 
 
-@cache_app.command("list")
+@cache_app.command("list", cls=Command, epilog=EXIT_CODES_HELP)
 def cache_list(
+    context: typer.Context,
     json_output: JsonOption = False,
     emulator: EmulatorOption = False,
     endpoint: EndpointOption = None,
     api_version: ApiVersionOption = None,
+    verbose: VerboseOption = False,
+    access_token: AccessTokenOption = None,
 ) -> None:
     """List the project's context caches: name, display name, model, expiry time and tokens.
 
     On a terminal a table; otherwise one tab-separated line per cache (- for a missing
     value). --json prints every field, with the seconds left before each cache expires.
     """
-    target = make_target(emulator, endpoint, api_version)
+    target = make_target(
+        context, emulator, endpoint, api_version, verbose=verbose, access_token=access_token
+    )
     with reported_errors(), _caches(target) as caches:
         infos = [caches.get_cache_info(cache) for cache in caches.list_caches()]
     if json_output:
@@ -160,8 +171,9 @@ NamesArgument = Annotated[
 ]
 
 
-@cache_app.command("delete")
+@cache_app.command("delete", cls=Command, epilog=EXIT_CODES_HELP)
 def cache_delete(
+    context: typer.Context,
     names: NamesArgument = None,
     all_caches: Annotated[
         bool, typer.Option("--all", help="Delete every cache (or every --filter match).")
@@ -178,6 +190,8 @@ def cache_delete(
     emulator: EmulatorOption = False,
     endpoint: EndpointOption = None,
     api_version: ApiVersionOption = None,
+    verbose: VerboseOption = False,
+    access_token: AccessTokenOption = None,
 ) -> None:
     """Delete the caches NAME..., or with --all every cache (whose display name contains
     --filter TEXT, if given).
@@ -189,7 +203,9 @@ def cache_delete(
         raise typer.BadParameter("name the caches to delete, or pass --all", param_hint="")
     if name_filter is not None and not all_caches:
         raise typer.BadParameter("--filter goes with --all", param_hint="")
-    target = make_target(emulator, endpoint, api_version)
+    target = make_target(
+        context, emulator, endpoint, api_version, verbose=verbose, access_token=access_token
+    )
     with reported_errors(), _caches(target) as caches:
         chosen = list(names or [])
         if all_caches:
@@ -289,8 +305,9 @@ def _batches(target: Target, **overrides: Any) -> Iterator[GreyCloudBatch]:
         yield batch
 
 
-@batch_app.command("submit")
+@batch_app.command("submit", cls=Command, epilog=EXIT_CODES_HELP)
 def batch_submit(
+    context: typer.Context,
     input_path: Annotated[
         Path,
         typer.Argument(
@@ -323,6 +340,8 @@ def batch_submit(
     poll_interval: PollIntervalOption = None,
     endpoint: EndpointOption = None,
     api_version: ApiVersionOption = None,
+    verbose: VerboseOption = False,
+    access_token: AccessTokenOption = None,
 ) -> None:
     """Check INPUT.jsonl, upload it and start a batch prediction job; prints the job's name.
 
@@ -333,7 +352,9 @@ def batch_submit(
     """
     if output_path is not None and not wait:
         raise typer.BadParameter("-o downloads the results when the job ends: add --wait")
-    target = make_target(False, endpoint, api_version)
+    target = make_target(
+        context, False, endpoint, api_version, verbose=verbose, access_token=access_token
+    )
     requests = _checked_requests(input_path, model)
     overrides = {"model": model, "batch_gcs_bucket": bucket, "batch_poll_interval": poll_interval}
     with reported_errors(), open_config(target, **overrides) as resolved:
@@ -451,15 +472,20 @@ def _job_info(job: types.BatchJob) -> dict[str, Any]:
     }
 
 
-@batch_app.command("status")
+@batch_app.command("status", cls=Command, epilog=EXIT_CODES_HELP)
 def batch_status(
+    context: typer.Context,
     job: JobArgument,
     json_output: JsonOption = False,
     endpoint: EndpointOption = None,
     api_version: ApiVersionOption = None,
+    verbose: VerboseOption = False,
+    access_token: AccessTokenOption = None,
 ) -> None:
     """Show a batch job's state, request counts and where its input and results are."""
-    target = make_target(False, endpoint, api_version)
+    target = make_target(
+        context, False, endpoint, api_version, verbose=verbose, access_token=access_token
+    )
     with reported_errors(), _batches(target) as batch:
         info = _job_info(batch.get_batch_job(job))
     if json_output:
@@ -486,8 +512,9 @@ def batch_status(
             typer.echo(f"{label + ':':<14}{value}")
 
 
-@batch_app.command("download")
+@batch_app.command("download", cls=Command, epilog=EXIT_CODES_HELP)
 def batch_download(
+    context: typer.Context,
     job: JobArgument,
     output_path: Annotated[
         Path,
@@ -500,13 +527,17 @@ def batch_download(
     poll_interval: PollIntervalOption = None,
     endpoint: EndpointOption = None,
     api_version: ApiVersionOption = None,
+    verbose: VerboseOption = False,
+    access_token: AccessTokenOption = None,
 ) -> None:
     """Write a finished job's results to FILE: one line per request (--format results, the
     default) or Vertex AI's own prediction lines (--format predictions).
 
     Exits 1 when the job has not ended (see --wait) or any request got no answer.
     """
-    target = make_target(False, endpoint, api_version)
+    target = make_target(
+        context, False, endpoint, api_version, verbose=verbose, access_token=access_token
+    )
     with reported_errors(), _batches(target, batch_poll_interval=poll_interval) as batch:
         current = _wait(batch, job) if wait else batch.get_batch_job(job)
         state = job_state(current)
@@ -520,14 +551,19 @@ def batch_download(
     raise typer.Exit(code)
 
 
-@batch_app.command("cancel")
+@batch_app.command("cancel", cls=Command, epilog=EXIT_CODES_HELP)
 def batch_cancel(
+    context: typer.Context,
     job: JobArgument,
     endpoint: EndpointOption = None,
     api_version: ApiVersionOption = None,
+    verbose: VerboseOption = False,
+    access_token: AccessTokenOption = None,
 ) -> None:
     """Ask the service to stop a batch job (it moves to CANCELLING, then CANCELLED)."""
-    target = make_target(False, endpoint, api_version)
+    target = make_target(
+        context, False, endpoint, api_version, verbose=verbose, access_token=access_token
+    )
     with reported_errors(), _batches(target) as batch:
         batch.cancel_batch_job(job)
     say(f"cancelling batch job {job}; `greycloud batch status {job}` shows when it has stopped")

@@ -1,7 +1,8 @@
 """One output line: the answer to an input line, or why it failed for good.
 
 Every output line has the same keys, so the file loads as a table: ``id``, ``model``, ``text``,
-``finish_reason``, ``usage`` (prompt/candidates/thoughts/cached/total tokens), ``attempts``,
+``finish_reason``, ``usage`` (prompt/candidates/thoughts/cached/total tokens, and the prompt
+tokens by modality: TEXT, IMAGE, AUDIO, VIDEO, DOCUMENT), ``attempts``,
 ``error`` (``{"type", "message"}`` plus ``"code"`` for HTTP errors, or null) and, when the
 input line had it, ``metadata``. ``batch_line`` gives a batch prediction the same shape (less
 ``attempts``: the service retries inside a batch job and does not say how often).
@@ -16,6 +17,7 @@ from google.genai import errors, types
 
 from .._core.batch_format import BatchResult
 from .._core.cache_rules import model_id
+from .._limiter.quota import prompt_details
 from ..errors import RetryExhaustedError
 from .prompts import LineId, PromptLine
 
@@ -32,6 +34,7 @@ class TokenUsage:
     thoughts: int = 0
     cached: int = 0
     total: int = 0
+    by_modality: tuple[tuple[str, int], ...] = ()  # prompt tokens per modality, as reported
 
     @classmethod
     def of(cls, usage: types.GenerateContentResponseUsageMetadata | None) -> TokenUsage:
@@ -43,15 +46,17 @@ class TokenUsage:
             thoughts=usage.thoughts_token_count or 0,
             cached=usage.cached_content_token_count or 0,
             total=usage.total_token_count or 0,
+            by_modality=tuple((prompt_details(usage) or {}).items()),
         )
 
-    def as_json(self) -> dict[str, int]:
+    def as_json(self) -> dict[str, Any]:
         return {
             "prompt_tokens": self.prompt,
             "candidates_tokens": self.candidates,
             "thoughts_tokens": self.thoughts,
             "cached_tokens": self.cached,
             "total_tokens": self.total,
+            "prompt_tokens_by_modality": dict(self.by_modality),
         }
 
 

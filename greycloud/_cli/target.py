@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import auth
@@ -24,6 +24,7 @@ class Target:
     emulator: bool = False
     endpoint: str | None = None
     api_version: str | None = None
+    access_token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ def open_config(target: Target, **overrides: Any) -> Iterator[Resolved]:
         fields["endpoint"] = target.endpoint
     if target.api_version is not None:
         fields["api_version"] = target.api_version
+    if target.access_token is not None and not target.emulator:
+        # Asked for on the command line: it wins over an API key in the environment.
+        fields.update(access_token=target.access_token, use_api_key=False)
     if not target.emulator:
         yield Resolved(GreyCloudConfig(**fields))
         return

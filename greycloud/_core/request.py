@@ -11,10 +11,19 @@ from typing import Any
 import pydantic
 from google.genai import types
 
-from ..config import THINKING_LEVELS, GreyCloudConfig, _check_choice, check_safety_settings
+from .._limiter.calibration import TokenEstimate
+from ..config import (
+    THINKING_LEVELS,
+    GreyCloudConfig,
+    _check_choice,
+    check_generation_values,
+    check_safety_settings,
+)
 from ..errors import ConfigError
 from . import function_calling
 from .function_calling import FunctionLoop
+from .token_estimate import PromptEstimate, estimate_prompt
+from .token_rules import model_family, unsized_prior
 
 Contents = Any  # what google-genai accepts: str, Part, Content, dicts, or a list of these
 SafetySettings = Sequence[types.SafetySetting | Mapping[str, Any]]
@@ -22,8 +31,6 @@ SafetySettings = Sequence[types.SafetySetting | Mapping[str, Any]]
 Tools = Sequence[types.Tool | types.ToolDict | Callable[..., Any]]
 # config= as google-genai takes it.
 GenerateConfig = types.GenerateContentConfig | Mapping[str, Any]
-
-CHARS_PER_TOKEN = 4
 
 
 @dataclass(frozen=True)
@@ -33,18 +40,37 @@ class GenerateRequest:
     model: str
     contents: Contents
     config: types.GenerateContentConfig | None  # None: nothing to configure
-    estimated_tokens: int
+    estimate: PromptEstimate
     function_loop: FunctionLoop | None = None
     """The functions greycloud runs for the model, hop by hop (None: no Python functions)."""
     caller_tools: bool = False
     """Whether the caller gave tools (grounding then leaves the request alone)."""
+    priced: TokenEstimate | None = None
+    """The estimate with media of unknown size priced too (None: there are none, or not yet)."""
+
+    @property
+    def estimated_tokens(self) -> int:
+        """The tokens of everything that could be sized locally (media of unknown size aside)."""
+        return self.estimate.total
+
+    @property
+    def booked_tokens(self) -> TokenEstimate:
+        """What the limiter books for this request, by modality."""
+        if self.priced is not None:
+            return self.priced
+        return TokenEstimate(self.estimate.tokens)
 
     def next_hop(self, contents: list[types.Content]) -> GenerateRequest:
-        """The same request with the conversation so far (function replies included)."""
+        """The same request with the conversation so far (function replies included).
+
+        The history repeats the first turn's media, so their prices carry over.
+        """
         system = self.config.system_instruction if self.config is not None else None
-        return dataclasses.replace(
-            self, contents=contents, estimated_tokens=estimate_tokens(contents, system)
-        )
+        estimate = prompt_estimate(contents, system, self.model, self.config)
+        priced = self.priced
+        if priced is not None:
+            priced = TokenEstimate(estimate.tokens, priced.fixed, priced.averaged)
+        return dataclasses.replace(self, contents=contents, estimate=estimate, priced=priced)
 
 
 def is_content(value: object) -> bool:
@@ -73,10 +99,42 @@ def text_of(value: Any) -> str:
     return ""
 
 
-def estimate_tokens(*texts: Any) -> int:
-    """A quick prompt-token estimate (about four characters a token), at least one."""
-    chars = sum(len(text_of(text)) for text in texts)
-    return max(1, math.ceil(chars / CHARS_PER_TOKEN))
+def estimate_tokens(contents: Any, system_instruction: Any = None, model: str = "") -> int:
+    """A quick prompt-token estimate (text, and media sized from their bytes), at least one."""
+    return prompt_estimate(contents, system_instruction, model, None).total
+
+
+def prompt_estimate(
+    contents: Any, system_instruction: Any, model: str, config: types.GenerateContentConfig | None
+) -> PromptEstimate:
+    """The estimate by modality of one request, with the config's media resolution."""
+    resolution = config.media_resolution if config is not None else None
+    return estimate_prompt(contents, system_instruction, model=model, media_resolution=resolution)
+
+
+def priced_estimate(
+    request: GenerateRequest,
+    counts: Sequence[int | None],
+    average: Callable[[str], float | None],
+) -> TokenEstimate:
+    """The request's estimate with each media part of unknown size priced.
+
+    ``counts`` holds the service's count of each unsized part (None: not counted); the others
+    take ``average(modality)``, the learned tokens per part, or before anything was learned the
+    table's first guess.
+    """
+    fixed: dict[str, int] = {}
+    averaged: dict[str, int] = {}
+    family = model_family(request.model)
+    for media, counted in zip(request.estimate.unsized, counts, strict=True):
+        modality = media.modality
+        if counted is None:
+            learned = average(modality)
+            prior = unsized_prior(family, modality, media.resolution)
+            counted = prior if learned is None else math.ceil(learned)
+            averaged[modality] = averaged.get(modality, 0) + 1
+        fixed[modality] = fixed.get(modality, 0) + counted
+    return TokenEstimate(request.estimate.tokens, fixed, averaged)
 
 
 def safety_settings_list(settings: SafetySettings) -> list[types.SafetySetting]:
@@ -147,16 +205,24 @@ def build_request(
     fields = {key: value for key, value in defaults.items() if value is not None}
     fields.update(given_fields(generate_config))
     fields.update({key: value for key, value in explicit.items() if value is not None})
+    # The call's values get the config's checks, however they were given (keyword or config=).
+    check_generation_values(
+        temperature=fields.get("temperature"),
+        top_p=fields.get("top_p"),
+        max_output_tokens=fields.get("max_output_tokens"),
+    )
     caller_tools = "tools" in fields
     if not caller_tools and config.use_vertex_ai_search and config.grounding_mode == "tool":
         assert config.vertex_ai_search_datastore is not None  # checked by the config
         fields["tools"] = [vertex_search_tool(config.vertex_ai_search_datastore)]
     _refuse_bypass(fields)
 
-    estimate = estimate_tokens(contents, fields.get("system_instruction"))
+    model_name = model or config.model
+    system = fields.get("system_instruction")
     if not fields:
         # Nothing to configure: no config at all spares the SDK a conversion on every call.
-        return GenerateRequest(model or config.model, contents, None, estimate)
+        estimate = prompt_estimate(contents, system, model_name, None)
+        return GenerateRequest(model_name, contents, None, estimate)
     try:
         generation_config = types.GenerateContentConfig(**fields)
     except pydantic.ValidationError as exc:
@@ -165,9 +231,8 @@ def build_request(
     if function_calling.functions_in(generation_config.tools):
         # Never Google's loop: greycloud runs the functions itself, one limited call a hop.
         generation_config = function_calling.without_sdk_loop(generation_config)
-    return GenerateRequest(
-        model or config.model, contents, generation_config, estimate, loop, caller_tools
-    )
+    estimate = prompt_estimate(contents, system, model_name, generation_config)
+    return GenerateRequest(model_name, contents, generation_config, estimate, loop, caller_tools)
 
 
 def given_fields(generate_config: GenerateConfig | None) -> dict[str, Any]:

@@ -5,8 +5,8 @@ every operation under it is O(1) and never waits, so the same core serves tasks 
 limiter) and threads (the sync one). The waiting itself, and Redis, live in the limiter halves.
 
 Per model it keeps one GCRA bucket per dimension (see ``gcra``), a concurrency count with a FIFO
-queue of waiters, the adaptation state (rate factor, hold, shift), a calibration ratio between
-token estimates and real usage, and the counters behind ``stats()``.
+queue of waiters, the adaptation state (rate factor, hold, shift), the calibration of token
+estimates per modality (``calibration``), and the counters behind ``stats()``.
 
 Most calls find nothing to wait for: a slot free, nobody ahead, a start that is due. For them
 ``try_start`` does the whole way in (slot, booking, turn) under one lock acquisition, with the
@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from ..errors import RequestTooLargeError
+from .calibration import Calibration, TokenEstimate
 from .gcra import THETA, Dimension, earliest_start, place, same_time, slot_length
 from .quota import Quota
 from .stats import LimiterStats, ModelStats
@@ -32,7 +33,6 @@ logger = logging.getLogger(__name__)
 
 TOKENS = 1  # index of the token dimension in every bucket (requests come first)
 DEFAULT_HOLD = 1.0  # seconds to hold new starts after a 429 that gave no retry delay
-CALIBRATION_WEIGHT = 0.1  # weight of each response in the running means behind calibration
 
 
 class Waker(Protocol):
@@ -49,6 +49,7 @@ class Booking:
     """
 
     __slots__ = (
+        "breakdown",
         "cost",
         "epoch",
         "estimate",
@@ -94,6 +95,7 @@ class Booking:
         self.source: object = None
         self.reconciled = False
         self.ticket = -1
+        self.breakdown: TokenEstimate | None = None  # the estimate by modality, when known
 
     def move(self, delta: float) -> None:
         """Shift the booking later by ``delta`` seconds (a hold imposed before it started)."""
@@ -123,8 +125,6 @@ class _Bucket:
         "quota",
         "rate_limited",
         "rates",
-        "seen_actual",
-        "seen_estimate",
         "serving",
         "shift",
         "slots",
@@ -152,9 +152,7 @@ class _Bucket:
         self.shift = 0.0
         self.epoch = 0
         self.successes = 0
-        self.calibration = 1.0
-        self.seen_estimate = 0.0
-        self.seen_actual = 0.0
+        self.calibration = Calibration()
         self.slots = 0
         self.queue: OrderedDict[Waker, None] = OrderedDict()
         self.waiting = 0
@@ -186,11 +184,9 @@ class _Bucket:
         lengths[TOKENS] = slot_length(cost, self.token_slack, self.rates[TOKENS])
         return lengths
 
-    def cost_of(self, tokens: int) -> int:
+    def cost_of(self, tokens: int, estimate: TokenEstimate | None) -> int:
         """The tokens to book for an estimate: calibrated by past usage, within the quota."""
-        if tokens <= 0 or self.calibration == 1.0:
-            return tokens
-        return min(self.quota.tpm, math.ceil(tokens * self.calibration))
+        return min(self.quota.tpm, self.calibration.cost(tokens, estimate))
 
     def may_start_at_once(self) -> bool:
         """A concurrency slot is free, nobody is queued for one, no booking waits to start."""
@@ -267,25 +263,33 @@ class LimiterCore:
         if tokens > limit:
             raise RequestTooLargeError(model, tokens, limit)
 
-    def cost_of(self, model: str, tokens: int) -> int:
-        """The tokens to book for an estimate: calibrated by past usage, within the quota."""
+    def cost_of(self, model: str, tokens: int, estimate: TokenEstimate | None = None) -> int:
+        """The tokens to book for an estimate (``estimate``: the same by modality, if known):
+        calibrated by past usage, within the quota."""
         with self._lock:
-            return self._bucket(model).cost_of(tokens)
+            return self._bucket(model).cost_of(tokens, estimate)
+
+    def media_average(self, model: str, modality: str) -> float | None:
+        """Tokens per media part of unknown size learned for ``model`` (None: none seen yet)."""
+        with self._lock:
+            return self._bucket(model).calibration.average(modality)
 
     # -- booking --------------------------------------------------------------------------------
 
-    def book(self, model: str, tokens: int) -> Booking:
+    def book(self, model: str, tokens: int, estimate: TokenEstimate | None = None) -> Booking:
         """Book the earliest start that every dimension of ``model``'s quota allows."""
         self.check_size(model, tokens)
         with self._lock:
             bucket = self._bucket(model)
-            cost = bucket.cost_of(tokens)
+            cost = bucket.cost_of(tokens, estimate)
             lengths = bucket.lengths_for(cost)
             now = self.clock()
             start = earliest_start(max(now, bucket.hold), bucket.tats, lengths, bucket.bursts)
-            return self._commit(bucket, model, tokens, cost, lengths, start)
+            return self._commit(bucket, model, tokens, cost, lengths, start, estimate)
 
-    def try_start(self, model: str, tokens: int) -> Booking | None:
+    def try_start(
+        self, model: str, tokens: int, estimate: TokenEstimate | None = None
+    ) -> Booking | None:
         """Start at once when nothing stands in the way; otherwise None, and nothing changed.
 
         The whole way into a ``limit`` block in one step, for the common case: a concurrency
@@ -299,13 +303,13 @@ class LimiterCore:
             bucket = self._bucket(model)
             if not bucket.may_start_at_once():
                 return None
-            cost = bucket.cost_of(tokens)
+            cost = bucket.cost_of(tokens, estimate)
             lengths = bucket.lengths_for(cost)
             now = self.clock()
             start = earliest_start(max(now, bucket.hold), bucket.tats, lengths, bucket.bursts)
             if start > now:
                 return None
-            booking = self._commit(bucket, model, tokens, cost, lengths, start)
+            booking = self._commit(bucket, model, tokens, cost, lengths, start, estimate)
             bucket.slots += 1
             bucket.serving += 1  # this booking's turn (nobody before it), passed on
             bucket.in_flight += 1
@@ -319,6 +323,7 @@ class LimiterCore:
         cost: int,
         lengths: list[float],
         start: float,
+        estimate: TokenEstimate | None,
     ) -> Booking:
         """Place every dimension's slot around ``start`` and take a ticket (lock held)."""
         slot_starts, slot_ends = place(bucket.tats, lengths, start)
@@ -336,6 +341,7 @@ class LimiterCore:
             slot_ends,
         )
         booking.ticket = bucket.next_ticket
+        booking.breakdown = estimate
         bucket.next_ticket += 1
         return booking
 
@@ -372,14 +378,17 @@ class LimiterCore:
                 if same_time(bucket.tats[index], end + delta):
                     bucket.tats[index] = booking.slot_starts[index] + delta
 
-    def reconcile(self, booking: Booking, actual: int) -> None:
-        """Correct a started booking's tokens with the real count from the response."""
+    def reconcile(
+        self, booking: Booking, actual: int, details: Mapping[str, int] | None = None
+    ) -> None:
+        """Correct a started booking's tokens with the real count from the response
+        (``details``: the prompt tokens by modality, when the response gave them)."""
         with self._lock:
             if booking.reconciled:
                 return
             booking.reconciled = True
             bucket = self._bucket(booking.model)
-            self._learn(bucket, booking.estimate, actual)
+            self._learn(bucket, booking, actual, details)
             if actual == booking.cost:
                 return  # the slot was the right length: nothing moves
             new_length = slot_length(actual, bucket.token_slack, booking.rates[TOKENS])
@@ -392,21 +401,19 @@ class LimiterCore:
                 bucket.last_start,
             )
 
-    def learn(self, model: str, estimate: int, actual: int) -> None:
-        """Update the calibration ratio of ``model`` (used by stores that keep TATs elsewhere)."""
+    def learn(
+        self, booking: Booking, actual: int, details: Mapping[str, int] | None = None
+    ) -> None:
+        """Update the calibration of ``booking``'s model (for stores that keep TATs elsewhere)."""
         with self._lock:
-            self._learn(self._bucket(model), estimate, actual)
+            self._learn(self._bucket(booking.model), booking, actual, details)
 
-    def _learn(self, bucket: _Bucket, estimate: int, actual: int) -> None:
-        # The ratio of running means (not the mean of ratios, which random errors bias upwards).
-        if not self.calibrate or estimate <= 0 or actual < 0:
+    def _learn(
+        self, bucket: _Bucket, booking: Booking, actual: int, details: Mapping[str, int] | None
+    ) -> None:
+        if not self.calibrate or booking.estimate <= 0:
             return
-        if bucket.seen_estimate == 0.0:
-            bucket.seen_estimate, bucket.seen_actual = float(estimate), float(actual)
-        else:
-            bucket.seen_estimate += CALIBRATION_WEIGHT * (estimate - bucket.seen_estimate)
-            bucket.seen_actual += CALIBRATION_WEIGHT * (actual - bucket.seen_actual)
-        bucket.calibration = min(5.0, max(0.2, bucket.seen_actual / bucket.seen_estimate))
+        bucket.calibration.learn(booking.estimate, booking.breakdown, actual, details)
 
     # -- adaptation -----------------------------------------------------------------------------
 
@@ -583,7 +590,10 @@ class LimiterCore:
                 bucket.in_flight += 1
 
     def stats(self, storage: str) -> LimiterStats:
+        """Every model used so far, and every model with limits of its own (used or not)."""
         with self._lock:
+            for model in self.overrides:
+                self._bucket(model)
             models = {
                 model: ModelStats(
                     rpm=bucket.factor * bucket.base_rates[0] * 60.0,
@@ -594,6 +604,7 @@ class LimiterCore:
                     rate_limited=bucket.rate_limited,
                     rate_limited_per_day=bucket.per_day,
                     wait_seconds=bucket.wait_seconds,
+                    calibration=bucket.calibration.ratios(),
                 )
                 for model, bucket in self._buckets.items()
             }

@@ -88,6 +88,21 @@ def build_quotas(
     return default, overrides
 
 
+def prompt_details(
+    usage: types.GenerateContentResponseUsageMetadata | None,
+) -> dict[str, int] | None:
+    """The prompt tokens by modality (TEXT, IMAGE, ...) a response reported; None if it did not."""
+    if usage is None or not usage.prompt_tokens_details:
+        return None
+    details: dict[str, int] = {}
+    for entry in usage.prompt_tokens_details:
+        if entry.modality is None or entry.token_count is None:
+            continue
+        modality = str(getattr(entry.modality, "value", entry.modality))
+        details[modality] = details.get(modality, 0) + entry.token_count
+    return details or None
+
+
 def counted_tokens(
     usage: types.GenerateContentResponseUsageMetadata | None, counting: TokenCounting
 ) -> int | None:

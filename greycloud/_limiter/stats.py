@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class ModelStats:
     rate_limited_per_day: int
     wait_seconds: float
     """Total time requests for this model spent waiting for their start."""
+    calibration: Mapping[str, float] = field(default_factory=dict)
+    """Real prompt tokens over estimated ones, per modality (TEXT, IMAGE, ...) seen so far."""
 
 
 @dataclass(frozen=True)

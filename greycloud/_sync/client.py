@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# output-sha256: f9ceefed39e5cf7d
+# output-sha256: 15e3f4703b8c0eef
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -9,8 +9,9 @@ sync client; keep comments and docstrings true for both.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
@@ -29,8 +30,10 @@ from .._core.request import (
     Tools,
     build_request,
     estimate_tokens,
+    priced_estimate,
 )
 from .._core.retry import backoff_delay, classify, is_rejected_api_key
+from .._core.token_estimate import UnsizedMedia
 from .._primitives import (
     SyncLock,
     SyncResult,
@@ -128,6 +131,9 @@ class GreyCloudClient:
         self._retired: list[genai.Client] = []
         self._auth_lock = SyncLock()
         self._auth_generation = 0
+        # countTokens answers for media of unknown size, per (model, URI, MIME type, resolution).
+        self._media_counts: dict[tuple[str, str, str, str | None], int] = {}
+        self._media_locks: dict[tuple[str, str, str, str | None], SyncLock] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -423,24 +429,30 @@ class GreyCloudClient:
         count_config = (
             types.CountTokensConfig(system_instruction=system) if system is not None else None
         )
-        key = COUNT_TOKENS_KEY.format(model=model)
-        with self.rate_limiter.limit(key, 0):
+        try:
+            return self._count(model, contents, count_config)
+        except (ValueError, NotImplementedError) as exc:
+            estimate = estimate_tokens(contents, system, model)
+            logger.warning(
+                "the service could not count tokens for %s (%s); using an estimate of %d",
+                model,
+                exc,
+                estimate,
+            )
+            return estimate
+
+    def _count(self, model: str, contents: Contents, config: types.CountTokensConfig | None) -> int:
+        """``countTokens``, booked under its own limiter key. Raises the error when the service
+        cannot count this request (API or model without support); other errors too."""
+        with self.rate_limiter.limit(COUNT_TOKENS_KEY.format(model=model), 0):
             try:
                 result = self._call_with_auth(
-                    "models", "count_tokens", model=model, contents=contents, config=count_config
+                    "models", "count_tokens", model=model, contents=contents, config=config
                 )
-            except (errors.APIError, ValueError, NotImplementedError) as exc:
-                code = exc.code if isinstance(exc, errors.APIError) else None
-                if code is not None and code not in _CANNOT_COUNT_STATUS:
+            except errors.APIError as exc:
+                if exc.code not in _CANNOT_COUNT_STATUS:
                     raise
-                estimate = estimate_tokens(contents, system)
-                logger.warning(
-                    "the service could not count tokens for %s (%s); using an estimate of %d",
-                    model,
-                    exc,
-                    estimate,
-                )
-                return estimate
+                raise ValueError(str(exc)) from exc
         return int(result.total_tokens or 0)
 
     # -- internals --------------------------------------------------------------------------
@@ -484,7 +496,66 @@ class GreyCloudClient:
         return request
 
     def _ground(self, request: GenerateRequest) -> GenerateRequest:
-        return self._grounding.ground(request, explicit_tools=request.caller_tools)
+        """The request as it is sent: grounded, and its media of unknown size priced."""
+        request = self._grounding.ground(request, explicit_tools=request.caller_tools)
+        return self._price_media(request)
+
+    def _price_media(self, request: GenerateRequest) -> GenerateRequest:
+        """Price the media whose size could not be read locally: by ``countTokens`` (once per
+        URI) with ``media_token_estimate="count"``, otherwise by the learned average."""
+        unsized = request.estimate.unsized
+        if not unsized:
+            return request
+        counts: list[int | None] = []
+        for media in unsized:
+            counted = None
+            if self.config.media_token_estimate == "count":
+                counted = self._count_media(request, media)
+            counts.append(counted)
+        priced = priced_estimate(
+            request,
+            counts,
+            lambda modality: self.rate_limiter.media_average(request.model, modality),
+        )
+        return dataclasses.replace(request, priced=priced)
+
+    def _count_media(self, request: GenerateRequest, media: UnsizedMedia) -> int | None:
+        """The service's count of one media part, cached per (model, URI, MIME type,
+        resolution); None when it cannot count it (the learned average is used then)."""
+        resolution = request.config.media_resolution if request.config is not None else None
+        config = (
+            types.CountTokensConfig(
+                generation_config=types.GenerationConfig(media_resolution=resolution)
+            )
+            if resolution is not None
+            else None
+        )
+        part = media.part
+        if isinstance(part, Mapping):
+            part = types.Part.model_validate(part)
+        if media.uri is None:  # inline bytes of an unknown format: nothing to cache them by
+            return self._count_or_none(request.model, [part], config)
+        key = (request.model, media.uri, media.mime_type, media.resolution)
+        # One count per key, also for calls running side by side (each key its own lock).
+        lock = self._media_locks.setdefault(key, SyncLock())
+        with lock:
+            counted = self._media_counts.get(key)
+            if counted is None:
+                counted = self._count_or_none(request.model, [part], config)
+                if counted is not None:
+                    self._media_counts[key] = counted
+            return counted
+
+    def _count_or_none(
+        self, model: str, contents: Contents, config: types.CountTokensConfig | None
+    ) -> int | None:
+        """The count, or None (with a warning) when it failed: the call goes on with the
+        learned average rather than fail for want of an estimate."""
+        try:
+            return self._count(model, contents, config)
+        except (errors.APIError, ValueError, NotImplementedError) as exc:
+            logger.warning("could not count a media part for %s (%s)", model, exc)
+            return None
 
     def _generate(
         self, request: GenerateRequest, retry: _Retry | None
@@ -600,10 +671,11 @@ class GreyCloudClient:
                 return getattr(service, method)(**arguments)
             except (errors.ClientError, google.auth.exceptions.RefreshError) as exc:
                 if not self._recover_auth(exc, attempt, generation):
+                    _raise_if_per_day(exc)
                     raise
 
     def _generate_once(self, request: GenerateRequest) -> types.GenerateContentResponse:
-        with self.rate_limiter.limit(request.model, request.estimated_tokens) as permit:
+        with self.rate_limiter.limit(request.model, request.booked_tokens) as permit:
             try:
                 response: types.GenerateContentResponse = self._call_with_auth(
                     "models",
@@ -612,7 +684,7 @@ class GreyCloudClient:
                     contents=request.contents,
                     config=request.config,
                 )
-            except errors.APIError as exc:
+            except (errors.APIError, QuotaExhaustedError) as exc:
                 self._report(request.model, exc)
                 raise
             permit.reconcile(response.usage_metadata)
@@ -620,7 +692,7 @@ class GreyCloudClient:
 
     def _stream_once(self, request: GenerateRequest) -> Iterator[types.GenerateContentResponse]:
         """One streamed attempt holding one limiter slot until the stream ends in any way."""
-        with self.rate_limiter.limit(request.model, request.estimated_tokens) as permit:
+        with self.rate_limiter.limit(request.model, request.booked_tokens) as permit:
             usage = None
             for auth_attempt in (1, 2):
                 generation = self._auth_generation
@@ -641,6 +713,7 @@ class GreyCloudClient:
                         continue
                     if isinstance(exc, errors.APIError):
                         self._report(request.model, exc)
+                        _raise_if_per_day(exc)
                     raise
                 finally:
                     if stream is not None:
@@ -704,13 +777,7 @@ class GreyCloudClient:
 
     def _wait_before_retry(self, exc: Exception, attempt: int, retry: _Retry) -> None:
         """Return after the backoff if ``exc`` may be retried; otherwise raise."""
-        failure = classify(exc)
-        if failure.per_day:
-            raise QuotaExhaustedError(
-                f"a per-day quota is exhausted ({failure.quota_id}); retrying cannot help "
-                "before it resets",
-                failure.quota_id,
-            ) from exc
+        failure = classify(exc)  # a per-day 429 arrives here already as QuotaExhaustedError
         if not failure.transient:
             raise exc
         if attempt > retry.max_retries:
@@ -721,8 +788,10 @@ class GreyCloudClient:
             retry.on_retry(attempt, exc, delay)
         sync_sleep(delay)
 
-    def _report(self, model: str, exc: errors.APIError) -> None:
-        failure = classify(exc)
+    def _report(self, model: str, exc: errors.APIError | QuotaExhaustedError) -> None:
+        # A QuotaExhaustedError carries the 429 it was made from as its cause.
+        cause = exc.__cause__ if isinstance(exc, QuotaExhaustedError) else None
+        failure = classify(cause or exc)
         if failure.rate_limited:
             self.rate_limiter.report_rate_limited(
                 model, failure.retry_after, per_day=failure.per_day
@@ -753,14 +822,19 @@ class GreyCloudClient:
                 raise self._auth_error(exc) from exc
             logger.info("the server rejected the credentials (401); refreshing them")
             self._credentials = sync_run_blocking(
-                auth.refresh_credentials, self._credentials, self.config
+                auth.refresh_credentials,
+                self._credentials,
+                self.config,
+                isinstance(exc, errors.APIError),  # rejected by the server
             )
             self._retired.append(self._sdk)
             self._sdk = self._build_sdk()
             self._auth_generation += 1
 
     def _auth_error(self, exc: AuthFailure) -> AuthError:
-        reason = exc.message if isinstance(exc, errors.APIError) else str(exc)
+        if not isinstance(exc, errors.APIError):
+            return auth.no_credentials(str(exc))  # they never produced a token
+        reason = exc.message
         if self._api_key is not None:
             return AuthError(
                 f"the API key was rejected: {reason}",
@@ -770,6 +844,18 @@ class GreyCloudClient:
             f"the credentials were rejected after a refresh: {reason}",
             fix_command=auth.LOGIN_COMMAND,
         )
+
+
+def _raise_if_per_day(exc: BaseException) -> None:
+    """A 429 for a per-day quota becomes ``QuotaExhaustedError`` on every path: waiting minutes
+    cannot help, so it must not look like the retryable 429 it came as."""
+    failure = classify(exc)
+    if failure.per_day:
+        raise QuotaExhaustedError(
+            f"a per-day quota is exhausted ({failure.quota_id}); retrying cannot help before it "
+            "resets",
+            failure.quota_id,
+        ) from exc
 
 
 def _texts(chunks: Iterator[types.GenerateContentResponse]) -> Iterator[str]:

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/limiter_store.py by tools/generate.py.
 # Change _async_src/limiter_store.py and run `make generate`.
-# output-sha256: c9d41bb7ebb19153
+# output-sha256: 6bd659374b37deed
 """Where the limiter keeps its quota state: the ``LimiterStore`` interface and the in-memory store.
 
 A store books starts, gives back bookings that never started, corrects tokens after the
@@ -10,8 +10,10 @@ interface as the Redis store (``limiter_redis``), whose operations are network c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
+from .._limiter.calibration import TokenEstimate
 from .._limiter.core import Booking, LimiterCore
 
 
@@ -20,17 +22,21 @@ class LimiterStore(Protocol):
 
     def storage_name(self) -> str: ...
 
-    def try_start(self, model: str, tokens: int) -> Booking | None:
+    def try_start(
+        self, model: str, tokens: int, estimate: TokenEstimate | None = None
+    ) -> Booking | None:
         """Book and start at once when nothing must be waited for (else None, nothing taken)."""
         ...
 
-    def book(self, model: str, tokens: int) -> Booking: ...
+    def book(self, model: str, tokens: int, estimate: TokenEstimate | None = None) -> Booking: ...
 
     def confirm(self, booking: Booking) -> float: ...
 
     def refund(self, booking: Booking) -> None: ...
 
-    def reconcile(self, booking: Booking, actual: int) -> None: ...
+    def reconcile(
+        self, booking: Booking, actual: int, details: Mapping[str, int] | None = None
+    ) -> None: ...
 
     def release(self, booking: Booking, success: bool) -> None: ...
 
@@ -48,11 +54,13 @@ class MemoryStore:
     def storage_name(self) -> str:
         return "memory"
 
-    def try_start(self, model: str, tokens: int) -> Booking | None:
-        return self._core.try_start(model, tokens)
+    def try_start(
+        self, model: str, tokens: int, estimate: TokenEstimate | None = None
+    ) -> Booking | None:
+        return self._core.try_start(model, tokens, estimate)
 
-    def book(self, model: str, tokens: int) -> Booking:
-        return self._core.book(model, tokens)
+    def book(self, model: str, tokens: int, estimate: TokenEstimate | None = None) -> Booking:
+        return self._core.book(model, tokens, estimate)
 
     def confirm(self, booking: Booking) -> float:
         return self._core.confirm(booking)
@@ -60,8 +68,10 @@ class MemoryStore:
     def refund(self, booking: Booking) -> None:
         self._core.refund(booking)
 
-    def reconcile(self, booking: Booking, actual: int) -> None:
-        self._core.reconcile(booking, actual)
+    def reconcile(
+        self, booking: Booking, actual: int, details: Mapping[str, int] | None = None
+    ) -> None:
+        self._core.reconcile(booking, actual, details)
 
     def release(self, booking: Booking, success: bool) -> None:
         self._core.finish(booking, success)

@@ -2,8 +2,12 @@
 
 The text for a request is picked from a fixed vocabulary by a hash of the model, contents,
 system instruction, generation config and cached content, so the same request always gets the
-same answer and a restarted stream reproduces itself exactly. Tokens are estimated as Gemini's
-documentation suggests, about four characters each, for input and output alike.
+same answer and a restarted stream reproduces itself exactly. Text tokens are about four
+characters each, for input and output alike. Media in the prompt are counted like the service
+counts them, by the published rules in ``greycloud._core.token_rules`` (the one table greycloud's
+own estimate uses): images by their real dimensions, PDFs by their pages, audio and video by the
+duration in their headers. Media the emulator cannot read (``fileData`` URIs, unknown formats)
+get a fixed, URI-dependent size that no client can know without asking ``countTokens``.
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .._core.token_estimate import UnsizedMedia, estimate_prompt
+from .._core.token_rules import TEXT, model_family, unsized_prior
 from ._structured import json_text, response_schema
 
 # fmt: off
@@ -41,35 +47,36 @@ def estimate_tokens(chars: int) -> int:
     return max(1, (chars + 3) // 4)
 
 
-_STRUCTURED_PARTS = frozenset(
-    {"functionCall", "functionResponse", "function_call", "function_response"}
-)
-
-
-def _text_chars(value: Any) -> int:
-    """Characters of every ``text`` field (and function call or reply) inside contents or a
-    system instruction."""
-    if isinstance(value, dict):
-        total = 0
-        for key, item in value.items():
-            if key == "text" and isinstance(item, str):
-                total += len(item)
-            elif key in _STRUCTURED_PARTS:
-                # Function calls and replies count as their JSON, as the model reads them.
-                total += len(json.dumps(item, separators=(",", ":")))
-            elif isinstance(item, (dict, list)):
-                total += _text_chars(item)
-        return total
-    if isinstance(value, list):
-        return sum(_text_chars(item) for item in value)
-    return 0
-
-
-def prompt_tokens(body: dict[str, Any]) -> int:
+def prompt_tokens(body: dict[str, Any], model: str = "") -> int:
     """promptTokenCount for a generateContent / countTokens body (cached content excluded)."""
-    return estimate_tokens(
-        _text_chars(body.get("contents")) + _text_chars(body.get("systemInstruction"))
+    return sum(prompt_details(body, model).values())
+
+
+def prompt_details(body: dict[str, Any], model: str = "") -> dict[str, int]:
+    """The prompt's tokens by modality (promptTokensDetails), cached content excluded."""
+    config = body.get("generationConfig")
+    resolution = _field(config, "mediaResolution", "media_resolution") if config else None
+    estimate = estimate_prompt(
+        body.get("contents"),
+        body.get("systemInstruction"),
+        model=model,
+        media_resolution=resolution,
     )
+    details = {modality: tokens for modality, tokens in estimate.tokens.items() if tokens}
+    for media in estimate.unsized:
+        details[media.modality] = details.get(media.modality, 0) + _unreadable_tokens(model, media)
+    if not details:
+        details[TEXT] = estimate_tokens(0)
+    return details
+
+
+def _unreadable_tokens(model: str, media: UnsizedMedia) -> int:
+    """A size for media the emulator cannot read: the table's first guess times a factor
+    between 0.5 and 2 that depends only on the URI and MIME type (stable across calls)."""
+    prior = unsized_prior(model_family(model), media.modality, media.resolution)
+    key = f"{media.uri}|{media.mime_type}".encode()
+    share = int.from_bytes(hashlib.blake2b(key, digest_size=4).digest(), "big") / 2**32
+    return max(1, round(prior * (0.5 + 1.5 * share)))
 
 
 def _field(message: dict[str, Any], camel: str, snake: str) -> Any:
@@ -100,6 +107,15 @@ class Answer:
     candidates_tokens: int
     thoughts_tokens: int
     cached_tokens: int
+    prompt_details: tuple[tuple[str, int], ...] = ()  # by modality; () when all text
+
+    def prompt_tokens_details(self) -> list[dict[str, Any]]:
+        """promptTokensDetails: the prompt by modality, cached content counted as text."""
+        details = dict(self.prompt_details) or {TEXT: self.prompt_tokens - self.cached_tokens}
+        if self.cached_tokens:
+            details[TEXT] = details.get(TEXT, 0) + self.cached_tokens
+        return [{"modality": modality, "tokenCount": count} for modality, count in details.items()]
+
     function_calls: tuple[dict[str, Any], ...] = ()
     """Calls the model makes instead of text (every candidate makes the same)."""
 
@@ -109,7 +125,7 @@ class Answer:
             "candidatesTokenCount": self.candidates_tokens,
             "totalTokenCount": self.prompt_tokens + self.candidates_tokens + self.thoughts_tokens,
             "trafficType": _USAGE_TRAFFIC,
-            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": self.prompt_tokens}],
+            "promptTokensDetails": self.prompt_tokens_details(),
             "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": self.candidates_tokens}],
         }
         if self.thoughts_tokens:
@@ -161,11 +177,12 @@ def make_answer(
     prompt: int,
     cached: int,
     scripted: str | None,
+    details: Mapping[str, int] | None = None,
     calls: list[dict[str, Any]] | None = None,
 ) -> Answer:
     """The deterministic answer to a generateContent body: ``calls`` (function calls) when
     given, else ``scripted`` text, else JSON fitting the response schema when one is sent,
-    else generated text."""
+    else generated text. ``details``: the prompt's tokens by modality, when not all text."""
     config = body.get("generationConfig")
     if not isinstance(config, dict):
         config = {}
@@ -212,6 +229,7 @@ def make_answer(
         candidates_tokens=output_tokens,
         thoughts_tokens=thoughts,
         cached_tokens=cached,
+        prompt_details=tuple((details or {}).items()),
         function_calls=tuple(calls or ()),
     )
 

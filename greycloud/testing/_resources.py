@@ -159,8 +159,17 @@ class CacheStore:
             self._live(name)
             del self._caches[name]
 
-    def list(self, parent: str, page_size: str | None, page_token: str | None) -> dict[str, Any]:
-        prefix = f"{parent}/cachedContents/" if parent else "cachedContents/"
+    def list(
+        self,
+        parent: str,
+        page_size: str | None,
+        page_token: str | None,
+        also_under: str | None = None,
+    ) -> dict[str, Any]:
+        """The live caches under ``parent`` (and under ``also_under``, when given)."""
+        prefix: tuple[str, ...] = (f"{parent}/cachedContents/" if parent else "cachedContents/",)
+        if also_under:
+            prefix += (f"{also_under}/cachedContents/",)
         now = self._timeline.clock()
         with self._lock:
             views = [
@@ -303,6 +312,8 @@ class BatchStore:
         now = self._timeline.clock()
         with self._lock:
             job = self._find(name)
+            # As get() sees it: a job due to run is running, not already SUCCEEDED.
+            self._advance(job, now)
             state, _, _ = self._state(job, now)
             if state in _TERMINAL or job.cancelled is not None:
                 raise ResourceError(

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ._answers import make_answer, prompt_tokens, response_json, stream_events
+from ._answers import make_answer, prompt_details, response_json, stream_events
 from ._faults import Fault
 from ._quota import Refusal
 from ._records import RequestRecord
@@ -270,8 +270,9 @@ class Handler:
         if not isinstance(body, dict):
             return error_response(400, "The request body must be a JSON object.")
         if route.method == "countTokens":
-            return self._count_tokens(body)
-        prompt, cached = state.input_tokens(body)
+            return self._count_tokens(body, model)
+        details, cached = state.input_tokens(body, model)
+        prompt = sum(details.values())
         refusal = state.admit(route.project or state.project, model, prompt + cached)
         if refusal is not None:
             return _refusal_response(refusal)
@@ -286,6 +287,7 @@ class Handler:
             prompt=prompt,
             cached=cached,
             scripted=scripted,
+            details=details,
             calls=state.scripted_calls(model, body),
         )
         state.count_answer(model, answer)
@@ -302,15 +304,19 @@ class Handler:
         ]
         return await self._stream(request, record, events, fault)
 
-    def _count_tokens(self, body: dict[str, Any]) -> web.Response:
+    def _count_tokens(self, body: dict[str, Any], model: str) -> web.Response:
         inner = body.get("generateContentRequest")
         source = inner if isinstance(inner, dict) else body
-        tokens = prompt_tokens(source)
+        details = prompt_details(source, model)
+        tokens = sum(details.values())
         return json_response(
             {
                 "totalTokens": tokens,
-                "totalBillableCharacters": tokens * 4,
-                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}],
+                "totalBillableCharacters": details.get("TEXT", 0) * 4,
+                "promptTokensDetails": [
+                    {"modality": modality, "tokenCount": count}
+                    for modality, count in details.items()
+                ],
             }
         )
 
@@ -333,6 +339,22 @@ class Handler:
         stop = len(events)
         if fault is not None and fault.kind in ("cut_stream", "half_event", "error_event"):
             stop = min(fault.after_events, len(events))
+        try:
+            await self._write_events(request, response, events, stop, pause, fault)
+        except ConnectionResetError:  # aiohttp's ClientConnectionResetError too
+            # The client stopped reading (closed or dropped the stream): normal, not an error.
+            logger.debug("the client left the stream on %s before its end", request.path)
+        return response
+
+    async def _write_events(
+        self,
+        request: web.BaseRequest,
+        response: web.StreamResponse,
+        events: list[bytes],
+        stop: int,
+        pause: float,
+        fault: Fault | None,
+    ) -> None:
         for event in events[:stop]:
             if pause:
                 await asyncio.sleep(pause)
@@ -352,7 +374,6 @@ class Handler:
                 # queued at the receiver can be discarded once the RST arrives.
                 await asyncio.sleep(0.05)
             _close(request, reset=fault.reset)
-        return response
 
     def _search(self, request: web.BaseRequest, route: Route, body: Any) -> web.Response:
         if request.method != "POST" or route.name is None:
@@ -368,11 +389,22 @@ class Handler:
         batches = self.state.batches
         payload = body if isinstance(body, dict) else {}
         kind = route.kind
+        # Vertex AI express mode (an API key, no project in the path) names its caches under the
+        # key's project, as the service does; the SDK needs such full names to get or delete one
+        # (it would turn a short name into projects/None/locations/None/...).
+        express = f"projects/{self.state.project}/locations/{self.state.location}"
         if kind == "caches" and method == "POST":
-            return json_response(caches.create(route.parent, payload))
+            vertex_model = "publishers/" in str(payload.get("model", ""))
+            parent = express if not route.parent and vertex_model else route.parent
+            return json_response(caches.create(parent, payload))
         if kind == "caches" and method == "GET":
             return json_response(
-                caches.list(route.parent, query.get("pageSize"), query.get("pageToken"))
+                caches.list(
+                    route.parent,
+                    query.get("pageSize"),
+                    query.get("pageToken"),
+                    also_under=None if route.parent else express,
+                )
             )
         if kind == "cache" and route.name is not None:
             if method == "GET":

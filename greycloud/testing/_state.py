@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._answers import Answer, make_answer, prompt_tokens, response_json
+from ._answers import Answer, make_answer, prompt_details, response_json
 from ._auth import TokenStore
 from ._batch_runner import BatchRunner
 from ._faults import FaultQueue
@@ -152,9 +152,10 @@ class EmulatorState:
             else:
                 counters.faulted += 1
 
-    def input_tokens(self, body: dict[str, Any]) -> tuple[int, int]:
-        """``(prompt, cached)`` tokens of a generate request; ``ResourceError`` (400) when it
-        has no contents, 404 when its cache is missing or expired."""
+    def input_tokens(self, body: dict[str, Any], model: str) -> tuple[dict[str, int], int]:
+        """``(prompt tokens by modality, cached tokens)`` of a generate request;
+        ``ResourceError`` (400) when it has no contents, 404 when its cache is missing or
+        expired."""
         contents = body.get("contents")
         if not isinstance(contents, list) or not contents:
             raise ResourceError(
@@ -162,20 +163,21 @@ class EmulatorState:
             )
         cache_name = body.get("cachedContent")
         cached = self.caches.tokens(str(cache_name)) if cache_name else 0
-        return prompt_tokens(body), cached
+        return prompt_details(body, model), cached
 
     def answer_request(self, model: str, request: Any) -> dict[str, Any]:
         """The generateContent response JSON for a batch line's ``request`` (``ResourceError``
         when invalid)."""
         if not isinstance(request, dict):
             raise ResourceError(400, "The request must be a JSON object.")
-        prompt, cached = self.input_tokens(request)
+        details, cached = self.input_tokens(request, model)
         answer = make_answer(
             model,
             request,
-            prompt=prompt,
+            prompt=sum(details.values()),
             cached=cached,
             scripted=self.scripted_text(model, request),
+            details=details,
             calls=self.scripted_calls(model, request),
         )
         envelope = {"modelVersion": model, "createTime": self.timeline.stamp(self.clock())}

@@ -213,3 +213,16 @@ async def test_expired_credentials_are_refreshed(
     vertex_emulator.expire_token()
     assert [c.name for c in await cache.list_caches()] == [created.name]
     assert [r.status for r in calls(vertex_emulator, "cachedContents", "GET")] == [401, 200]
+
+
+async def test_caches_work_with_an_api_key(vertex_emulator: VertexEmulator) -> None:
+    # Vertex AI express mode: no project in the client, so every name must be a full one.
+    config = vertex_emulator.config(use_api_key=True, api_key=vertex_emulator.api_key)
+    async with GreyCloudAsyncCache(config) as caches:
+        created = await caches.create_cache_from_text(LONG_TEXT, display_name="keyed")
+        assert created.name is not None and "None" not in created.name
+        assert (await caches.get_cache(created.name)).name == created.name
+        answer = await caches.generate_with_cache(created.name, "What does it explain?")
+        assert answer.text
+        assert await caches.delete_all_caches("keyed") == 1
+        assert await caches.list_caches() == []

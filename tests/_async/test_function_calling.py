@@ -5,7 +5,7 @@ Written once here; ``make generate`` produces the sync twin in tests/_sync/.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
@@ -32,9 +32,11 @@ class CountingStore(MemoryStore):
         self.finished: list[bool] = []
         self.reconciled: list[int] = []
 
-    async def reconcile(self, booking: Booking, actual: int) -> None:
+    async def reconcile(
+        self, booking: Booking, actual: int, details: Mapping[str, int] | None = None
+    ) -> None:
         self.reconciled.append(actual)
-        await super().reconcile(booking, actual)
+        await super().reconcile(booking, actual, details)
 
     async def release(self, booking: Booking, success: bool) -> None:
         self.finished.append(success)

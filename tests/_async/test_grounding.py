@@ -272,3 +272,36 @@ async def test_grounding_off_searches_nothing_and_logs_nothing(
         await client.generate_content(QUESTION)
     assert searches(vertex_emulator) == []
     assert grounding_records(caplog) == []
+
+
+class _Records(logging.Handler):
+    """Every record that reaches the grounding logger, as a handler on it sees them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+async def test_the_grounding_logger_gets_one_record_per_call_and_nothing_else(
+    client: GreyCloudAsyncClient, vertex_emulator: VertexEmulator
+) -> None:
+    handler = _Records()
+    grounding_logger = logging.getLogger("greycloud.grounding")
+    previous = grounding_logger.level
+    grounding_logger.addHandler(handler)
+    grounding_logger.setLevel(logging.DEBUG)
+    try:
+        vertex_emulator.inject(Fault.status(503), times=1, path=":search")  # retried, then found
+        await client.generate_content(QUESTION)
+        vertex_emulator.inject(Fault.status(503), times=None, path=":search")  # fails for good
+        await client.generate_content(QUESTION)
+        vertex_emulator.clear_faults()
+        await client.generate_content(QUESTION)
+    finally:
+        grounding_logger.removeHandler(handler)
+        grounding_logger.setLevel(previous)
+    # Search retries are logged elsewhere: a handler counting outcomes sees only outcomes.
+    assert [getattr(r, "grounding", "?") for r in handler.records] == ["inject", "failed", "inject"]

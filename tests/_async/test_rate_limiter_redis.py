@@ -37,7 +37,10 @@ async def test_two_limiters_share_one_quota(redis_url: RedisTarget) -> None:
     for limiter in (first, second, first, second):
         async with limiter.limit("m", 10):
             entered.append(time.monotonic() - began)
-    assert entered == [pytest.approx(i * GAP, abs=0.03) for i in range(4)]
+    # Shared means every start waits for the one booked before it, whichever limiter booked
+    # it. Only lower bounds: a loaded machine may start a call late, but never early.
+    assert all(at >= i * GAP - 0.005 for i, at in enumerate(entered)), entered
+    assert entered[-1] < 3 * GAP + 1.0, entered  # nobody waited on a quota of its own
     assert first.stats().storage == "redis"
     await first.aclose()
     await second.aclose()

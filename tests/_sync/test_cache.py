@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_cache.py by tools/generate.py.
 # Change tests/_async/test_cache.py and run `make generate`.
-# output-sha256: 3bba54efcbd9ee58
+# output-sha256: 3aa6256417013b96
 """The cache client against the emulator: lifecycle, generation with a cache, size and MIME checks.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -214,3 +214,16 @@ def test_expired_credentials_are_refreshed(
     vertex_emulator.expire_token()
     assert [c.name for c in cache.list_caches()] == [created.name]
     assert [r.status for r in calls(vertex_emulator, "cachedContents", "GET")] == [401, 200]
+
+
+def test_caches_work_with_an_api_key(vertex_emulator: VertexEmulator) -> None:
+    # Vertex AI express mode: no project in the client, so every name must be a full one.
+    config = vertex_emulator.config(use_api_key=True, api_key=vertex_emulator.api_key)
+    with GreyCloudCache(config) as caches:
+        created = caches.create_cache_from_text(LONG_TEXT, display_name="keyed")
+        assert created.name is not None and "None" not in created.name
+        assert (caches.get_cache(created.name)).name == created.name
+        answer = caches.generate_with_cache(created.name, "What does it explain?")
+        assert answer.text
+        assert caches.delete_all_caches("keyed") == 1
+        assert caches.list_caches() == []

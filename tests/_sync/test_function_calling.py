@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_function_calling.py by tools/generate.py.
 # Change tests/_async/test_function_calling.py and run `make generate`.
-# output-sha256: 121551f9ad2ffda0
+# output-sha256: c9d43b18a4930aee
 """Function calling run by greycloud one hop at a time, checked on what reached the emulator.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -8,7 +8,7 @@ Written once here; ``make generate`` produces the sync twin in tests/_sync/.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -35,9 +35,11 @@ class CountingStore(MemoryStore):
         self.finished: list[bool] = []
         self.reconciled: list[int] = []
 
-    def reconcile(self, booking: Booking, actual: int) -> None:
+    def reconcile(
+        self, booking: Booking, actual: int, details: Mapping[str, int] | None = None
+    ) -> None:
         self.reconciled.append(actual)
-        super().reconcile(booking, actual)
+        super().reconcile(booking, actual, details)
 
     def release(self, booking: Booking, success: bool) -> None:
         self.finished.append(success)

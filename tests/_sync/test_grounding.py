@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_grounding.py by tools/generate.py.
 # Change tests/_async/test_grounding.py and run `make generate`.
-# output-sha256: 8decb9421aac556c
+# output-sha256: 1f0e92bb5a2933fd
 """Vertex AI Search grounding, checked on what reached the emulator (search and generation).
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -275,3 +275,36 @@ def test_grounding_off_searches_nothing_and_logs_nothing(
         client.generate_content(QUESTION)
     assert searches(vertex_emulator) == []
     assert grounding_records(caplog) == []
+
+
+class _Records(logging.Handler):
+    """Every record that reaches the grounding logger, as a handler on it sees them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_the_grounding_logger_gets_one_record_per_call_and_nothing_else(
+    client: GreyCloudClient, vertex_emulator: VertexEmulator
+) -> None:
+    handler = _Records()
+    grounding_logger = logging.getLogger("greycloud.grounding")
+    previous = grounding_logger.level
+    grounding_logger.addHandler(handler)
+    grounding_logger.setLevel(logging.DEBUG)
+    try:
+        vertex_emulator.inject(Fault.status(503), times=1, path=":search")  # retried, then found
+        client.generate_content(QUESTION)
+        vertex_emulator.inject(Fault.status(503), times=None, path=":search")  # fails for good
+        client.generate_content(QUESTION)
+        vertex_emulator.clear_faults()
+        client.generate_content(QUESTION)
+    finally:
+        grounding_logger.removeHandler(handler)
+        grounding_logger.setLevel(previous)
+    # Search retries are logged elsewhere: a handler counting outcomes sees only outcomes.
+    assert [getattr(r, "grounding", "?") for r in handler.records] == ["inject", "failed", "inject"]

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_rate_limiter_redis.py by tools/generate.py.
 # Change tests/_async/test_rate_limiter_redis.py and run `make generate`.
-# output-sha256: 71cf9cbc7d2007e9
+# output-sha256: e5bdcac141ad6990
 """The limiter with its quota in Redis: shared between limiters, and explicit when Redis is down.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/. Needs a real
@@ -40,7 +40,10 @@ def test_two_limiters_share_one_quota(redis_url: RedisTarget) -> None:
     for limiter in (first, second, first, second):
         with limiter.limit("m", 10):
             entered.append(time.monotonic() - began)
-    assert entered == [pytest.approx(i * GAP, abs=0.03) for i in range(4)]
+    # Shared means every start waits for the one booked before it, whichever limiter booked
+    # it. Only lower bounds: a loaded machine may start a call late, but never early.
+    assert all(at >= i * GAP - 0.005 for i, at in enumerate(entered)), entered
+    assert entered[-1] < 3 * GAP + 1.0, entered  # nobody waited on a quota of its own
     assert first.stats().storage == "redis"
     first.close()
     second.close()
