@@ -96,11 +96,7 @@ def counters(out: Path) -> dict[str, int]:
 
 
 def _read(out: Path, name: str) -> list[dict[str, Any]]:
-    return [
-        json.loads(line)
-        for shard in sorted(out.glob(f"{name}*"))
-        for line in shard.read_text().splitlines()
-    ]
+    return [json.loads(line) for line in _read_lines(out, name)]
 
 
 def handler_for(emulator: VertexEmulator, **options: Any) -> GreyCloudModelHandler:
@@ -228,6 +224,39 @@ def test_failure_keeps_the_server_message_of_the_last_attempt(
     assert only["code"] == 503
     assert "the backend is resting" in only["message"]
     assert only["attempts"] == 3
+
+
+def test_rejected_credentials_fail_the_batch_for_beams_own_dead_letter_output(
+    vertex_emulator: VertexEmulator, tmp_path: Path
+) -> None:
+    """No element could succeed, so the batch fails (as a broken model does), not each one."""
+    handler = GreyCloudModelHandler(
+        vertex_emulator.config(), credentials=Credentials(token="not-a-token-it-minted")
+    )
+    pipeline = beam.Pipeline(options=PipelineOptions(flags=[], **IN_PROCESS))
+    answered, dead = (
+        pipeline | beam.Create(["one", "two"]) | RunInference(handler).with_exception_handling()
+    )
+    _ = (
+        answered
+        | "Answered" >> beam.Map(repr)
+        | "WriteAnswered" >> beam.io.WriteToText(str(tmp_path / "answered"))
+    )
+    _ = (
+        dead.failed_inferences
+        | "Failed"
+        >> beam.Map(lambda batch_error: json.dumps([batch_error[0], repr(batch_error[1])]))
+        | "WriteFailed" >> beam.io.WriteToText(str(tmp_path / "failed"))
+    )
+    pipeline.run().wait_until_finish()
+    assert _read_lines(tmp_path, "answered") == []
+    failed = [json.loads(line) for line in _read_lines(tmp_path, "failed")]
+    assert sorted(element for batch, _ in failed for element in batch) == ["one", "two"]
+    assert all("AuthError" in error for _, error in failed)
+
+
+def _read_lines(out: Path, name: str) -> list[str]:
+    return [line for shard in out.glob(f"{name}*") for line in shard.read_text().splitlines()]
 
 
 def test_four_worker_processes_share_one_quota_through_redis(
