@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from greycloud._cli.journal import JournalError, OutputJournal
+from greycloud._cli.group_commit import GroupCommit
+from greycloud._cli.journal import JournalError, JournalWriteError, OutputJournal
 from greycloud._cli.prompts import parse_line, read_prompts
 
 
@@ -69,3 +73,107 @@ def test_a_second_run_on_the_same_output_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl"
     with OutputJournal(path), pytest.raises(JournalError, match="another greycloud run"):
         OutputJournal(path).open()
+
+
+# -- the journal reads and rewrites in chunks (defect 1 of issue 16 at a small size) -----------
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 64, 1 << 20])
+def test_the_journal_is_the_same_at_any_chunk_size(tmp_path: Path, chunk_size: int) -> None:
+    path = tmp_path / "out.jsonl"
+    long_text = "x" * 300  # lines longer than the chunks, and chunks holding many lines
+    lines = [
+        json.dumps({"id": n, "text": long_text if n % 3 else "ok", "error": None}) + "\n"
+        for n in range(40)
+    ]
+    lines[17] = record(17, {"type": "X"})
+    path.write_text("".join(lines) + '{"id": 40, "te')
+    with OutputJournal(path, chunk_size=chunk_size) as journal:
+        assert journal.repaired_bytes == len('{"id": 40, "te')
+        assert journal.recorded == {n: "failed" if n == 17 else "ok" for n in range(40)}
+        assert journal.drop_failed({17}) == 1
+        journal.append({"id": 17, "text": "again", "error": None})
+    kept = path.read_text().splitlines(keepends=True)
+    assert kept == lines[:17] + lines[18:] + [
+        json.dumps({"id": 17, "text": "again", "error": None}, separators=(",", ":")) + "\n"
+    ]
+
+
+def test_a_file_without_any_newline_is_one_torn_line(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    path.write_text('{"id": "a", "text": "cut' + "x" * 50)
+    with OutputJournal(path, chunk_size=8) as journal:
+        assert journal.recorded == {}
+    assert path.read_bytes() == b""
+
+
+def test_a_run_that_opened_the_file_just_before_a_rewrite_locks_the_new_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second writer racing a --retry-failed rewrite must not lock the replaced file."""
+    path = tmp_path / "out.jsonl"
+    path.write_text(record("a") + record("b", {"type": "X"}))
+    first = OutputJournal(path)
+    first.open()
+    real_open = os.open
+    rewritten = False
+
+    def open_then_rewrite(file: Any, flags: int, mode: int = 0o777, **kwargs: Any) -> int:
+        # The second run has opened the old file; now the first one replaces it and exits.
+        nonlocal rewritten
+        fd = real_open(file, flags, mode, **kwargs)
+        if not rewritten and Path(file) == path:
+            rewritten = True
+            first.drop_failed({"b"})
+            first.close()
+        return fd
+
+    second = OutputJournal(path)
+    monkeypatch.setattr(os, "open", open_then_rewrite)
+    second.open()
+    monkeypatch.undo()
+    try:
+        assert rewritten
+        assert second.recorded == {"a": "ok"}
+        second.append({"id": "b", "text": "x", "error": None})
+    finally:
+        second.close()
+    assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == ["a", "b"]
+
+
+# -- group commit: one fsync for the lines that finish together ----------------------------------
+
+
+async def test_lines_finished_together_share_an_fsync_and_are_on_disk_when_reported(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "out.jsonl"
+
+    async def worker(n: int) -> None:
+        await output.append({"id": n, "text": "x", "error": None})
+        # Reported: the line is in the file, seen through another descriptor.
+        assert f'"id":{n},' in path.read_text()
+
+    with OutputJournal(path) as journal:
+        async with GroupCommit(journal) as output:
+            await asyncio.gather(*(worker(n) for n in range(200)))
+        assert journal.recorded == dict.fromkeys(range(200), "ok")
+        assert 1 <= output.groups < 200
+    assert sorted(json.loads(line)["id"] for line in path.read_text().splitlines()) == list(
+        range(200)
+    )
+
+
+async def test_a_group_that_cannot_be_written_fails_every_waiting_line() -> None:
+    failure = r"cannot write to /dev/full: No space left on device"
+    with OutputJournal(Path("/dev/full")) as journal:  # every write fails, as on a full disk
+        with pytest.raises(JournalWriteError, match=failure):  # also when leaving the block
+            async with GroupCommit(journal) as output:
+                results = await asyncio.gather(
+                    *(output.append({"id": n, "text": "x", "error": None}) for n in range(5)),
+                    return_exceptions=True,
+                )
+                with pytest.raises(JournalWriteError, match=failure):
+                    output.submit({"id": 9, "text": "x", "error": None})
+        assert journal.recorded == {}
+    assert all(isinstance(result, JournalWriteError) for result in results)

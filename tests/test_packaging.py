@@ -54,3 +54,12 @@ def test_wheel_holds_both_halves_and_imports_both_clients(tmp_path: Path) -> Non
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["greycloud._sync.client", "greycloud._async.client"]
+
+
+def test_every_public_name_is_exported_lazily_and_resolves() -> None:
+    import greycloud
+
+    assert set(greycloud._EXPORTS) == set(greycloud.__all__)
+    for name in greycloud.__all__:
+        assert getattr(greycloud, name).__name__ == name
+    assert set(greycloud.__all__) <= set(dir(greycloud))

@@ -12,22 +12,16 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import shlex
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.logging import RichHandler
 
-from .._async.client import GreyCloudAsyncClient
 from ..config import GreyCloudConfig
-from ..errors import AuthError, ConfigError
 from .common import (
     EXIT_CODES_HELP,
-    EXIT_FAILED,
-    EXIT_OK,
     EXIT_USAGE,
     AccessTokenOption,
     ApiVersionOption,
@@ -38,21 +32,15 @@ from .common import (
     Group,
     ModelOption,
     VerboseOption,
-    exit_code,
     fail,
     global_settings,
     make_target,
     reported_errors,
-    say,
-    show_problems,
     stderr,
 )
-from .journal import JournalError, OutputJournal
-from .progress import LogReporter, Reporter, RichReporter, RunTally, summary
-from .prompts import PromptFile, PromptLine, read_prompts
 from .resources import batch_app, cache_app
-from .runner import BulkRunner, RunStopped, plan_run, until_signalled
-from .target import Target, open_client
+from .run_command import RunOptions, run_file
+from .target import open_client
 
 app = typer.Typer(
     name="greycloud",
@@ -215,9 +203,6 @@ def run(
     target = make_target(
         context, emulator, endpoint, api_version, verbose=verbose, access_token=access_token
     )
-    prompts = _checked_prompts(input_path, skip_invalid)
-    if output_path.resolve() == input_path.resolve():
-        raise fail("the output file must not be the input file", EXIT_USAGE)
     overrides = {
         "model": model,
         "system_instruction": system,
@@ -227,145 +212,8 @@ def run(
         "tpm": tpm,
         "max_concurrency": concurrency,
     }
-    try:
-        with OutputJournal(output_path) as journal:
-            code = _run_journalled(
-                prompts, journal, target, overrides, max_retries, retry_failed, log_interval
-            )
-    except JournalError as exc:
-        raise fail(str(exc), EXIT_USAGE) from None
-    raise typer.Exit(code)
-
-
-def _checked_prompts(path: Path, skip_invalid: bool) -> PromptFile:
-    try:
-        prompts = read_prompts(path)
-    except OSError as exc:
-        raise fail(f"cannot read {path}: {exc.strerror}", EXIT_USAGE) from None
-    if prompts.problems:
-        show_problems(path, prompts.problems)
-        if not skip_invalid:
-            raise fail(
-                f"{prompts.invalid_lines} invalid line(s) in {path}; nothing was sent. Fix "
-                "them, or pass --skip-invalid to run the valid lines only.",
-                EXIT_USAGE,
-            )
-        say(f"skipping {prompts.invalid_lines} invalid line(s)")
-    return prompts
-
-
-def _run_journalled(
-    prompts: PromptFile,
-    journal: OutputJournal,
-    target: Target,
-    overrides: dict[str, Any],
-    max_retries: int,
-    retry_failed: bool,
-    log_interval: float,
-) -> int:
-    if journal.repaired_bytes:
-        say(
-            f"repaired {journal.path}: removed a torn last line ({journal.repaired_bytes} "
-            "bytes) left by an interrupted run; that line runs again"
-        )
-    plan = plan_run(prompts.lines, journal.recorded, retry_failed)
-    tally = RunTally(
-        total=len(prompts.lines),
-        already_done=plan.already_answered + plan.already_failed,
-        already_failed=plan.already_failed,
-    )
-    say(_start_line(tally, len(plan.to_run), len(plan.retry_ids)))
-    stopped: RunStopped | None = None
-    received: int | None = None
-    if plan.to_run:
-        try:
-            with open_client(target, **overrides) as client:
-                # Only now, with a working config: the old failed lines make way for new ones.
-                journal.drop_failed(plan.retry_ids)
-                tally.rpm = client.config.rpm
-                received, stopped = _run_with_progress(
-                    client, journal, tally, plan.to_run, max_retries, log_interval
-                )
-        except (ConfigError, AuthError) as exc:
-            raise fail(str(exc), exit_code(exc)) from None
-
-    say(summary(tally))
-    if prompts.invalid_lines:
-        say(f"{prompts.invalid_lines} invalid input line(s) were skipped (listed above)")
-    if received is not None:
-        say(
-            f"interrupted; every finished line is saved in {journal.path}. Resume with:\n"
-            f"  {_this_command()}"
-        )
-        return 128 + received
-    if stopped is not None:
-        say(f"stopped early: {stopped}\nwhen that is fixed, resume with:\n  {_this_command()}")
-        return exit_code(stopped.cause)
-    if tally.failed or tally.already_failed or prompts.invalid_lines:
-        return EXIT_FAILED
-    return EXIT_OK
-
-
-def _run_with_progress(
-    client: GreyCloudAsyncClient,
-    journal: OutputJournal,
-    tally: RunTally,
-    lines: Sequence[PromptLine],
-    max_retries: int,
-    log_interval: float,
-) -> tuple[int | None, RunStopped | None]:
-    reporter: Reporter = (
-        RichReporter(stderr, tally)
-        if stderr.is_terminal
-        else LogReporter(stderr, tally, log_interval)
-    )
-    runner = BulkRunner(
-        client,
-        journal,
-        tally,
-        reporter,
-        max_retries=max_retries,
-        concurrency=client.config.max_concurrency,
-    )
-    with reporter:
-        return asyncio.run(_run_lines(runner, client, lines))
-
-
-async def _run_lines(
-    runner: BulkRunner, client: GreyCloudAsyncClient, lines: Sequence[PromptLine]
-) -> tuple[int | None, RunStopped | None]:
-    """Run under the signal handlers; returns (signal received, run-stopping error)."""
-    stopped: RunStopped | None = None
-
-    async def work() -> None:
-        nonlocal stopped
-        try:
-            await runner.run(lines)
-        except RunStopped as exc:
-            stopped = exc
-        finally:
-            await client.aclose()
-
-    _, received = await until_signalled(work())
-    return received, stopped
-
-
-def _start_line(tally: RunTally, to_run: int, retrying: int) -> str:
-    parts = [f"{to_run} of {tally.total} lines to run"]
-    answered = tally.already_done - tally.already_failed
-    if answered:
-        parts.append(f"{answered} already answered")
-    if tally.already_failed:
-        parts.append(
-            f"{tally.already_failed} failed earlier and kept (--retry-failed runs them again)"
-        )
-    if retrying:
-        parts.append(f"{retrying} failed earlier and running again")
-    return "; ".join(parts)
-
-
-def _this_command() -> str:
-    return shlex.join(["greycloud", *sys.argv[1:]])
+    options = RunOptions(max_retries, retry_failed, skip_invalid, log_interval)
+    raise typer.Exit(run_file(input_path, output_path, target, overrides, options))
 
 
 # -- generate, count-tokens --------------------------------------------------------------------

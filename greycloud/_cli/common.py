@@ -27,7 +27,8 @@ from ..errors import (
     GreyCloudError,
     QuotaExhaustedError,
 )
-from .prompts import InputProblem
+from .interrupts import interrupted_code
+from .jsonl_input import InputProblem
 from .target import Target
 
 # One exit code per cause, the same for every command.
@@ -135,7 +136,7 @@ def reported_errors() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        raise fail("interrupted", EXIT_INTERRUPTED) from None
+        raise fail("interrupted", interrupted_code()) from None
     except BucketNotFoundError as exc:
         # The library's message names its bucket_name argument; here it is --bucket.
         raise fail(

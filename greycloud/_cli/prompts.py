@@ -4,7 +4,10 @@ Each line is one JSON object: an ``id`` (a string or an integer, unique in the f
 ``prompt`` (a string) or ``contents`` (a list of Content objects or strings), and optionally
 ``model``, ``system_instruction``, generation settings and ``metadata`` (any JSON, copied to
 the output line). Unknown keys are problems, so that a misspelt setting is not silently ignored.
-Blank lines are skipped.
+Blank lines are skipped. Every string must be valid UTF-8 text (no lone surrogates), every
+number writable back as JSON (no NaN or Infinity, which are refused rather than written as
+null, and no integer past 4300 digits), and nesting at most 100 levels deep; see
+``greycloud._core.json_lines``.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from typing import Any
 import pydantic
 from google.genai import types
 
-from ..config import THINKING_LEVELS
-
-LineId = str | int
+from .._core.json_lines import LineProblem, parse_json_line
+from .._core.request import estimate_tokens
+from ..config import THINKING_LEVELS, GreyCloudConfig
+from .jsonl_input import InputProblem, LineId, scan, stream
 
 # Settings a line may carry, each passed to ``generate_with_retry`` as a keyword of that name.
 Check = Callable[[Any], str | None]  # None when the value is fine, else what is wrong
@@ -94,15 +98,6 @@ class PromptLine:
     metadata: Any = None
 
 
-@dataclass(frozen=True)
-class InputProblem:
-    line_number: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"line {self.line_number}: {self.message}"
-
-
 @dataclass
 class PromptFile:
     """The valid lines in file order, and every problem found (empty when all is well)."""
@@ -112,50 +107,58 @@ class PromptFile:
     invalid_lines: int  # lines left out because of a problem
 
 
-def describe_id(value: LineId) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
 def read_prompts(path: Path) -> PromptFile:
-    """Read and check every line of ``path``; raises ``OSError`` when it cannot be read.
+    """Read and check every line of ``path`` at once (``greycloud run`` streams it instead);
+    raises ``OSError`` when it cannot be read."""
+    checked = scan(path, parse_line, line_id)
+    lines = list(stream(path, parse_checked_line, checked.invalid))
+    return PromptFile(lines, checked.problems, checked.invalid_lines)
 
-    A line with a duplicate id is a problem (the first one is kept); so is a line whose
-    bytes are not UTF-8.
-    """
-    lines: list[PromptLine] = []
-    problems: list[InputProblem] = []
-    invalid = 0
-    first_seen: dict[LineId, int] = {}
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, 1):
-            if not raw.strip():
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                problems.append(InputProblem(number, f"not UTF-8 ({exc.reason})"))
-                invalid += 1
-                continue
-            line, line_problems = parse_line(number, text)
-            if line is not None and line.id in first_seen:
-                line_problems.append(
-                    f"duplicate id {describe_id(line.id)} (first on line {first_seen[line.id]})"
-                )
-            problems.extend(InputProblem(number, message) for message in line_problems)
-            if line is None or line_problems:
-                invalid += 1
-                continue
-            first_seen[line.id] = number
-            lines.append(line)
-    return PromptFile(lines, problems, invalid)
+
+def line_id(line: PromptLine) -> LineId:
+    return line.id
+
+
+def token_check(config: GreyCloudConfig) -> Callable[[PromptLine], str | None]:
+    """A check that a line's prompt fits in its model's whole token quota (``tpm``), by the
+    limiter's own estimate: the limiter would refuse a larger one (``RequestTooLargeError``)."""
+
+    def check(line: PromptLine) -> str | None:
+        model = line.model or config.model
+        system = line.system_instruction or config.system_instruction
+        tokens = estimate_tokens(line.contents, system, model)
+        limit = config.limits_for(model)["tpm"]
+        if tokens <= limit:
+            return None
+        return (
+            f"needs about {tokens} input tokens, more than the whole token quota of {limit} "
+            f"per minute for {model} (tpm), so it could never be sent; split it or raise --tpm"
+        )
+
+    return check
+
+
+def checked_with(
+    *checks: Callable[[PromptLine], str | None],
+) -> Callable[[int, str], tuple[PromptLine | None, list[str]]]:
+    """``parse_line`` followed by ``checks`` on each line that parsed."""
+
+    def parse(number: int, text: str) -> tuple[PromptLine | None, list[str]]:
+        line, problems = parse_line(number, text)
+        if line is None:
+            return None, problems
+        problems = [problem for check in checks if (problem := check(line)) is not None]
+        return (None, problems) if problems else (line, [])
+
+    return parse
 
 
 def parse_line(number: int, text: str) -> tuple[PromptLine | None, list[str]]:
     """The line as a ``PromptLine`` (None when it is unusable) and what is wrong with it."""
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, [f"not valid JSON ({exc.msg} at column {exc.colno})"]
+        data = parse_json_line(text)
+    except LineProblem as exc:
+        return None, [str(exc)]
     return check_line(number, data)
 
 
@@ -190,16 +193,25 @@ def check_line(number: int, data: Any) -> tuple[PromptLine | None, list[str]]:
 
     if problems or contents is None:
         return None, problems
-    assert isinstance(line_id, (str, int))
+    return _prompt_line(number, data), []
+
+
+def parse_checked_line(number: int, text: str) -> tuple[PromptLine | None, list[str]]:
+    """A line that ``parse_line`` (and any further check) already found valid, parsed again
+    without checking it again: the second pass of ``greycloud run``."""
+    return _prompt_line(number, json.loads(text)), []
+
+
+def _prompt_line(number: int, data: dict[str, Any]) -> PromptLine:
     return PromptLine(
         line_number=number,
-        id=line_id,
-        contents=contents,
+        id=data["id"],
+        contents=data["prompt"] if "prompt" in data else data["contents"],
         model=data.get("model"),
         system_instruction=data.get("system_instruction"),
-        settings=settings,
+        settings={key: data[key] for key in SETTINGS if key in data},
         metadata=data.get("metadata"),
-    ), []
+    )
 
 
 def _contents(data: dict[str, Any], problems: list[str]) -> str | list[Any] | None:

@@ -51,7 +51,7 @@ from .common import (
     show_problems,
     stderr,
 )
-from .prompts import InputProblem
+from .jsonl_input import InputProblem
 from .results import batch_line
 from .target import Target, open_config
 

@@ -19,7 +19,8 @@ from .._core.batch_format import BatchResult
 from .._core.cache_rules import model_id
 from .._limiter.quota import prompt_details
 from ..errors import RetryExhaustedError
-from .prompts import LineId, PromptLine
+from .jsonl_input import LineId
+from .prompts import PromptLine
 
 # When a response has no candidate, the prompt itself was blocked.
 PROMPT_BLOCKED = "PROMPT_BLOCKED"

@@ -1,18 +1,19 @@
 """Running prompt lines through the client: a fixed pool of workers, one result line each.
 
 Retries, backoff and the rate limits stay in the client (``generate_with_retry`` and its
-limiter); the runner only counts retries through ``on_retry``. Each result is written to the
-journal (durably) before it is counted, so whatever the progress shows is already on disk.
-Cancelling the run (Ctrl-C) cancels the requests in flight; their lines are simply not written
-and run again next time.
+limiter); the runner only counts retries through ``on_retry``. Each result is handed to the
+output (a ``GroupCommit``) and counted only once it is durably written, so whatever the
+progress shows is already on disk. Cancelling the run (Ctrl-C) cancels the requests in flight;
+their lines are simply not written and run again next time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -21,9 +22,11 @@ import google.auth.exceptions
 from .._async.client import GreyCloudAsyncClient
 from ..errors import AuthError, QuotaExhaustedError
 from .common import credentials_problem
-from .journal import Outcome, OutputJournal
+from .group_commit import GroupCommit
+from .journal import Outcome
+from .jsonl_input import InputScan, LineId
 from .progress import Reporter, RunTally
-from .prompts import LineId, PromptLine
+from .prompts import PromptLine
 from .results import LineResult, answered, failed, is_rate_limited
 
 T = TypeVar("T")
@@ -48,39 +51,49 @@ class RunStopped(Exception):
 class RunPlan:
     """Which input lines this run sends, given what the output already holds."""
 
-    to_run: list[PromptLine]
+    to_run: int
     already_answered: int
     already_failed: int  # kept as they are (not re-run without --retry-failed)
     retry_ids: set[LineId]  # failed lines that will run again (--retry-failed)
 
+    def runs(self, line_id: LineId, recorded: Mapping[LineId, Outcome]) -> bool:
+        """Whether the line with this id is sent in this run."""
+        return line_id not in recorded or line_id in self.retry_ids
+
 
 def plan_run(
-    lines: Sequence[PromptLine], recorded: dict[LineId, Outcome], retry_failed: bool
+    checked: InputScan,
+    recorded: Mapping[LineId, Outcome],
+    retry_failed: bool,
+    input_ids: Callable[[set[LineId]], set[LineId]],
 ) -> RunPlan:
-    to_run: list[PromptLine] = []
+    """The plan for the valid lines ``checked`` found; ``input_ids(candidates)`` gives those
+    of the candidate ids that some valid input line has (a pass over the input)."""
     answered_count = failed_count = 0
-    retry_ids: set[LineId] = set()
-    for line in lines:
-        outcome = recorded.get(line.id)
-        if outcome is None:
-            to_run.append(line)
-        elif outcome == "ok":
+    failed_ids: set[LineId] = set()
+    for line_id, outcome in recorded.items():
+        if not checked.may_contain(line_id):
+            continue
+        if outcome == "ok":
             answered_count += 1
         elif retry_failed:
-            retry_ids.add(line.id)
-            to_run.append(line)
+            failed_ids.add(line_id)
         else:
             failed_count += 1
+    # The hashes may (very rarely) match an id that is not in the input: dropping its line
+    # from the output would lose it, so these few are checked against the input itself.
+    retry_ids = input_ids(failed_ids) if failed_ids else set()
+    to_run = checked.valid_lines - answered_count - failed_count
     return RunPlan(to_run, answered_count, failed_count, retry_ids)
 
 
 class BulkRunner:
-    """Sends lines with ``concurrency`` workers and journals every result as it arrives."""
+    """Sends lines with ``concurrency`` workers and writes every result as it arrives."""
 
     def __init__(
         self,
         client: GreyCloudAsyncClient,
-        journal: OutputJournal,
+        output: GroupCommit,
         tally: RunTally,
         reporter: Reporter,
         *,
@@ -88,18 +101,18 @@ class BulkRunner:
         concurrency: int,
     ) -> None:
         self._client = client
-        self._journal = journal
+        self._output = output
         self._tally = tally
         self._reporter = reporter
         self._max_retries = max_retries
         self._concurrency = concurrency
 
-    async def run(self, lines: Sequence[PromptLine]) -> None:
-        """Run every line; raises ``RunStopped`` on an error that would fail all the rest."""
+    async def run(self, lines: Iterable[PromptLine], count: int) -> None:
+        """Run the ``count`` lines; raises ``RunStopped`` on an error that would fail all the
+        rest, and ``JournalWriteError`` when a result cannot be saved."""
         pending = iter(lines)  # shared: each worker takes the next line when it is free
         workers = [
-            asyncio.create_task(self._work(pending))
-            for _ in range(min(self._concurrency, len(lines)))
+            asyncio.create_task(self._work(pending)) for _ in range(min(self._concurrency, count))
         ]
         try:
             await asyncio.gather(*workers)
@@ -111,8 +124,12 @@ class BulkRunner:
     async def _work(self, pending: Iterator[PromptLine]) -> None:
         for line in pending:
             result = await self._run_line(line)
-            # No await between the answer and the fsync: a cancel cannot split them.
-            self._journal.append(result.as_json())
+            # Counted once on disk; meanwhile this worker sends its next line.
+            saved = self._output.submit(result.as_json())
+            saved.add_done_callback(functools.partial(self._count, result))
+
+    def _count(self, result: LineResult, saved: asyncio.Future[None]) -> None:
+        if not saved.cancelled() and saved.exception() is None:
             self._tally.add_result(result)
             self._reporter.update()
 
@@ -165,6 +182,7 @@ async def until_signalled(work: Awaitable[T]) -> tuple[T | None, int | None]:
         received.append(number)
         task.cancel()
 
+    previous = {int(n): signal.getsignal(n) for n in (signal.SIGINT, signal.SIGTERM)}
     installed = _install_handlers(loop, on_signal)
     try:
         return await work, None
@@ -176,6 +194,8 @@ async def until_signalled(work: Awaitable[T]) -> tuple[T | None, int | None]:
     finally:
         for number in installed:
             loop.remove_signal_handler(number)
+            if previous[number] is not None:  # the loop leaves the default, not what was there
+                signal.signal(number, previous[number])
 
 
 def _install_handlers(loop: asyncio.AbstractEventLoop, handler: Callable[[int], None]) -> list[int]:

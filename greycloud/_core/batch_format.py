@@ -22,6 +22,7 @@ from google.genai import models as sdk_models
 
 from ..errors import BatchInputError
 from .cache_rules import model_id
+from .json_lines import LineProblem, parse_json_line
 from .request import is_content
 
 KEY_FIELD = "key"
@@ -239,9 +240,9 @@ def check_jsonl(text: str, model: str) -> tuple[list[dict[str, Any]], list[tuple
         if not raw.strip():
             continue
         try:
-            item = json.loads(raw)
-        except ValueError as exc:
-            problems.append((number, f"not valid JSON ({exc})"))
+            item = parse_json_line(raw)
+        except LineProblem as exc:
+            problems.append((number, str(exc)))
             continue
         try:
             # A request without a key is named after its index: request-<line - 1>.

@@ -1,0 +1,226 @@
+"""What ``greycloud run`` does once typer has parsed its options: check, plan, run, report.
+
+The order carries the guarantees: the configuration first, then every input line is checked
+(a first streaming pass) before the output is touched, then the output is opened and locked,
+and only then is anything sent; workers take lines from a second pass over the input, so
+memory does not grow with the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import auth
+from .._async.client import GreyCloudAsyncClient
+from ..config import GreyCloudConfig
+from ..errors import AuthError, ConfigError
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    exit_code,
+    fail,
+    say,
+    show_problems,
+    stderr,
+)
+from .group_commit import GroupCommit
+from .interrupts import interrupted_code
+from .journal import JournalError, JournalWriteError, OutputJournal
+from .jsonl_input import InputScan, LineId, Parse, scan, stream
+from .progress import LogReporter, Reporter, RichReporter, RunTally, summary
+from .prompts import PromptLine, checked_with, line_id, parse_checked_line, token_check
+from .runner import BulkRunner, RunPlan, RunStopped, plan_run, until_signalled
+from .target import Target, open_config
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    max_retries: int
+    retry_failed: bool
+    skip_invalid: bool
+    log_interval: float
+
+
+@dataclass(frozen=True)
+class _Input:
+    """The input file, how its lines are checked, and what the first pass found."""
+
+    path: Path
+    parse: Parse[PromptLine]
+    checked: InputScan
+
+    def lines(self) -> Iterator[PromptLine]:
+        return stream(self.path, parse_checked_line, self.checked.invalid)
+
+    def ids_among(self, candidates: set[LineId]) -> set[LineId]:
+        return {line.id for line in self.lines() if line.id in candidates}
+
+
+def run_file(
+    input_path: Path,
+    output_path: Path,
+    target: Target,
+    overrides: dict[str, Any],
+    options: RunOptions,
+) -> int:
+    """Run every line of ``input_path`` into ``output_path``; returns the exit code.
+
+    Every failure is one line on stderr and an exit code, never a traceback: bad settings or
+    input (2), an output that cannot be written (1), a signal before the run began (130/143).
+    """
+    try:
+        if output_path.resolve() == input_path.resolve():
+            raise fail("the output file must not be the input file", EXIT_USAGE)
+        with open_config(target, **overrides) as resolved:
+            parse = checked_with(token_check(resolved.config))
+            source = _Input(input_path, parse, _checked(input_path, parse, options.skip_invalid))
+            with OutputJournal(output_path) as journal:
+                return _run_journalled(
+                    source, journal, resolved.config, resolved.credentials, options
+                )
+    except (ConfigError, AuthError) as exc:
+        raise fail(str(exc), exit_code(exc)) from None
+    except JournalWriteError as exc:
+        raise fail(str(exc), EXIT_FAILED) from None
+    except JournalError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    except KeyboardInterrupt:  # SIGINT or SIGTERM before the run's own handlers were in place
+        raise fail(
+            f"interrupted before the run started; nothing in {output_path} was lost",
+            interrupted_code(),
+        ) from None
+
+
+def _checked(path: Path, parse: Parse[PromptLine], skip_invalid: bool) -> InputScan:
+    try:
+        checked = scan(path, parse, line_id)
+    except OSError as exc:
+        raise fail(f"cannot read {path}: {exc.strerror or exc}", EXIT_USAGE) from None
+    if checked.problems:
+        show_problems(path, checked.problems)
+        if not skip_invalid:
+            raise fail(
+                f"{checked.invalid_lines} invalid line(s) in {path}; nothing was sent. Fix "
+                "them, or pass --skip-invalid to run the valid lines only.",
+                EXIT_USAGE,
+            )
+        say(f"skipping {checked.invalid_lines} invalid line(s)")
+    return checked
+
+
+def _run_journalled(
+    source: _Input,
+    journal: OutputJournal,
+    config: GreyCloudConfig,
+    credentials: auth.Credentials | None,
+    options: RunOptions,
+) -> int:
+    if journal.repaired_bytes:
+        say(
+            f"repaired {journal.path}: removed a torn last line ({journal.repaired_bytes} "
+            "bytes) left by an interrupted run; that line runs again"
+        )
+    plan = plan_run(source.checked, journal.recorded, options.retry_failed, source.ids_among)
+    tally = RunTally(
+        total=source.checked.valid_lines,
+        already_done=plan.already_answered + plan.already_failed,
+        already_failed=plan.already_failed,
+    )
+    say(_start_line(tally, plan.to_run, len(plan.retry_ids)))
+    stopped: RunStopped | None = None
+    received: int | None = None
+    if plan.to_run:
+        client = GreyCloudAsyncClient(config, credentials=credentials)
+        # Only now, with a working client: the old failed lines make way for new ones.
+        journal.drop_failed(plan.retry_ids)
+        tally.rpm = client.config.rpm
+        received, stopped = _run_with_progress(client, journal, tally, source, plan, options)
+
+    say(summary(tally))
+    invalid = source.checked.invalid_lines
+    if invalid:
+        say(f"{invalid} invalid input line(s) were skipped (listed above)")
+    if received is not None:
+        say(
+            f"interrupted; every finished line is saved in {journal.path}. Resume with:\n"
+            f"  {_this_command()}"
+        )
+        return 128 + received
+    if stopped is not None:
+        say(f"stopped early: {stopped}\nwhen that is fixed, resume with:\n  {_this_command()}")
+        return exit_code(stopped.cause)
+    if tally.failed or tally.already_failed or invalid:
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _run_with_progress(
+    client: GreyCloudAsyncClient,
+    journal: OutputJournal,
+    tally: RunTally,
+    source: _Input,
+    plan: RunPlan,
+    options: RunOptions,
+) -> tuple[int | None, RunStopped | None]:
+    reporter: Reporter = (
+        RichReporter(stderr, tally)
+        if stderr.is_terminal
+        else LogReporter(stderr, tally, options.log_interval)
+    )
+    recorded = journal.recorded
+    # Ids are unique in the input, so a line's id is in ``recorded`` when its line is reached
+    # only if an earlier run wrote it (or --retry-failed did not drop it).
+    lines = (line for line in source.lines() if plan.runs(line.id, recorded))
+
+    async def run_lines() -> tuple[int | None, RunStopped | None]:
+        """Run under the signal handlers; returns (signal received, run-stopping error)."""
+        stopped: RunStopped | None = None
+
+        async def work() -> None:
+            nonlocal stopped
+            try:
+                async with GroupCommit(journal) as output:
+                    runner = BulkRunner(
+                        client,
+                        output,
+                        tally,
+                        reporter,
+                        max_retries=options.max_retries,
+                        concurrency=client.config.max_concurrency,
+                    )
+                    await runner.run(lines, plan.to_run)
+            except RunStopped as exc:
+                stopped = exc
+            finally:
+                await client.aclose()
+
+        _, received = await until_signalled(work())
+        return received, stopped
+
+    with reporter:
+        return asyncio.run(run_lines())
+
+
+def _start_line(tally: RunTally, to_run: int, retrying: int) -> str:
+    parts = [f"{to_run} of {tally.total} lines to run"]
+    answered = tally.already_done - tally.already_failed
+    if answered:
+        parts.append(f"{answered} already answered")
+    if tally.already_failed:
+        parts.append(
+            f"{tally.already_failed} failed earlier and kept (--retry-failed runs them again)"
+        )
+    if retrying:
+        parts.append(f"{retrying} failed earlier and running again")
+    return "; ".join(parts)
+
+
+def _this_command() -> str:
+    return shlex.join(["greycloud", *sys.argv[1:]])
