@@ -196,7 +196,9 @@ class GreyCloudModelHandler(ModelHandler[Any, PredictionResult, _Worker]):
 
     ``config`` is pickled into the pipeline and used by every worker: set
     ``rate_limit_storage`` to a Redis URL that all workers reach so they share the quota (an
-    in-memory limiter keeps each worker to the whole quota on its own). ``credentials``
+    in-memory limiter keeps each worker to the whole quota on its own). Whatever it holds
+    travels with the job, an ``api_key`` or ``access_token`` included: on Dataflow leave them
+    out and let the workers authenticate as the job's service account. ``credentials``
     (picklable google-auth credentials) are optional; without them each worker finds its own
     (the worker's service account on Dataflow). ``generate_kwargs`` (e.g. ``temperature``,
     ``response_mime_type``, ``response_schema``) apply to every element; RunInference's
