@@ -3,8 +3,8 @@
     .venv/bin/python bench/bench_beam.py [--elements 1200] [--rpm 600] [--workers 4]
 
 One emulator in its own process enforces RPM ``--rpm`` and answers after ``--latency`` seconds
-(a model's think time). The same pipeline (``Create`` → ``RunInference`` → count) runs on the
-DirectRunner with ``--workers`` worker processes, once per handler:
+(a model's think time). The same pipeline (``Create`` → ``Reshuffle`` → ``RunInference`` → count)
+runs on the DirectRunner with ``--workers`` worker processes, once per handler:
 
 - Beam's ``GeminiModelHandler`` (``apache_beam.ml.inference.gemini_inference``), pointed at the
   emulator by overriding ``create_client`` only. It sends a whole batch as one request (one
