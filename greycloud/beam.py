@@ -24,7 +24,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from ._extras import missing_extra
 
@@ -50,7 +50,15 @@ from ._sync.rate_limiter import SyncVertexRateLimiter
 from .config import GreyCloudConfig
 from .errors import AuthError, ConfigError, QuotaExhaustedError
 
-__all__ = ["Answer", "Failure", "GreyCloudModelHandler", "SplitFailures"]
+__all__ = [
+    "Answer",
+    "Embedding",
+    "Failure",
+    "GreyCloudEmbeddingHandler",
+    "GreyCloudModelHandler",
+    "HandlerOptions",
+    "SplitFailures",
+]
 
 # Seconds between a booked start and its arrival at the service that a worker allows for.
 CLOCK_MARGIN = 1.0
@@ -112,7 +120,36 @@ class Failure:
         return cls(error["type"], error["message"], error.get("code"), model, attempts)
 
 
+@dataclass(frozen=True)
+class Embedding:
+    """The ``inference`` of an element that was embedded: its vector and what the service said
+    of it (``truncated``, ``token_count``: None when it does not say)."""
+
+    values: list[float]
+    truncated: bool | None
+    token_count: int | None
+    model: str
+    attempts: int
+
+    ok = True
+
+
 Inference = Answer | Failure
+
+
+class HandlerOptions(TypedDict, total=False):
+    """The options every greycloud handler takes (see ``GreyCloudModelHandler``)."""
+
+    credentials: auth.Credentials | None
+    max_retries: int
+    base_delay: float
+    max_delay: float
+    clock_margin: float
+    min_batch_size: int | None
+    max_batch_size: int | None
+    max_batch_duration_secs: int | None
+    max_batch_weight: int | None
+    element_size_fn: Callable[[Any], int] | None
 
 
 @dataclass(frozen=True)
@@ -185,7 +222,63 @@ def _shut_down(
     limiter.close()
 
 
-class GreyCloudModelHandler(ModelHandler[Any, PredictionResult, _Worker]):
+class _Handler(ModelHandler[Any, PredictionResult, _Worker]):
+    """What greycloud's handlers share: the config, the worker's client, retries, batching."""
+
+    def __init__(
+        self,
+        config: GreyCloudConfig | None = None,
+        *,
+        credentials: auth.Credentials | None = None,
+        max_retries: int = 5,
+        base_delay: float = DEFAULT_BASE_DELAY,
+        max_delay: float = DEFAULT_MAX_DELAY,
+        clock_margin: float = CLOCK_MARGIN,
+        min_batch_size: int | None = None,
+        max_batch_size: int | None = None,
+        max_batch_duration_secs: int | None = None,
+        max_batch_weight: int | None = None,
+        element_size_fn: Callable[[Any], int] | None = None,
+    ) -> None:
+        super().__init__()
+        batching = {
+            "min_batch_size": min_batch_size,
+            "max_batch_size": max_batch_size,
+            "max_batch_duration_secs": max_batch_duration_secs,
+            "max_batch_weight": max_batch_weight,
+            "element_size_fn": element_size_fn,
+        }
+        self._batching = {key: value for key, value in batching.items() if value is not None}
+        if max_retries < 0:
+            raise ConfigError("max_retries", f"must be 0 or more, got {max_retries}")
+        self.config = config if config is not None else GreyCloudConfig()
+        self._credentials = credentials
+        self._max_retries = max_retries
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+        self._clock_margin = clock_margin
+        self._counters = {
+            name: Metrics.counter(METRICS_NAMESPACE, name)
+            for name in ("answered", "failed", "retries", "rate_limited")
+        }
+
+    def batch_elements_kwargs(self) -> Mapping[str, Any]:
+        return self._batching
+
+    def load_model(self) -> _Worker:
+        return _Worker(self.config, self._credentials, self._clock_margin)
+
+    def get_metrics_namespace(self) -> str:
+        return type(self).__name__
+
+    def _count(self, inference: Answer | Embedding | Failure, rate_limited: int) -> None:
+        # Counted in Beam's thread: Beam's counters belong to the thread of the bundle.
+        self._counters["answered" if inference.ok else "failed"].inc()
+        self._counters["retries"].inc(max(0, inference.attempts - 1))
+        self._counters["rate_limited"].inc(rate_limited)
+
+
+class GreyCloudModelHandler(_Handler):
     """A ``RunInference`` model handler that generates content with greycloud's client.
 
     Elements: prompt strings, lists of ``Content`` (or parts, or their dicts), or dicts in the
@@ -207,10 +300,10 @@ class GreyCloudModelHandler(ModelHandler[Any, PredictionResult, _Worker]):
     ``max_retries``, ``base_delay`` and ``max_delay`` are ``generate_with_retry``'s;
     ``clock_margin`` the limiter's allowance, in seconds, between a booked start and the
     request's arrival at the service (a worker busy with its bundles needs more than a
-    lone process). The
-    batching knobs are Beam's own (``beam.BatchElements``); the elements of a batch run
-    concurrently, at most ``max_concurrency`` of the config per worker at once. Beam counters
-    in namespace ``greycloud``: ``answered``, ``failed``, ``retries``, ``rate_limited``.
+    lone process). The batching knobs are Beam's own (``beam.BatchElements``); the elements of
+    a batch run concurrently, at most ``max_concurrency`` of the config per worker at once.
+    Beam counters in namespace ``greycloud``: ``answered``, ``failed``, ``retries``,
+    ``rate_limited``.
     """
 
     def __init__(
@@ -229,41 +322,24 @@ class GreyCloudModelHandler(ModelHandler[Any, PredictionResult, _Worker]):
         element_size_fn: Callable[[Any], int] | None = None,
         **generate_kwargs: Any,
     ) -> None:
-        super().__init__()
-        batching = {
-            "min_batch_size": min_batch_size,
-            "max_batch_size": max_batch_size,
-            "max_batch_duration_secs": max_batch_duration_secs,
-            "max_batch_weight": max_batch_weight,
-            "element_size_fn": element_size_fn,
-        }
-        self._batching = {key: value for key, value in batching.items() if value is not None}
-        if max_retries < 0:
-            raise ConfigError("max_retries", f"must be 0 or more, got {max_retries}")
-        self.config = config if config is not None else GreyCloudConfig()
-        self._credentials = credentials
-        self._max_retries = max_retries
-        self._base_delay = base_delay
-        self._max_delay = max_delay
-        self._clock_margin = clock_margin
+        super().__init__(
+            config,
+            credentials=credentials,
+            max_retries=max_retries,
+            base_delay=base_delay,
+            max_delay=max_delay,
+            clock_margin=clock_margin,
+            min_batch_size=min_batch_size,
+            max_batch_size=max_batch_size,
+            max_batch_duration_secs=max_batch_duration_secs,
+            max_batch_weight=max_batch_weight,
+            element_size_fn=element_size_fn,
+        )
         check_generate_kwargs(self.config, generate_kwargs, "generate_kwargs")
         self._generate_kwargs = generate_kwargs
-        self._counters = {
-            name: Metrics.counter(METRICS_NAMESPACE, name)
-            for name in ("answered", "failed", "retries", "rate_limited")
-        }
-
-    def batch_elements_kwargs(self) -> Mapping[str, Any]:
-        return self._batching
-
-    def load_model(self) -> _Worker:
-        return _Worker(self.config, self._credentials, self._clock_margin)
 
     def validate_inference_args(self, inference_args: dict[str, Any] | None) -> None:
         check_generate_kwargs(self.config, inference_args or {}, "inference_args")
-
-    def get_metrics_namespace(self) -> str:
-        return "GreyCloudModelHandler"
 
     def run_inference(
         self,
@@ -281,10 +357,7 @@ class GreyCloudModelHandler(ModelHandler[Any, PredictionResult, _Worker]):
                 future.cancel()
         results = []
         for element, (inference, rate_limited) in zip(batch, outcomes, strict=True):
-            # Counted here, in Beam's thread: Beam's counters belong to the thread of the bundle.
-            self._counters["answered" if inference.ok else "failed"].inc()
-            self._counters["retries"].inc(max(0, inference.attempts - 1))
-            self._counters["rate_limited"].inc(rate_limited)
+            self._count(inference, rate_limited)
             results.append(PredictionResult(element, inference, inference.model))
         return results
 
@@ -328,6 +401,124 @@ class GreyCloudModelHandler(ModelHandler[Any, PredictionResult, _Worker]):
             response=response,
         )
         return answer, rate_limited
+
+
+class GreyCloudEmbeddingHandler(_Handler):
+    """A ``RunInference`` model handler that embeds each element with ``embed_content``.
+
+    Elements: texts, ``Part`` or ``Content`` objects (or their dicts). Every element comes out
+    as one ``PredictionResult`` whose ``inference`` is an :class:`Embedding` or a
+    :class:`Failure`. A batch is one ``embed_content`` call (greycloud splits it into as few
+    requests as the model's per-request limits allow, each under the limiter); when that call
+    fails for good, each element is tried alone, so that only the elements the service refuses
+    become failures. ``model`` defaults to the config's ``embedding_model``; ``task_type``,
+    ``output_dimensionality``, ``title`` and ``auto_truncate`` are ``embed_content``'s, and
+    RunInference's ``inference_args`` may set them per pipeline. The other options and the
+    counters are those of ``GreyCloudModelHandler``.
+    """
+
+    def __init__(
+        self,
+        config: GreyCloudConfig | None = None,
+        *,
+        model: str | None = None,
+        task_type: str | None = None,
+        output_dimensionality: int | None = None,
+        title: str | None = None,
+        auto_truncate: bool | None = None,
+        **options: Unpack[HandlerOptions],
+    ) -> None:
+        super().__init__(config, **options)
+        self._model = model or self.config.embedding_model
+        self._embed_kwargs: dict[str, Any] = {
+            "task_type": task_type,
+            "output_dimensionality": output_dimensionality,
+            "title": title,
+            "auto_truncate": auto_truncate,
+        }
+
+    def validate_inference_args(self, inference_args: dict[str, Any] | None) -> None:
+        unknown = sorted(set(inference_args or {}) - set(self._embed_kwargs))
+        if unknown:
+            raise ConfigError(
+                "inference_args",
+                f"unknown {', '.join(unknown)}; embeddings take {', '.join(self._embed_kwargs)}",
+            )
+
+    def run_inference(
+        self,
+        batch: Sequence[Any],
+        model: _Worker,
+        inference_args: dict[str, Any] | None = None,
+    ) -> Iterable[PredictionResult]:
+        """One ``PredictionResult`` per element, in order; raises only a ``STOPPING_ERRORS``."""
+        kwargs = {**self._embed_kwargs, **(inference_args or {})}
+        outcomes: dict[int, tuple[Embedding | Failure, int]] = {}
+        sendable = []
+        for index, element in enumerate(batch):
+            if isinstance(element, (str, types.Part, types.Content, Mapping)) and element:
+                sendable.append(index)
+            else:
+                problem = f"cannot embed {element!r:.40}; give a non-empty text, Part or Content"
+                outcomes[index] = Failure(INVALID_PROMPT, problem, None, self._model, 0), 0
+        whole = self._embed(model.client, [batch[i] for i in sendable], kwargs)
+        if isinstance(whole, list):
+            outcomes.update(zip(sendable, whole, strict=True))
+        elif sendable:
+            # The call failed for good: alone, each element fails or succeeds on its own.
+            alone = [
+                model.pool.submit(self._embed, model.client, [batch[i]], kwargs) for i in sendable
+            ]
+            for index, future in zip(sendable, alone, strict=True):
+                result = future.result()
+                outcomes[index] = result[0] if isinstance(result, list) else result
+        results = []
+        for index, element in enumerate(batch):
+            inference, rate_limited = outcomes[index]
+            self._count(inference, rate_limited)
+            results.append(PredictionResult(element, inference, inference.model))
+        return results
+
+    def _embed(
+        self, client: GreyCloudClient, contents: list[Any], kwargs: dict[str, Any]
+    ) -> list[tuple[Embedding, int]] | tuple[Failure, int]:
+        """Each content's embedding (with the 429s met, counted on the first), or the failure
+        of the whole call and its 429s."""
+        if not contents:
+            return []
+        failed_attempts = rate_limited = 0
+
+        def on_retry(attempt: int, error: BaseException, delay: float) -> None:
+            nonlocal failed_attempts, rate_limited
+            failed_attempts = max(failed_attempts, attempt)
+            rate_limited += is_rate_limited(error)
+
+        try:
+            response = client.embed_content(
+                contents,
+                self._model,
+                max_retries=self._max_retries,
+                on_retry=on_retry,
+                **kwargs,
+            )
+        except STOPPING_ERRORS:
+            raise
+        except Exception as exc:  # refused as a whole; run_inference tries each alone
+            rate_limited += is_rate_limited(exc)
+            return Failure.of(exc, self._model, failed_attempts + 1), rate_limited
+        embeddings = []
+        for position, embedding in enumerate(response.embeddings or []):
+            statistics = embedding.statistics
+            token_count = None if statistics is None else statistics.token_count
+            found = Embedding(
+                values=list(embedding.values or []),
+                truncated=None if statistics is None else statistics.truncated,
+                token_count=None if token_count is None else int(token_count),
+                model=self._model,
+                attempts=failed_attempts + 1,
+            )
+            embeddings.append((found, rate_limited if position == 0 else 0))
+        return embeddings
 
 
 def check_generate_kwargs(config: GreyCloudConfig, kwargs: Mapping[str, Any], where: str) -> None:

@@ -23,7 +23,13 @@ from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 from google.oauth2.credentials import Credentials  # noqa: E402
 
 from greycloud import ConfigError  # noqa: E402
-from greycloud.beam import Answer, Failure, GreyCloudModelHandler, SplitFailures  # noqa: E402
+from greycloud.beam import (  # noqa: E402
+    Answer,
+    Failure,
+    GreyCloudEmbeddingHandler,
+    GreyCloudModelHandler,
+    SplitFailures,
+)
 from greycloud.testing import EmulatorProcess, Fault, RequestRecord, VertexEmulator  # noqa: E402
 from tests.redis_fixture import RedisServer  # noqa: E402
 
@@ -290,3 +296,46 @@ def test_four_worker_processes_share_one_quota_through_redis(
     assert len({r["pid"] for r in answered}) > 1  # answered by more than one worker process
     assert (stats.rejected, stats.accepted) == (0, len(elements)), stats
     assert stats.peak_rpm >= 0.9 * rpm
+
+
+def test_embeddings_one_call_per_batch_and_only_the_refused_element_fails(
+    vertex_emulator: VertexEmulator, tmp_path: Path
+) -> None:
+    vertex_emulator.inject(
+        Fault.status(400, "this text cannot be embedded"),
+        times=None,
+        match=lambda request: "poison" in json.dumps(request.body),
+    )
+    texts = [f"text {i}" for i in range(6)]
+    handler = GreyCloudEmbeddingHandler(
+        vertex_emulator.config(),
+        credentials=Credentials(token=vertex_emulator.token),
+        output_dimensionality=8,
+        max_batch_size=10,
+        min_batch_size=10,
+    )
+    pipeline = beam.Pipeline(options=PipelineOptions(flags=[], **IN_PROCESS))
+    embedded, failed = (
+        pipeline
+        | beam.Create([*texts, "poison pill", ""])
+        | RunInference(handler)
+        | SplitFailures()
+    )
+    for name, output in (("embedded", embedded), ("failed", failed)):
+        _ = (
+            output
+            | f"Format {name}" >> beam.Map(lambda r: json.dumps([r.example, r.inference.__dict__]))
+            | f"Write {name}" >> beam.io.WriteToText(str(tmp_path / name))
+        )
+    pipeline.run().wait_until_finish()
+    vectors = dict(json.loads(line) for line in _read_lines(tmp_path, "embedded"))
+    assert sorted(vectors) == sorted(texts)
+    assert {len(v["values"]) for v in vectors.values()} == {8}
+    assert len({tuple(v["values"]) for v in vectors.values()}) == len(texts)  # one each
+    refused = dict(json.loads(line) for line in _read_lines(tmp_path, "failed"))
+    assert refused["poison pill"]["code"] == 400
+    assert "this text cannot be embedded" in refused["poison pill"]["message"]
+    assert refused[""]["type"] == "InvalidPrompt"
+    # The batch went as one call, refused for the poison; then each element alone.
+    calls = [r for r in vertex_emulator.requests() if r.model is not None]
+    assert len(calls) == 1 + len(texts) + 1
