@@ -59,7 +59,12 @@ class Permit:
         """
         actual = counted_tokens(usage, self._limiter.token_counting)
         if actual is not None:
-            await self._limiter._store.reconcile(self._booking, actual, prompt_details(usage))
+            await self.reconcile_tokens(actual, prompt_details(usage))
+
+    async def reconcile_tokens(self, actual: int, details: Mapping[str, int] | None = None) -> None:
+        """Correct the booked tokens with a count the service reported (e.g. an embedding
+        response's), by modality when ``details`` gives them."""
+        await self._limiter._store.reconcile(self._booking, actual, details)
 
 
 class _LimitBlock:

@@ -137,20 +137,60 @@ def sync_run_blocking(func: Callable[..., R], *args: object) -> R:
 async def async_map_bounded(
     func: Callable[[T], Awaitable[R]], items: Iterable[T], limit: int
 ) -> list[R]:
-    """``[await func(x) for x in items]`` with at most ``limit`` running at once, in order."""
-    semaphore = asyncio.Semaphore(limit)
+    """``[await func(x) for x in items]`` with at most ``limit`` running at once, in order.
 
-    async def run(item: T) -> R:
-        async with semaphore:
-            return await func(item)
+    The first failure is raised once the calls still running are cancelled; the rest never
+    start.
+    """
+    pending = list(enumerate(items))
+    results: list[R | None] = [None] * len(pending)
+    queue = iter(pending)  # shared: each worker takes the next item when it is free
 
-    return list(await asyncio.gather(*(run(item) for item in items)))
+    async def work() -> None:
+        for index, item in queue:
+            results[index] = await func(item)
+
+    workers = [asyncio.ensure_future(work()) for _ in range(min(limit, len(pending)))]
+    try:
+        await asyncio.gather(*workers)
+    finally:
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+    return results  # type: ignore[return-value]  # every slot was filled
 
 
 def sync_map_bounded(func: Callable[[T], R], items: Iterable[T], limit: int) -> list[R]:
-    """``[func(x) for x in items]`` on at most ``limit`` threads, in order."""
-    with ThreadPoolExecutor(max_workers=limit) as pool:
-        return list(pool.map(func, items))
+    """``[func(x) for x in items]`` on at most ``limit`` threads, in order.
+
+    The first failure is raised once the calls already running end; the rest never start.
+    """
+    pending = list(enumerate(items))
+    results: list[R | None] = [None] * len(pending)
+    queue = iter(pending)  # shared: each thread takes the next item when it is free
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def work() -> None:
+        while True:
+            with lock:
+                taken = None if failures else next(queue, None)
+            if taken is None:
+                return
+            index, item = taken
+            try:
+                results[index] = func(item)
+            except BaseException as exc:
+                with lock:
+                    failures.append(exc)
+                return
+
+    with ThreadPoolExecutor(max_workers=max(1, limit)) as pool:
+        for worker in [pool.submit(work) for _ in range(min(limit, len(pending)))]:
+            worker.result()
+    if failures:
+        raise failures[0]
+    return results  # type: ignore[return-value]  # every slot was filled
 
 
 async def async_close_iterator(iterator: AsyncIterator[Any]) -> None:

@@ -18,6 +18,8 @@ from google.genai import types
 from .errors import ConfigError
 
 DEFAULT_MODEL = "gemini-2.5-flash"
+# Google's recommended embedding model, served by Vertex AI and the Gemini API alike.
+DEFAULT_EMBEDDING_MODEL = "gemini-embedding-001"
 DEFAULT_LOCATION = "us-central1"
 
 THINKING_LEVELS = ("minimal", "low", "medium", "high")
@@ -95,6 +97,7 @@ class GreyCloudConfig:
     safety_settings: Sequence[types.SafetySetting | Mapping[str, Any]] | None = None
     system_instruction: str | None = None
     thinking_level: str | None = None
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
 
     # Grounding with Vertex AI Search.
     vertex_ai_search_datastore: str | None = field(
@@ -173,6 +176,8 @@ class GreyCloudConfig:
             thinking_level=self.thinking_level,
             safety_settings=self.safety_settings,
         )
+        if not self.embedding_model:
+            raise ConfigError("embedding_model", "must name a model, e.g. gemini-embedding-001")
         if self.batch_poll_interval <= 0:
             raise ConfigError(
                 "batch_poll_interval", f"must be positive seconds, got {self.batch_poll_interval}"

@@ -94,6 +94,15 @@ class RedisServer:
         with redis.Redis(port=self.port, socket_timeout=5) as client:
             return int(client.zcard(lua.keys(prefix, model)[1]))
 
+    def queued(self, prefix: str, model: str) -> int:
+        """How many callers hold a ticket in line for a slot of ``model``'s quota right now."""
+        import redis
+
+        from greycloud._limiter import lua
+
+        with redis.Redis(port=self.port, socket_timeout=5) as client:
+            return int(client.zcard(lua.keys(prefix, model).queue))
+
     def stop(self) -> None:
         self.resume()
         self._process.terminate()

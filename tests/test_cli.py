@@ -507,7 +507,9 @@ def test_embedded_emulator_needs_no_configuration(tmp_path: Path) -> None:
     assert result.exit_code == 0 and result.stdout.strip()
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["generate"], ["count-tokens"], ["emulator"]])
+@pytest.mark.parametrize(
+    "command", [[], ["run"], ["embed"], ["generate"], ["count-tokens"], ["emulator"]]
+)
 def test_every_command_has_help(command: list[str]) -> None:
     result = CliRunner().invoke(app, [*command, "--help"])
     assert result.exit_code == 0

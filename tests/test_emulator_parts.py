@@ -79,10 +79,28 @@ def test_parse_route(path: str, kind: str, model: str | None) -> None:
 
 
 @pytest.mark.parametrize(
+    ("path", "method", "vertex"),
+    [
+        ("/v1/projects/p/locations/l/publishers/google/models/m:predict", "predict", True),
+        (
+            "/v1/projects/p/locations/l/publishers/google/models/m:embedContent",
+            "embedContent",
+            True,
+        ),
+        ("/v1/publishers/google/models/m:batchEmbedContents", "batchEmbedContents", True),
+        ("/v1beta/models/m:batchEmbedContents", "batchEmbedContents", False),
+    ],
+)
+def test_parse_embedding_routes(path: str, method: str, vertex: bool) -> None:
+    route = parse_route(path)
+    assert route is not None and (route.method, route.vertex, route.model) == (method, vertex, "m")
+
+
+@pytest.mark.parametrize(
     "path",
     [
         "/v2/projects/p/locations/l/publishers/google/models/m:generateContent",
-        "/v1/projects/p/locations/l/publishers/google/models/m:embedContent",
+        "/v1/projects/p/locations/l/publishers/google/models/m:predictLongRunning",
         "/v1/projects/p/locations/l/batchPredictionJobs/abc",
         "/v1beta/batchPredictionJobs",
         "/",

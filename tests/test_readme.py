@@ -1,7 +1,8 @@
 """Every fenced block of README.md, run as it is written.
 
 Python blocks run in a subprocess; console blocks (``console``: the ``$`` lines, ``sh``: every
-line) run in bash with ``set -e``; ``json`` blocks are checked as ``greycloud run`` input;
+line) run in bash with ``set -e``; ``json`` blocks are checked as ``greycloud run`` input (or
+``greycloud embed`` input, when a line has a top-level ``text``);
 ``text`` blocks are not code. The text of a block is never changed: a block is pointed at
 emulators by the environment only, the same for every block:
 
@@ -12,7 +13,8 @@ emulators by the environment only, the same for every block:
 - a real ``redis-server`` for blocks that name ``REDIS_URL``: ``REDIS_URL``.
 
 The working directory holds ``prompts.jsonl`` and ``examples/prompts.jsonl`` (the first lines
-of the example prompts) and ``requests.jsonl`` (batch input). Blocks that define ``test_*``
+of the example prompts), ``examples/texts.jsonl`` (texts to embed) and ``requests.jsonl``
+(batch input). Blocks that define ``test_*``
 functions run under pytest, with greycloud's pytest plugin. A block that cannot run in a test
 carries a visible marker on the line before it, ``<!-- readme-test: skip: REASON -->``, and
 shows up here as skipped with that reason.
@@ -32,7 +34,9 @@ from pathlib import Path
 
 import pytest
 
-from greycloud._cli.prompts import read_prompts
+from greycloud._cli.embed import embed_line_parser
+from greycloud._cli.jsonl_input import scan
+from greycloud._cli.prompts import line_id, read_prompts
 from greycloud.testing import VertexEmulator
 from greycloud.testing.gcs import GcsEmulator
 from tests.cli_support import CONFIG_VARIABLES
@@ -166,6 +170,7 @@ def workdir(services: Services, tmp_path: Path) -> Path:
     examples = (ROOT / "examples" / "prompts.jsonl").read_text(encoding="utf-8").splitlines()
     for target in (tmp_path / "examples" / "prompts.jsonl", tmp_path / "prompts.jsonl"):
         target.write_text("".join(line + "\n" for line in examples[:3]), encoding="utf-8")
+    shutil.copy(ROOT / "examples" / "texts.jsonl", tmp_path / "examples" / "texts.jsonl")
     requests = [
         {"key": "q1", "request": {"contents": [{"role": "user", "parts": [{"text": "Hi."}]}]}},
         {"contents": [{"role": "user", "parts": [{"text": "Name a river."}]}]},
@@ -212,6 +217,12 @@ def test_readme_block(block: Block, services: Services, workdir: Path) -> None:
     if block.lang == "json":
         path = workdir / "block.jsonl"
         path.write_text(block.text, encoding="utf-8")
+        lines = [json.loads(line) for line in block.text.splitlines() if line.strip()]
+        if any("text" in line for line in lines):
+            checked = scan(path, embed_line_parser(None), line_id)
+            assert not checked.problems, [str(problem) for problem in checked.problems]
+            assert checked.valid_lines
+            return
         prompts = read_prompts(path)
         assert not prompts.problems, [str(problem) for problem in prompts.problems]
         assert prompts.lines

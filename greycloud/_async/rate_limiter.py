@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/rate_limiter.py by tools/generate.py.
 # Change _async_src/rate_limiter.py and run `make generate`.
-# output-sha256: ddafa0419d54fb56
+# output-sha256: 2cab067868659283
 """``VertexRateLimiter``: every call waits here for a start inside its model's quota.
 
 Each request books its start across requests per minute, tokens per minute and (optionally)
@@ -62,7 +62,12 @@ class Permit:
         """
         actual = counted_tokens(usage, self._limiter.token_counting)
         if actual is not None:
-            await self._limiter._store.reconcile(self._booking, actual, prompt_details(usage))
+            await self.reconcile_tokens(actual, prompt_details(usage))
+
+    async def reconcile_tokens(self, actual: int, details: Mapping[str, int] | None = None) -> None:
+        """Correct the booked tokens with a count the service reported (e.g. an embedding
+        response's), by modality when ``details`` gives them."""
+        await self._limiter._store.reconcile(self._booking, actual, details)
 
 
 class _LimitBlock:

@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 from rich.logging import RichHandler
 
+from .._core.embedding import TASK_TYPES
 from ..config import GreyCloudConfig
 from .common import (
     EXIT_CODES_HELP,
@@ -38,14 +39,15 @@ from .common import (
     reported_errors,
     stderr,
 )
+from .embed import embed_lines
 from .resources import batch_app, cache_app
 from .run_command import RunOptions, run_file
 from .target import open_client
 
 app = typer.Typer(
     name="greycloud",
-    help="Gemini on Vertex AI from the command line: bulk generation under rate limits, "
-    "one-off prompts, token counts, context caches, batch jobs and a local emulator.\n\n"
+    help="Gemini on Vertex AI from the command line: bulk generation and embeddings under rate "
+    "limits, one-off prompts, token counts, context caches, batch jobs and a local emulator.\n\n"
     "Settings come from GreyCloudConfig's environment variables (PROJECT_ID, LOCATION, "
     "USE_API_KEY, GOOGLE_API_KEY, GREYCLOUD_ACCESS_TOKEN, GREYCLOUD_ENDPOINT, SA_EMAIL, ...), "
     "with the options on top. -v and --access-token go before or after the command.",
@@ -85,6 +87,48 @@ MaxRetriesOption = Annotated[
 def _config_default(name: str) -> str:
     """A GreyCloudConfig field's default, for --help."""
     return str(next(f.default for f in dataclasses.fields(GreyCloudConfig) if f.name == name))
+
+
+# -- bulk options (run, embed) -------------------------------------------------------------------
+
+OutputOption = Annotated[
+    Path,
+    typer.Option("--output", "-o", metavar="OUTPUT.jsonl", help="Results, one line per input id."),
+]
+RpmOption = Annotated[
+    int | None,
+    typer.Option(min=1, help="Requests per minute per model.", show_default=_config_default("rpm")),
+]
+TpmOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1, help="Input tokens per minute per model.", show_default=_config_default("tpm")
+    ),
+]
+ConcurrencyOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1, help="Requests in flight at once.", show_default=_config_default("max_concurrency")
+    ),
+]
+RetryFailedOption = Annotated[
+    bool,
+    typer.Option(
+        "--retry-failed",
+        help="Run again the lines that failed for good in an earlier run (their old "
+        "lines are removed from the output first).",
+    ),
+]
+SkipInvalidOption = Annotated[
+    bool,
+    typer.Option(
+        "--skip-invalid", help="Skip malformed input lines (listed on stderr) instead of stopping."
+    ),
+]
+LogIntervalOption = Annotated[
+    float,
+    typer.Option(min=0.0, help="Seconds between progress lines when stderr is not a terminal."),
+]
 
 
 def _read_text_argument(value: str) -> str:
@@ -138,59 +182,21 @@ def run(
             "presence_penalty, frequency_penalty, response_mime_type, thinking_level, metadata.",
         ),
     ],
-    output_path: Annotated[
-        Path,
-        typer.Option(
-            "--output", "-o", metavar="OUTPUT.jsonl", help="Results, one line per input id."
-        ),
-    ],
+    output_path: OutputOption,
     model: ModelOption = None,
     system: SystemOption = None,
     temperature: TemperatureOption = None,
     max_output_tokens: MaxOutputTokensOption = None,
-    rpm: Annotated[
-        int | None,
-        typer.Option(
-            min=1, help="Requests per minute per model.", show_default=_config_default("rpm")
-        ),
-    ] = None,
-    tpm: Annotated[
-        int | None,
-        typer.Option(
-            min=1, help="Input tokens per minute per model.", show_default=_config_default("tpm")
-        ),
-    ] = None,
-    concurrency: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="Requests in flight at once.",
-            show_default=_config_default("max_concurrency"),
-        ),
-    ] = None,
+    rpm: RpmOption = None,
+    tpm: TpmOption = None,
+    concurrency: ConcurrencyOption = None,
     max_retries: MaxRetriesOption = 5,
-    retry_failed: Annotated[
-        bool,
-        typer.Option(
-            "--retry-failed",
-            help="Run again the lines that failed for good in an earlier run (their old "
-            "lines are removed from the output first).",
-        ),
-    ] = False,
-    skip_invalid: Annotated[
-        bool,
-        typer.Option(
-            "--skip-invalid",
-            help="Skip malformed input lines (listed on stderr) instead of stopping.",
-        ),
-    ] = False,
+    retry_failed: RetryFailedOption = False,
+    skip_invalid: SkipInvalidOption = False,
     emulator: EmulatorOption = False,
     endpoint: EndpointOption = None,
     api_version: ApiVersionOption = None,
-    log_interval: Annotated[
-        float,
-        typer.Option(min=0.0, help="Seconds between progress lines when stderr is not a terminal."),
-    ] = 10.0,
+    log_interval: LogIntervalOption = 10.0,
     verbose: VerboseOption = False,
     access_token: AccessTokenOption = None,
 ) -> None:
@@ -214,6 +220,77 @@ def run(
     }
     options = RunOptions(max_retries, retry_failed, skip_invalid, log_interval)
     raise typer.Exit(run_file(input_path, output_path, target, overrides, options))
+
+
+# -- embed ----------------------------------------------------------------------------------------
+
+
+def _task_type(value: str | None) -> str | None:
+    if value is not None and value.upper() not in TASK_TYPES:
+        raise typer.BadParameter(f"must be one of {', '.join(TASK_TYPES)}")
+    return None if value is None else value.upper()
+
+
+@app.command(cls=Command, epilog=EXIT_CODES_HELP)
+def embed(
+    context: typer.Context,
+    input_path: Annotated[
+        Path,
+        typer.Argument(
+            metavar="INPUT.jsonl",
+            help='Texts, one JSON object a line: {"id": ..., "text": "..."} or '
+            '{"id": ..., "contents": ...}, with optional task_type, title (with task_type '
+            "RETRIEVAL_DOCUMENT) and metadata.",
+        ),
+    ],
+    output_path: OutputOption,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Embedding model.",
+            show_default=_config_default("embedding_model"),
+        ),
+    ] = None,
+    task_type: Annotated[
+        str | None,
+        typer.Option(
+            callback=_task_type,
+            help="Task type for lines without one, e.g. RETRIEVAL_DOCUMENT or RETRIEVAL_QUERY.",
+            show_default="none",
+        ),
+    ] = None,
+    dimensions: Annotated[
+        int | None,
+        typer.Option(min=1, help="Length of each vector.", show_default="the model's"),
+    ] = None,
+    rpm: RpmOption = None,
+    tpm: TpmOption = None,
+    concurrency: ConcurrencyOption = None,
+    max_retries: MaxRetriesOption = 5,
+    retry_failed: RetryFailedOption = False,
+    skip_invalid: SkipInvalidOption = False,
+    emulator: EmulatorOption = False,
+    endpoint: EndpointOption = None,
+    api_version: ApiVersionOption = None,
+    log_interval: LogIntervalOption = 10.0,
+    verbose: VerboseOption = False,
+    access_token: AccessTokenOption = None,
+) -> None:
+    """Embed every line of INPUT.jsonl into OUTPUT.jsonl, under rate limits.
+
+    Lines are sent as many to a request as the model takes. Each vector is on disk before it
+    is counted; running the same command again resumes where it stopped (also after kill -9).
+    Lines that failed for good stay failed until --retry-failed.
+    """
+    target = make_target(
+        context, emulator, endpoint, api_version, verbose=verbose, access_token=access_token
+    )
+    overrides = {"embedding_model": model, "rpm": rpm, "tpm": tpm, "max_concurrency": concurrency}
+    options = RunOptions(max_retries, retry_failed, skip_invalid, log_interval)
+    kind = embed_lines(task_type, dimensions)
+    raise typer.Exit(run_file(input_path, output_path, target, overrides, options, kind))
 
 
 # -- generate, count-tokens --------------------------------------------------------------------

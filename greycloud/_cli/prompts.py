@@ -155,32 +155,19 @@ def checked_with(
 
 def parse_line(number: int, text: str) -> tuple[PromptLine | None, list[str]]:
     """The line as a ``PromptLine`` (None when it is unusable) and what is wrong with it."""
-    try:
-        data = parse_json_line(text)
-    except LineProblem as exc:
-        return None, [str(exc)]
-    return check_line(number, data)
+    data, problems = load_object(text, KNOWN_KEYS)
+    return (None, problems) if data is None else _prompt_checks(number, data, problems)
 
 
-def check_line(number: int, data: Any) -> tuple[PromptLine | None, list[str]]:
+def check_line(number: int, value: Any) -> tuple[PromptLine | None, list[str]]:
     """``parse_line`` for a line already decoded from JSON (e.g. a dict given by a program)."""
-    if not isinstance(data, dict):
-        return None, [f"must be a JSON object, got {_json_type(data)}"]
+    data, problems = check_object(value, KNOWN_KEYS)
+    return (None, problems) if data is None else _prompt_checks(number, data, problems)
 
-    problems: list[str] = []
-    unknown = sorted(set(data) - KNOWN_KEYS)
-    if unknown:
-        problems.append(
-            f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
-            f"(known: {', '.join(sorted(KNOWN_KEYS))}; put your own data under 'metadata')"
-        )
 
-    line_id = data.get("id")
-    if "id" not in data:
-        problems.append("no 'id'")
-    elif isinstance(line_id, bool) or not isinstance(line_id, (str, int)) or line_id == "":
-        problems.append(f"'id' must be a non-empty string or an integer, got {_json_type(line_id)}")
-
+def _prompt_checks(
+    number: int, data: dict[str, Any], problems: list[str]
+) -> tuple[PromptLine | None, list[str]]:
     contents = _contents(data, problems)
     for key in ("model", "system_instruction"):
         if key in data and _text(data[key]) is not None:
@@ -194,6 +181,37 @@ def check_line(number: int, data: Any) -> tuple[PromptLine | None, list[str]]:
     if problems or contents is None:
         return None, problems
     return _prompt_line(number, data), []
+
+
+def load_object(text: str, known_keys: frozenset[str]) -> tuple[dict[str, Any] | None, list[str]]:
+    """The line's JSON object (None when it is not one) and the problems with its keys and id
+    (shared by the kinds of input line)."""
+    try:
+        data = parse_json_line(text)
+    except LineProblem as exc:
+        return None, [str(exc)]
+    return check_object(data, known_keys)
+
+
+def check_object(data: Any, known_keys: frozenset[str]) -> tuple[dict[str, Any] | None, list[str]]:
+    """``load_object`` for a value already decoded from JSON."""
+    if not isinstance(data, dict):
+        return None, [f"must be a JSON object, got {_json_type(data)}"]
+
+    problems: list[str] = []
+    unknown = sorted(set(data) - known_keys)
+    if unknown:
+        problems.append(
+            f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(sorted(known_keys))}; put your own data under 'metadata')"
+        )
+
+    line_id = data.get("id")
+    if "id" not in data:
+        problems.append("no 'id'")
+    elif isinstance(line_id, bool) or not isinstance(line_id, (str, int)) or line_id == "":
+        problems.append(f"'id' must be a non-empty string or an integer, got {_json_type(line_id)}")
+    return data, problems
 
 
 def parse_checked_line(number: int, text: str) -> tuple[PromptLine | None, list[str]]:

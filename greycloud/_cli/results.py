@@ -122,9 +122,15 @@ def answered(
 
 
 def failed(
-    line: PromptLine, model: str, exc: BaseException, attempts: int, rate_limited: int
+    line: PromptLine,
+    model: str,
+    exc: BaseException,
+    attempts: int,
+    rate_limited: int,
+    kind: type[LineResult] = LineResult,
 ) -> LineResult:
-    return LineResult(
+    """The output line of ``line`` that failed for good (``kind``: the command's line type)."""
+    return kind(
         id=line.id,
         model=model,
         attempts=attempts,

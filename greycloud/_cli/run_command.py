@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,16 +48,56 @@ class RunOptions:
     log_interval: float
 
 
+# Builds the runner of a bulk command once its client, output, tally and reporter exist.
+RunnerFactory = Callable[
+    [GreyCloudAsyncClient, GroupCommit, RunTally, Reporter, RunOptions], BulkRunner
+]
+
+
+def _prompt_runner(
+    client: GreyCloudAsyncClient,
+    output: GroupCommit,
+    tally: RunTally,
+    reporter: Reporter,
+    options: RunOptions,
+) -> BulkRunner:
+    return BulkRunner(
+        client,
+        output,
+        tally,
+        reporter,
+        max_retries=options.max_retries,
+        concurrency=client.config.max_concurrency,
+    )
+
+
+@dataclass(frozen=True)
+class LineKind:
+    """What a bulk command's input lines are and how they are sent: ``check(config)`` parses
+    and checks a line (the first pass; raises ``ConfigError`` for a bad command setting),
+    ``reparse`` parses a line the first pass found valid, ``runner`` sends them."""
+
+    check: Callable[[GreyCloudConfig], Parse[PromptLine]]
+    reparse: Parse[PromptLine]
+    runner: RunnerFactory
+
+
+# ``greycloud run``: prompts, each checked against its model's token quota.
+PROMPT_LINES = LineKind(
+    lambda config: checked_with(token_check(config)), parse_checked_line, _prompt_runner
+)
+
+
 @dataclass(frozen=True)
 class _Input:
     """The input file, how its lines are checked, and what the first pass found."""
 
     path: Path
-    parse: Parse[PromptLine]
+    kind: LineKind
     checked: InputScan
 
     def lines(self) -> Iterator[PromptLine]:
-        return stream(self.path, parse_checked_line, self.checked.invalid)
+        return stream(self.path, self.kind.reparse, self.checked.invalid)
 
     def ids_among(self, candidates: set[LineId]) -> set[LineId]:
         return {line.id for line in self.lines() if line.id in candidates}
@@ -69,6 +109,7 @@ def run_file(
     target: Target,
     overrides: dict[str, Any],
     options: RunOptions,
+    kind: LineKind = PROMPT_LINES,
 ) -> int:
     """Run every line of ``input_path`` into ``output_path``; returns the exit code.
 
@@ -79,8 +120,8 @@ def run_file(
         if output_path.resolve() == input_path.resolve():
             raise fail("the output file must not be the input file", EXIT_USAGE)
         with open_config(target, **overrides) as resolved:
-            parse = checked_with(token_check(resolved.config))
-            source = _Input(input_path, parse, _checked(input_path, parse, options.skip_invalid))
+            parse = kind.check(resolved.config)
+            source = _Input(input_path, kind, _checked(input_path, parse, options.skip_invalid))
             with OutputJournal(output_path) as journal:
                 return _run_journalled(
                     source, journal, resolved.config, resolved.credentials, options
@@ -187,14 +228,7 @@ def _run_with_progress(
             nonlocal stopped
             try:
                 async with GroupCommit(journal) as output:
-                    runner = BulkRunner(
-                        client,
-                        output,
-                        tally,
-                        reporter,
-                        max_retries=options.max_retries,
-                        concurrency=client.config.max_concurrency,
-                    )
+                    runner = source.kind.runner(client, output, tally, reporter, options)
                     await runner.run(lines, plan.to_run)
             except RunStopped as exc:
                 stopped = exc

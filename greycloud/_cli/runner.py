@@ -13,7 +13,7 @@ import asyncio
 import functools
 import os
 import signal
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -110,7 +110,8 @@ class BulkRunner:
     async def run(self, lines: Iterable[PromptLine], count: int) -> None:
         """Run the ``count`` lines; raises ``RunStopped`` on an error that would fail all the
         rest, and ``JournalWriteError`` when a result cannot be saved."""
-        pending = iter(lines)  # shared: each worker takes the next line when it is free
+        # Shared: each worker takes the next group of lines when it is free.
+        pending = iter(self.groups(lines))
         workers = [
             asyncio.create_task(self._work(pending)) for _ in range(min(self._concurrency, count))
         ]
@@ -121,12 +122,19 @@ class BulkRunner:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
 
-    async def _work(self, pending: Iterator[PromptLine]) -> None:
-        for line in pending:
-            result = await self._run_line(line)
-            # Counted once on disk; meanwhile this worker sends its next line.
-            saved = self._output.submit(result.as_json())
-            saved.add_done_callback(functools.partial(self._count, result))
+    def groups(self, lines: Iterable[PromptLine]) -> Iterator[Sequence[PromptLine]]:
+        """The lines in the groups that are sent together: one at a time for generation."""
+        return ([line] for line in lines)
+
+    async def _work(self, pending: Iterator[Sequence[PromptLine]]) -> None:
+        for group in pending:
+            for result in await self._run_group(group):
+                # Counted once on disk; meanwhile this worker sends its next group.
+                saved = self._output.submit(result.as_json())
+                saved.add_done_callback(functools.partial(self._count, result))
+
+    async def _run_group(self, group: Sequence[PromptLine]) -> list[LineResult]:
+        return [await self._run_line(line) for line in group]
 
     def _count(self, result: LineResult, saved: asyncio.Future[None]) -> None:
         if not saved.cancelled() and saved.exception() is None:

@@ -215,7 +215,7 @@ def build_request(
     if not caller_tools and config.use_vertex_ai_search and config.grounding_mode == "tool":
         assert config.vertex_ai_search_datastore is not None  # checked by the config
         fields["tools"] = [vertex_search_tool(config.vertex_ai_search_datastore)]
-    _refuse_bypass(fields)
+    refuse_bypass(fields)
 
     model_name = model or config.model
     system = fields.get("system_instruction")
@@ -226,7 +226,7 @@ def build_request(
     try:
         generation_config = types.GenerateContentConfig(**fields)
     except pydantic.ValidationError as exc:
-        raise _config_error(exc, "generation config") from None
+        raise config_error(exc, "generation config") from None
     loop = function_calling.plan(generation_config)
     if function_calling.functions_in(generation_config.tools):
         # Never Google's loop: greycloud runs the functions itself, one limited call a hop.
@@ -245,7 +245,7 @@ def given_fields(generate_config: GenerateConfig | None) -> dict[str, Any]:
         try:
             checked = types.GenerateContentConfig.model_validate(generate_config)
         except pydantic.ValidationError as exc:
-            raise _config_error(exc, "config") from None
+            raise config_error(exc, "config") from None
     else:
         raise ConfigError(
             "config",
@@ -259,7 +259,7 @@ def given_fields(generate_config: GenerateConfig | None) -> dict[str, Any]:
     }
 
 
-def _refuse_bypass(fields: Mapping[str, Any]) -> None:
+def refuse_bypass(fields: Mapping[str, Any]) -> None:
     """Refuse the settings that would take a guarantee away (the rest are honoured)."""
     http_options = fields.get("http_options")
     if http_options is None:
@@ -278,7 +278,9 @@ def _refuse_bypass(fields: Mapping[str, Any]) -> None:
         )
 
 
-def _config_error(exc: pydantic.ValidationError, what: str) -> ConfigError:
+def config_error(exc: pydantic.ValidationError, what: str) -> ConfigError:
+    """The ``ConfigError`` for the first problem pydantic found (``what``: the object's name
+    when the problem is not in one field)."""
     problem = exc.errors()[0]
     where = ".".join(str(part) for part in problem["loc"]) or what
     return ConfigError(where, f"{problem['msg']} (got {problem.get('input')!r})")

@@ -12,11 +12,26 @@ import email.utils
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx2
 from google.genai import errors
+
+# on_retry(failed_attempt, error, delay_seconds): told before each backoff sleep.
+RetryCallback = Callable[[int, BaseException, float], None]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a retried call retries each request (``generate_with_retry``, ``embed_content``)."""
+
+    max_retries: int
+    base_delay: float
+    max_delay: float
+    on_retry: RetryCallback | None
+
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# output-sha256: 15e3f4703b8c0eef
+# output-sha256: 595f28759fa4fcbe
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
@@ -22,6 +21,7 @@ from google.genai import errors, types
 
 from .. import auth
 from .._core import function_calling
+from .._core.embedding import plan_embedding
 from .._core.request import (
     Contents,
     GenerateConfig,
@@ -32,7 +32,13 @@ from .._core.request import (
     estimate_tokens,
     priced_estimate,
 )
-from .._core.retry import backoff_delay, classify, is_rejected_api_key
+from .._core.retry import (
+    RetryCallback,
+    RetryPolicy,
+    backoff_delay,
+    classify,
+    is_rejected_api_key,
+)
 from .._core.token_estimate import UnsizedMedia
 from .._primitives import (
     SyncLock,
@@ -55,6 +61,7 @@ from ..errors import (
     StreamInterruptedError,
 )
 from .chats import GreyCloudChats
+from .embeddings import embed_planned
 from .grounding import SearchGrounding
 from .rate_limiter import SyncVertexRateLimiter
 
@@ -63,8 +70,6 @@ logger = logging.getLogger(__name__)
 StreamItem = str | types.GenerateContentResponse
 # What a credential refresh may fix: the server's 401, or credentials the SDK could not refresh.
 AuthFailure = errors.APIError | google.auth.exceptions.RefreshError
-# on_retry(failed_attempt, error, delay_seconds): told before each backoff sleep.
-RetryCallback = Callable[[int, BaseException, float], None]
 
 DEFAULT_BASE_DELAY = 1.0
 DEFAULT_MAX_DELAY = 60.0
@@ -72,16 +77,6 @@ DEFAULT_MAX_DELAY = 60.0
 COUNT_TOKENS_KEY = "countTokens:{model}"
 # Errors that mean the service cannot count tokens for this request (not a passing failure).
 _CANNOT_COUNT_STATUS = frozenset({400, 404, 501})
-
-
-@dataclass(frozen=True)
-class _Retry:
-    """How ``generate_with_retry`` retries each request (``generate_content`` does not)."""
-
-    max_retries: int
-    base_delay: float
-    max_delay: float
-    on_retry: RetryCallback | None
 
 
 class GreyCloudClient:
@@ -390,7 +385,7 @@ class GreyCloudClient:
         if max_retries < 0:
             raise ConfigError("max_retries", f"must be 0 or more, got {max_retries}")
         request = self._build(contents, **generate_kwargs)
-        retry = _Retry(max_retries, base_delay, max_delay, on_retry)
+        retry = RetryPolicy(max_retries, base_delay, max_delay, on_retry)
         if not streaming:
             return self._generate(request, retry)
         if return_chunks:
@@ -454,6 +449,48 @@ class GreyCloudClient:
                     raise
                 raise ValueError(str(exc)) from exc
         return int(result.total_tokens or 0)
+
+    # -- embeddings -------------------------------------------------------------------------
+
+    def embed_content(
+        self,
+        contents: Contents,
+        model: str | None = None,
+        *,
+        task_type: str | None = None,
+        output_dimensionality: int | None = None,
+        title: str | None = None,
+        auto_truncate: bool | None = None,
+        config: types.EmbedContentConfig | dict[str, Any] | None = None,
+        max_retries: int = 5,
+        on_retry: RetryCallback | None = None,
+    ) -> types.EmbedContentResponse:
+        """One embedding per input (a text, Part or Content; a list is one input per item), in
+        input order, from ``model`` (default: the config's ``embedding_model``).
+
+        The inputs are split into as many requests as the model's per-request limits need;
+        they run concurrently, each under the model's own limits, retried like
+        ``generate_with_retry``. Keyword arguments win over the fields of ``config`` (an
+        ``EmbedContentConfig`` or a dict). Bad input raises ``ConfigError`` before anything
+        is sent.
+        """
+        if max_retries < 0:
+            raise ConfigError("max_retries", f"must be 0 or more, got {max_retries}")
+        model = model or self.config.embedding_model
+        plan = plan_embedding(
+            contents,
+            model,
+            vertexai=self.config.vertexai,
+            task_type=task_type,
+            output_dimensionality=output_dimensionality,
+            title=title,
+            auto_truncate=auto_truncate,
+            config=config,
+            # A request must fit in the token quota, or it could never start.
+            max_request_tokens=self.config.limits_for(model)["tpm"],
+        )
+        retry = RetryPolicy(max_retries, DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY, on_retry)
+        return embed_planned(self, plan, retry)
 
     # -- internals --------------------------------------------------------------------------
 
@@ -558,7 +595,7 @@ class GreyCloudClient:
             return None
 
     def _generate(
-        self, request: GenerateRequest, retry: _Retry | None
+        self, request: GenerateRequest, retry: RetryPolicy | None
     ) -> types.GenerateContentResponse:
         """One answer: one request, or with Python functions one request per hop."""
         request = self._ground(request)
@@ -584,7 +621,7 @@ class GreyCloudClient:
         return response
 
     def _generate_attempts(
-        self, request: GenerateRequest, retry: _Retry | None
+        self, request: GenerateRequest, retry: RetryPolicy | None
     ) -> types.GenerateContentResponse:
         if retry is None:
             return self._generate_once(request)
@@ -597,7 +634,7 @@ class GreyCloudClient:
                 self._wait_before_retry(exc, attempt, retry)
 
     def _stream(
-        self, request: GenerateRequest, retry: _Retry | None
+        self, request: GenerateRequest, retry: RetryPolicy | None
     ) -> Iterator[types.GenerateContentResponse]:
         """The chunks of the answer; with Python functions, of every hop, the functions run
         between hops (each hop's stream is resumed on its own)."""
@@ -633,7 +670,7 @@ class GreyCloudClient:
             request = request.next_hop(history)
 
     def _stream_attempts(
-        self, request: GenerateRequest, retry: _Retry | None
+        self, request: GenerateRequest, retry: RetryPolicy | None
     ) -> Iterator[types.GenerateContentResponse]:
         if retry is None:
             return self._stream_once(request)
@@ -721,7 +758,7 @@ class GreyCloudClient:
             permit.reconcile(usage)
 
     def _stream_with_retry(
-        self, request: GenerateRequest, retry: _Retry
+        self, request: GenerateRequest, retry: RetryPolicy
     ) -> Iterator[types.GenerateContentResponse]:
         delivered = ""  # text the caller already has, across attempts
         calls_delivered = 0  # function calls the caller already has, across attempts
@@ -775,7 +812,7 @@ class GreyCloudClient:
             finally:
                 sync_close_iterator(attempt_stream)
 
-    def _wait_before_retry(self, exc: Exception, attempt: int, retry: _Retry) -> None:
+    def _wait_before_retry(self, exc: Exception, attempt: int, retry: RetryPolicy) -> None:
         """Return after the backoff if ``exc`` may be retried; otherwise raise."""
         failure = classify(exc)  # a per-day 429 arrives here already as QuotaExhaustedError
         if not failure.transient:

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/rate_limiter.py by tools/generate.py.
 # Change _async_src/rate_limiter.py and run `make generate`.
-# output-sha256: 76e06c07d68be7a1
+# output-sha256: 9b539347f7a2eec5
 """``VertexRateLimiter``: every call waits here for a start inside its model's quota.
 
 Each request books its start across requests per minute, tokens per minute and (optionally)
@@ -62,7 +62,12 @@ class Permit:
         """
         actual = counted_tokens(usage, self._limiter.token_counting)
         if actual is not None:
-            self._limiter._store.reconcile(self._booking, actual, prompt_details(usage))
+            self.reconcile_tokens(actual, prompt_details(usage))
+
+    def reconcile_tokens(self, actual: int, details: Mapping[str, int] | None = None) -> None:
+        """Correct the booked tokens with a count the service reported (e.g. an embedding
+        response's), by modality when ``details`` gives them."""
+        self._limiter._store.reconcile(self._booking, actual, details)
 
 
 class _LimitBlock:

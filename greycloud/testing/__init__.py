@@ -6,7 +6,8 @@
         config = emu.config()                     # a GreyCloudConfig pointing at it
         emu.inject(Fault.status(503), times=2)    # the next two requests fail
 
-It serves generateContent, streamGenerateContent, countTokens, cachedContents,
+It serves generateContent, streamGenerateContent, countTokens, the embedding routes
+(``:predict``, ``:embedContent``, ``:batchEmbedContents``), cachedContents,
 batchPredictionJobs and Vertex AI Search ``:search`` over real HTTP on 127.0.0.1, with quotas,
 auth and scripted faults; it can script function calls (``script_function_calls``) and answers
 JSON that fits the response schema a request sends. ``EmulatorProcess`` runs one in a process

@@ -51,8 +51,9 @@ class VertexEmulator:
     jobs read their input and to which they write ``predictions.jsonl``; without it
     ``STORAGE_EMULATOR_HOST`` is used, and with neither, batch jobs only change state.
 
-    Quotas apply to generateContent and streamGenerateContent only: countTokens has its own,
-    much larger quota on Vertex AI, so here it is free. Bearer tokens and API keys are both
+    Quotas apply to generateContent, streamGenerateContent and the embedding routes (under
+    the embedding model's id): countTokens has its own, much larger quota on Vertex AI, so
+    here it is free. Bearer tokens and API keys are both
     accepted on every path (real Vertex AI is stricter about which goes where).
     """
 

@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from ._answers import make_answer, prompt_details, response_json, stream_events
+from ._embeddings import EMBEDDING_METHODS, answer_embedding
 from ._faults import Fault
 from ._quota import Refusal
 from ._records import RequestRecord
@@ -30,7 +31,9 @@ logger = logging.getLogger(__name__)
 
 _VERTEX_VERSIONS = frozenset({"v1", "v1beta1"})
 _DEVELOPER_VERSIONS = frozenset({"v1", "v1beta", "v1alpha"})
-_MODEL_METHODS = frozenset({"generateContent", "streamGenerateContent", "countTokens"})
+_MODEL_METHODS = frozenset(
+    {"generateContent", "streamGenerateContent", "countTokens", *EMBEDDING_METHODS}
+)
 _SECRET_HEADERS = frozenset({"authorization", "x-goog-api-key"})
 _JSON_TYPE = "application/json; charset=UTF-8"
 _SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -44,6 +47,7 @@ class Route:
     ``kind``: "model" (a model method), "caches"/"cache", "batches"/"batch"/"batch_cancel",
     "search" (Vertex AI Search; ``name`` is the datastore).
     ``parent``: the resource parent ("projects/P/locations/L", or "" on the Developer API).
+    ``vertex``: a Vertex AI path (False: the Gemini Developer API).
     """
 
     kind: str
@@ -53,6 +57,7 @@ class Route:
     model: str | None = None
     method: str | None = None
     name: str | None = None
+    vertex: bool = True
 
 
 def parse_route(path: str) -> Route | None:
@@ -83,6 +88,7 @@ def parse_route(path: str) -> Route | None:
             return None
         project = location = None
         parent, rest = "", parts[1:]
+    vertex = parts[1] in ("projects", "publishers")
 
     head = rest[0]
     if head in ("publishers", "models", "endpoints"):
@@ -99,7 +105,7 @@ def parse_route(path: str) -> Route | None:
             model = f"endpoints/{model}"
         if not model or method not in _MODEL_METHODS:
             return None
-        return Route("model", project, location, parent, model=model, method=method)
+        return Route("model", project, location, parent, model=model, method=method, vertex=vertex)
     if head == "cachedContents":
         if len(rest) == 1:
             return Route("caches", project, location, parent)
@@ -271,6 +277,8 @@ class Handler:
             return error_response(400, "The request body must be a JSON object.")
         if route.method == "countTokens":
             return self._count_tokens(body, model)
+        if route.method in EMBEDDING_METHODS:
+            return self._embed(route, model, body)
         details, cached = state.input_tokens(body, model)
         prompt = sum(details.values())
         refusal = state.admit(route.project or state.project, model, prompt + cached)
@@ -303,6 +311,16 @@ class Handler:
             b"data: " + dumps(event) + b"\r\n\r\n" for event in stream_events(answer, envelope)
         ]
         return await self._stream(request, record, events, fault)
+
+    def _embed(self, route: Route, model: str, body: dict[str, Any]) -> web.Response:
+        assert route.method is not None
+        answer = answer_embedding(route.method, model, body, route.vertex)
+        state = self.state
+        refusal = state.admit(route.project or state.project, model, answer.tokens)
+        if refusal is not None:
+            return _refusal_response(refusal)
+        state.count_prompt_tokens(model, answer.tokens)
+        return json_response(answer.body)
 
     def _count_tokens(self, body: dict[str, Any], model: str) -> web.Response:
         inner = body.get("generateContentRequest")

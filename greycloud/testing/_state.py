@@ -31,11 +31,12 @@ Responder = Callable[[dict[str, Any]], str]
 class ModelStats:
     """Counts for one model since the last reset.
 
-    ``accepted``: generate calls answered (streaming or not). ``rejected``: calls refused with
-    429, by the quota or by an injected 429 fault. ``faulted``: calls that got any other
-    injected fault. ``peak_rpm`` / ``peak_tpm``: the most requests / input tokens admitted
-    within any rolling 60-second window. ``prompt_tokens`` / ``output_tokens``: totals of the
-    accepted calls (output counts candidates and thoughts).
+    ``accepted``: generate calls (streaming or not) and embedding requests answered.
+    ``rejected``: calls refused with 429, by the quota or by an injected 429 fault.
+    ``faulted``: calls that got any other injected fault. ``peak_rpm`` / ``peak_tpm``: the
+    most requests / input tokens admitted within any rolling 60-second window.
+    ``prompt_tokens`` / ``output_tokens``: totals of the accepted calls (output counts
+    candidates and thoughts).
     """
 
     accepted: int = 0
@@ -128,7 +129,8 @@ class EmulatorState:
         return counters
 
     def admit(self, project: str, model: str, tokens: int) -> Refusal | None:
-        """Book a generate call in its quota window, or say why it is refused (and count it)."""
+        """Book a generate or embedding call in its quota window, or say why it is refused
+        (and count it)."""
         with self.lock:
             refusal = self.quotas.try_admit(project, model, self.clock(), tokens)
             counters = self._counter(model)
@@ -143,6 +145,11 @@ class EmulatorState:
             counters = self._counter(model)
             counters.prompt_tokens += answer.prompt_tokens
             counters.output_tokens += answer.candidates_tokens + answer.thoughts_tokens
+
+    def count_prompt_tokens(self, model: str, tokens: int) -> None:
+        """Input tokens of an accepted call that has no output (an embedding request)."""
+        with self.lock:
+            self._counter(model).prompt_tokens += tokens
 
     def count_fault(self, model: str, code: int | None) -> None:
         with self.lock:

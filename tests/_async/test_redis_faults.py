@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 
 from greycloud import GreyCloudAsyncClient, LimiterStorageError, VertexRateLimiter
-from greycloud._primitives import async_map_bounded, async_sleep
+from greycloud._primitives import async_map_bounded, async_run_blocking, async_sleep
 from greycloud.testing import VertexEmulator
 from tests.redis_fixture import RedisServer
 
@@ -75,18 +75,30 @@ async def test_a_booking_redis_runs_after_its_caller_gave_up_leaves_no_lease(
 async def test_waiters_for_a_shared_slot_start_in_arrival_order_across_processes(
     own_redis: RedisServer, vertex_emulator: VertexEmulator
 ) -> None:
-    limiters = [_limiter(own_redis, max_concurrency=1) for _ in range(3)]
+    # One limiter per caller: each stands for a process of its own, so every waiter is in line
+    # in Redis (a ticket), and the order they start in is the store's alone.
+    limiters = [_limiter(own_redis, max_concurrency=1) for _ in range(10)]
     clients = [_client(vertex_emulator, limiter) for limiter in limiters]
+
+    async def line_up(count: int) -> None:
+        # Each caller arrives once the slot is held and the ones before it hold their tickets,
+        # however slow the machine is.
+        while True:
+            in_flight = sum(limiter.stats().in_flight for limiter in limiters)
+            queued = await async_run_blocking(own_redis.queued, PREFIX, MODEL)
+            if in_flight == 1 and queued == count:
+                return
+            await async_sleep(0.01)
 
     async def call(index: int) -> None:
         if index == 0:  # holds the only slot while the others line up
             stream = clients[0].generate_content_stream("hold the slot")
             assert await stream.__anext__()
-            await async_sleep(1.2)
+            await line_up(9)
             await stream.aclose()
             return
-        await async_sleep(0.1 * index)
-        assert (await clients[index % 3].generate_content(f"caller {index}")).text
+        await line_up(index - 1)
+        assert (await clients[index].generate_content(f"caller {index}")).text
 
     await async_map_bounded(call, range(10), 10)
     prompts = [

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_redis_faults.py by tools/generate.py.
 # Change tests/_async/test_redis_faults.py and run `make generate`.
-# output-sha256: fe5e610d3efd3aa4
+# output-sha256: 3e81cc39424a72d6
 """The shared quota under Redis faults: what survives a frozen Redis, long streams, many waiters.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/. Every test runs
@@ -17,7 +17,7 @@ from collections.abc import Callable
 import pytest
 
 from greycloud import GreyCloudClient, LimiterStorageError, SyncVertexRateLimiter
-from greycloud._primitives import sync_map_bounded, sync_sleep
+from greycloud._primitives import sync_map_bounded, sync_run_blocking, sync_sleep
 from greycloud.testing import VertexEmulator
 from tests.redis_fixture import RedisServer
 
@@ -78,18 +78,30 @@ def test_a_booking_redis_runs_after_its_caller_gave_up_leaves_no_lease(
 def test_waiters_for_a_shared_slot_start_in_arrival_order_across_processes(
     own_redis: RedisServer, vertex_emulator: VertexEmulator
 ) -> None:
-    limiters = [_limiter(own_redis, max_concurrency=1) for _ in range(3)]
+    # One limiter per caller: each stands for a process of its own, so every waiter is in line
+    # in Redis (a ticket), and the order they start in is the store's alone.
+    limiters = [_limiter(own_redis, max_concurrency=1) for _ in range(10)]
     clients = [_client(vertex_emulator, limiter) for limiter in limiters]
+
+    def line_up(count: int) -> None:
+        # Each caller arrives once the slot is held and the ones before it hold their tickets,
+        # however slow the machine is.
+        while True:
+            in_flight = sum(limiter.stats().in_flight for limiter in limiters)
+            queued = sync_run_blocking(own_redis.queued, PREFIX, MODEL)
+            if in_flight == 1 and queued == count:
+                return
+            sync_sleep(0.01)
 
     def call(index: int) -> None:
         if index == 0:  # holds the only slot while the others line up
             stream = clients[0].generate_content_stream("hold the slot")
             assert stream.__next__()
-            sync_sleep(1.2)
+            line_up(9)
             stream.close()
             return
-        sync_sleep(0.1 * index)
-        assert (clients[index % 3].generate_content(f"caller {index}")).text
+        line_up(index - 1)
+        assert (clients[index].generate_content(f"caller {index}")).text
 
     sync_map_bounded(call, range(10), 10)
     prompts = [
