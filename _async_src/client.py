@@ -474,6 +474,7 @@ class GreyCloudAsyncClient:
         if max_retries < 0:
             raise ConfigError("max_retries", f"must be 0 or more, got {max_retries}")
         model = model or self.config.embedding_model
+        tpm = self.config.limits_for(model)["tpm"]
         plan = plan_embedding(
             contents,
             model,
@@ -483,8 +484,8 @@ class GreyCloudAsyncClient:
             title=title,
             auto_truncate=auto_truncate,
             config=config,
-            # A request must fit in the token quota, or it could never start.
-            max_request_tokens=self.config.limits_for(model)["tpm"],
+            # A request must fit in the token quota, or it could never start ("auto" has none).
+            max_request_tokens=None if tpm == "auto" else tpm,
         )
         retry = RetryPolicy(max_retries, DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY, on_retry)
         return await embed_planned(self, plan, retry)
@@ -719,7 +720,7 @@ class GreyCloudAsyncClient:
                     config=request.config,
                 )
             except (errors.APIError, QuotaExhaustedError) as exc:
-                await self._report(request.model, exc)
+                await self._report(request.model, exc, permit.start)
                 raise
             await permit.reconcile(response.usage_metadata)
             return response
@@ -748,7 +749,7 @@ class GreyCloudAsyncClient:
                     if not received and await self._recover_auth(exc, auth_attempt, generation):
                         continue
                     if isinstance(exc, errors.APIError):
-                        await self._report(request.model, exc)
+                        await self._report(request.model, exc, permit.start)
                         _raise_if_per_day(exc)
                     raise
                 finally:
@@ -824,13 +825,15 @@ class GreyCloudAsyncClient:
             retry.on_retry(attempt, exc, delay)
         await async_sleep(delay)
 
-    async def _report(self, model: str, exc: errors.APIError | QuotaExhaustedError) -> None:
+    async def _report(
+        self, model: str, exc: errors.APIError | QuotaExhaustedError, started_at: float
+    ) -> None:
         # A QuotaExhaustedError carries the 429 it was made from as its cause.
         cause = exc.__cause__ if isinstance(exc, QuotaExhaustedError) else None
         failure = classify(cause or exc)
         if failure.rate_limited:
             await self.rate_limiter.report_rate_limited(
-                model, failure.retry_after, per_day=failure.per_day
+                model, failure.retry_after, per_day=failure.per_day, started_at=started_at
             )
 
     async def _recover_auth(self, exc: AuthFailure, attempt: int, generation: int) -> bool:

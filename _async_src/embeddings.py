@@ -18,6 +18,7 @@ from .._core.embedding import EmbeddingPlan, EmbedRequest, check_answer, counted
 from .._core.retry import RetryPolicy
 from .._primitives import async_map_bounded
 from ..config import GreyCloudConfig
+from ..errors import ConfigError, QuotaExhaustedError
 from .rate_limiter import VertexRateLimiter
 
 
@@ -30,7 +31,9 @@ class EmbeddingClient(Protocol):
 
     async def _call_with_auth(self, surface: str, method: str, **arguments: Any) -> Any: ...
 
-    async def _report(self, model: str, exc: errors.APIError) -> None: ...
+    async def _report(
+        self, model: str, exc: errors.APIError | QuotaExhaustedError, started_at: float
+    ) -> None: ...
 
     async def _wait_before_retry(
         self, exc: Exception, attempt: int, retry: RetryPolicy
@@ -53,6 +56,8 @@ async def embed_planned(
                 await client._wait_before_retry(exc, attempt, retry)
 
     concurrency = client.config.limits_for(plan.model)["max_concurrency"]
+    if not isinstance(concurrency, int):  # only rpm and tpm may be "auto"
+        raise ConfigError("max_concurrency", f"must be a whole number, got {concurrency!r}")
     responses = await async_map_bounded(send, plan.requests, concurrency)
     return merge(responses)
 
@@ -71,7 +76,7 @@ async def _send_once(
                 config=plan.config,
             )
         except errors.APIError as exc:
-            await client._report(plan.model, exc)
+            await client._report(plan.model, exc, permit.start)
             raise
         check_answer(request, response)
         actual = counted_tokens(response)

@@ -40,7 +40,7 @@ class LimiterStore(Protocol):
     async def release(self, booking: Booking, success: bool) -> None: ...
 
     async def report_rate_limited(
-        self, model: str, retry_delay: float | None, per_day: bool
+        self, model: str, retry_delay: float | None, per_day: bool, started_at: float | None
     ) -> None: ...
 
     async def aclose(self) -> None: ...
@@ -78,9 +78,9 @@ class MemoryStore:
         self._core.finish(booking, success)
 
     async def report_rate_limited(
-        self, model: str, retry_delay: float | None, per_day: bool
+        self, model: str, retry_delay: float | None, per_day: bool, started_at: float | None
     ) -> None:
-        self._core.report_rate_limited(model, retry_delay, per_day)
+        self._core.report_rate_limited(model, retry_delay, per_day, started_at)
 
     async def aclose(self) -> None:
         return None

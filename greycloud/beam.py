@@ -208,10 +208,8 @@ class _Worker:
 
 def _most_in_flight(config: GreyCloudConfig) -> int:
     """The largest concurrency the limits allow for any model (the limiter enforces each)."""
-    per_model = [
-        limits.get("max_concurrency", 0) for limits in (config.model_limits or {}).values()
-    ]
-    return max([config.max_concurrency, *per_model])
+    per_model = [limits.get("max_concurrency") for limits in (config.model_limits or {}).values()]
+    return max([config.max_concurrency, *(n for n in per_model if isinstance(n, int))])
 
 
 def _shut_down(

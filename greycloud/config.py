@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from google.genai import types
 
+from ._limiter.quota import build_quotas
 from .errors import ConfigError
 
 DEFAULT_MODEL = "gemini-2.5-flash"
@@ -116,11 +117,14 @@ class GreyCloudConfig:
     )
     gcs_bucket: str | None = None
 
-    # Client-side limits (per model; see model_limits for overrides).
-    rpm: int = 60
-    tpm: int = 250_000
+    # Client-side limits (per model; see model_limits for overrides). rpm="auto" discovers the
+    # rate of a shared pool (Vertex AI's Dynamic Shared Quota) within [auto_floor, auto_max].
+    rpm: int | Literal["auto"] = 60
+    tpm: int | Literal["auto"] = 250_000
     max_concurrency: int = 10
-    model_limits: Mapping[str, Mapping[str, int]] | None = None
+    model_limits: Mapping[str, Mapping[str, int | Literal["auto"]]] | None = None
+    auto_max: int | None = None
+    auto_floor: int | None = None
     token_counting: Literal["input", "total"] = "input"
     # Media of unknown size (file_data URIs, unknown formats): "count" asks countTokens once per
     # (model, URI, MIME type, resolution); "average" books the learned per-modality average.
@@ -137,22 +141,14 @@ class GreyCloudConfig:
     # -- validation -------------------------------------------------------------------------
 
     def _check_limits(self) -> None:
-        for name in ("rpm", "tpm", "max_concurrency"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(name, f"must be a positive integer, got {value!r}")
-        for model, limits in (self.model_limits or {}).items():
-            for key, value in limits.items():
-                if key not in ("rpm", "tpm", "rpd", "max_concurrency"):
-                    raise ConfigError(
-                        "model_limits",
-                        f"unknown limit {key!r} for model {model!r}; "
-                        "use rpm, tpm, rpd or max_concurrency",
-                    )
-                if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                    raise ConfigError(
-                        "model_limits", f"{model}.{key} must be a positive integer, got {value!r}"
-                    )
+        build_quotas(
+            self.rpm,
+            self.tpm,
+            self.max_concurrency,
+            self.model_limits,
+            auto_max=self.auto_max,
+            auto_floor=self.auto_floor,
+        )
         _check_choice("token_counting", self.token_counting, TOKEN_COUNTING)
         _check_choice("media_token_estimate", self.media_token_estimate, MEDIA_TOKEN_ESTIMATES)
         _check_choice(
@@ -246,9 +242,13 @@ class GreyCloudConfig:
             raise ConfigError("api_key_file", f"{self.api_key_file!r} is empty")
         return key
 
-    def limits_for(self, model: str) -> dict[str, int]:
+    def limits_for(self, model: str) -> dict[str, int | Literal["auto"]]:
         """The rpm/tpm/max_concurrency that apply to ``model`` (defaults plus its overrides)."""
-        limits = {"rpm": self.rpm, "tpm": self.tpm, "max_concurrency": self.max_concurrency}
+        limits: dict[str, int | Literal["auto"]] = {
+            "rpm": self.rpm,
+            "tpm": self.tpm,
+            "max_concurrency": self.max_concurrency,
+        }
         limits.update((self.model_limits or {}).get(model, {}))
         return limits
 

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/embeddings.py by tools/generate.py.
 # Change _async_src/embeddings.py and run `make generate`.
-# output-sha256: 0b796a50f03ad391
+# output-sha256: f519326d0a4eb505
 """Embeddings under the limiter: one ``embed_content`` call sent as many requests.
 
 The call is planned by ``greycloud._core.embedding`` (checked, split by the model's per-request
@@ -21,6 +21,7 @@ from .._core.embedding import EmbeddingPlan, EmbedRequest, check_answer, counted
 from .._core.retry import RetryPolicy
 from .._primitives import async_map_bounded
 from ..config import GreyCloudConfig
+from ..errors import ConfigError, QuotaExhaustedError
 from .rate_limiter import VertexRateLimiter
 
 
@@ -33,7 +34,9 @@ class EmbeddingClient(Protocol):
 
     async def _call_with_auth(self, surface: str, method: str, **arguments: Any) -> Any: ...
 
-    async def _report(self, model: str, exc: errors.APIError) -> None: ...
+    async def _report(
+        self, model: str, exc: errors.APIError | QuotaExhaustedError, started_at: float
+    ) -> None: ...
 
     async def _wait_before_retry(
         self, exc: Exception, attempt: int, retry: RetryPolicy
@@ -56,6 +59,8 @@ async def embed_planned(
                 await client._wait_before_retry(exc, attempt, retry)
 
     concurrency = client.config.limits_for(plan.model)["max_concurrency"]
+    if not isinstance(concurrency, int):  # only rpm and tpm may be "auto"
+        raise ConfigError("max_concurrency", f"must be a whole number, got {concurrency!r}")
     responses = await async_map_bounded(send, plan.requests, concurrency)
     return merge(responses)
 
@@ -74,7 +79,7 @@ async def _send_once(
                 config=plan.config,
             )
         except errors.APIError as exc:
-            await client._report(plan.model, exc)
+            await client._report(plan.model, exc, permit.start)
             raise
         check_answer(request, response)
         actual = counted_tokens(response)

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/limiter_store.py by tools/generate.py.
 # Change _async_src/limiter_store.py and run `make generate`.
-# output-sha256: 9ef6ba9ec14a7019
+# output-sha256: 62af7ddacb05e4ad
 """Where the limiter keeps its quota state: the ``LimiterStore`` interface and the in-memory store.
 
 A store books starts, gives back bookings that never started, corrects tokens after the
@@ -43,7 +43,7 @@ class LimiterStore(Protocol):
     async def release(self, booking: Booking, success: bool) -> None: ...
 
     async def report_rate_limited(
-        self, model: str, retry_delay: float | None, per_day: bool
+        self, model: str, retry_delay: float | None, per_day: bool, started_at: float | None
     ) -> None: ...
 
     async def aclose(self) -> None: ...
@@ -81,9 +81,9 @@ class MemoryStore:
         self._core.finish(booking, success)
 
     async def report_rate_limited(
-        self, model: str, retry_delay: float | None, per_day: bool
+        self, model: str, retry_delay: float | None, per_day: bool, started_at: float | None
     ) -> None:
-        self._core.report_rate_limited(model, retry_delay, per_day)
+        self._core.report_rate_limited(model, retry_delay, per_day, started_at)
 
     async def aclose(self) -> None:
         return None

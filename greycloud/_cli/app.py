@@ -96,13 +96,20 @@ OutputOption = Annotated[
     typer.Option("--output", "-o", metavar="OUTPUT.jsonl", help="Results, one line per input id."),
 ]
 RpmOption = Annotated[
-    int | None,
-    typer.Option(min=1, help="Requests per minute per model.", show_default=_config_default("rpm")),
+    str | None,
+    typer.Option(
+        metavar="N|auto",
+        help="Requests per minute per model, or auto: discover the rate a shared pool "
+        "serves (Vertex AI's Dynamic Shared Quota).",
+        show_default=_config_default("rpm"),
+    ),
 ]
 TpmOption = Annotated[
-    int | None,
+    str | None,
     typer.Option(
-        min=1, help="Input tokens per minute per model.", show_default=_config_default("tpm")
+        metavar="N|auto",
+        help="Input tokens per minute per model, or auto (no token limit of its own).",
+        show_default=_config_default("tpm"),
     ),
 ]
 ConcurrencyOption = Annotated[
@@ -214,8 +221,8 @@ def run(
         "system_instruction": system,
         "temperature": temperature,
         "max_output_tokens": max_output_tokens,
-        "rpm": rpm,
-        "tpm": tpm,
+        "rpm": _limit_option("--rpm", rpm),
+        "tpm": _limit_option("--tpm", tpm),
         "max_concurrency": concurrency,
     }
     options = RunOptions(max_retries, retry_failed, skip_invalid, log_interval)
@@ -287,10 +294,28 @@ def embed(
     target = make_target(
         context, emulator, endpoint, api_version, verbose=verbose, access_token=access_token
     )
-    overrides = {"embedding_model": model, "rpm": rpm, "tpm": tpm, "max_concurrency": concurrency}
+    overrides = {
+        "embedding_model": model,
+        "rpm": _limit_option("--rpm", rpm),
+        "tpm": _limit_option("--tpm", tpm),
+        "max_concurrency": concurrency,
+    }
     options = RunOptions(max_retries, retry_failed, skip_invalid, log_interval)
     kind = embed_lines(task_type, dimensions)
     raise typer.Exit(run_file(input_path, output_path, target, overrides, options, kind))
+
+
+def _limit_option(name: str, value: str | None) -> int | str | None:
+    """``--rpm``/``--tpm``: a positive whole number or "auto"."""
+    if value is None or value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise fail(f"{name} must be a positive whole number or auto, got {value!r}", EXIT_USAGE)
+    return number
 
 
 # -- generate, count-tokens --------------------------------------------------------------------

@@ -6,7 +6,7 @@ The runner only updates a :class:`RunTally`; a reporter decides how and when to 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol
@@ -34,6 +34,7 @@ class RunTally:
     already_done: int
     already_failed: int = 0  # part of already_done: failed for good in an earlier run
     rpm: int | None = None  # the request limit: the ETA never assumes a faster pace
+    auto_rpm: Callable[[], float | None] | None = None  # rpm="auto": the rate found so far
     succeeded: int = 0
     failed: int = 0
     retries: int = 0
@@ -113,10 +114,14 @@ def duration(seconds: float | None) -> str:
 
 
 def counters(tally: RunTally) -> str:
-    return (
+    line = (
         f"tokens {compact(tally.prompt_tokens)} in / {compact(tally.output_tokens)} out · "
         f"retries {tally.retries} · 429s {tally.rate_limited}"
     )
+    discovered = tally.auto_rpm() if tally.auto_rpm is not None else None
+    if discovered is not None:
+        line += f" · auto rate {discovered:.0f}/min"
+    return line
 
 
 class _BarWithCounters(Progress):

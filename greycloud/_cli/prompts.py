@@ -128,7 +128,7 @@ def token_check(config: GreyCloudConfig) -> Callable[[PromptLine], str | None]:
         system = line.system_instruction or config.system_instruction
         tokens = estimate_tokens(line.contents, system, model)
         limit = config.limits_for(model)["tpm"]
-        if tokens <= limit:
+        if limit == "auto" or tokens <= limit:  # "auto": no token limit of its own
             return None
         return (
             f"needs about {tokens} input tokens, more than the whole token quota of {limit} "

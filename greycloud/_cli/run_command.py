@@ -181,7 +181,9 @@ def _run_journalled(
         client = GreyCloudAsyncClient(config, credentials=credentials)
         # Only now, with a working client: the old failed lines make way for new ones.
         journal.drop_failed(plan.retry_ids)
-        tally.rpm = client.config.rpm
+        rpm = client.config.rpm
+        tally.rpm = rpm if isinstance(rpm, int) else None  # "auto": no known pace
+        tally.auto_rpm = _discovered_rpm(client)
         received, stopped = _run_with_progress(client, journal, tally, source, plan, options)
 
     say(summary(tally))
@@ -258,3 +260,17 @@ def _start_line(tally: RunTally, to_run: int, retrying: int) -> str:
 
 def _this_command() -> str:
     return shlex.join(["greycloud", *sys.argv[1:]])
+
+
+def _discovered_rpm(client: GreyCloudAsyncClient) -> Callable[[], float | None] | None:
+    """For a run with a discovered rate (rpm="auto"): reads the requests/min found so far."""
+    config = client.config
+    limits = [config.rpm, *((config.model_limits or {}).get(config.model, {}).values())]
+    if "auto" not in limits:
+        return None
+
+    def read() -> float | None:
+        rates = [m.rpm for m in client.rate_limiter.stats().models.values() if m.auto]
+        return sum(rates) if rates else None
+
+    return read

@@ -62,7 +62,10 @@ def open_config(target: Target, **overrides: Any) -> Iterator[Resolved]:
         config = emulator.config(**{"use_api_key": False, **fields})
         # The emulated service enforces the same quota the client is told, so a run shows
         # whether the limiter keeps it (the summary counts any 429).
-        emulator.set_quota(rpm=config.rpm, tpm=config.tpm)
+        emulator.set_quota(
+            rpm=config.rpm if isinstance(config.rpm, int) else None,
+            tpm=config.tpm if isinstance(config.tpm, int) else None,
+        )
         yield Resolved(config, credentials)
 
 

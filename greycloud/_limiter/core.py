@@ -6,7 +6,9 @@ limiter) and threads (the sync one). The waiting itself, and Redis, live in the 
 
 Per model it keeps one GCRA bucket per dimension (see ``gcra``), a concurrency count with a FIFO
 queue of waiters, the adaptation state (rate factor, hold, shift), the calibration of token
-estimates per modality (``calibration``), and the counters behind ``stats()``.
+estimates per modality (``calibration``), and the counters behind ``stats()``. For
+``rpm="auto"`` the request rate comes from a ``RateDiscovery`` (see ``discovery``) instead of a
+fixed quota, and the bookings still waiting are spaced again whenever it changes.
 
 Most calls find nothing to wait for: a slot free, nobody ahead, a start that is due. For them
 ``try_start`` does the whole way in (slot, booking, turn) under one lock acquisition, with the
@@ -21,10 +23,11 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import RequestTooLargeError
 from .calibration import Calibration, TokenEstimate
+from .discovery import RateChange, RateDiscovery
 from .gcra import THETA, Dimension, earliest_start, place, same_time, slot_length
 from .quota import Quota
 from .stats import LimiterStats, ModelStats
@@ -33,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 TOKENS = 1  # index of the token dimension in every bucket (requests come first)
 DEFAULT_HOLD = 1.0  # seconds to hold new starts after a 429 that gave no retry delay
+RECHECK = 0.5  # seconds a waiter sleeps at most under a discovered rate before rechecking
 
 
 class Waker(Protocol):
@@ -113,13 +117,16 @@ class _Bucket:
         "bursts",
         "calibration",
         "dims",
+        "discovery",
         "epoch",
         "factor",
         "hold",
         "in_flight",
         "last_start",
+        "logged_version",
         "next_ticket",
         "passed",
+        "pending",
         "per_day",
         "queue",
         "quota",
@@ -137,10 +144,17 @@ class _Bucket:
         "waiting",
     )
 
-    def __init__(self, quota: Quota, dims: tuple[Dimension, ...], margin: float) -> None:
+    def __init__(
+        self, quota: Quota, dims: tuple[Dimension, ...], margin: float, now: float
+    ) -> None:
         self.quota = quota
         self.dims = dims
         self.base_rates = [dim.rate(margin) for dim in dims]
+        # rpm="auto": the request rate is whatever the discovery says (see ``discovery``).
+        self.discovery = None if quota.auto is None else RateDiscovery(quota.auto, now)
+        self.logged_version = 0
+        if self.discovery is not None:
+            self.base_rates[0] = self.discovery.rate(now)
         self.bursts = [dim.burst for dim in dims]
         self.token_slack = dims[TOKENS].slack
         self.rates: list[float] = []
@@ -165,6 +179,8 @@ class _Bucket:
         self.serving = 0
         self.passed: set[int] = set()
         self.turn_waiters: dict[int, Waker] = {}
+        # rpm="auto": bookings not started yet, in ticket order (a new rate moves them).
+        self.pending: dict[int, Booking] = {}
 
     def set_factor(self, factor: float) -> None:
         """Change the rate factor, and the rates and slot lengths derived from it.
@@ -251,7 +267,8 @@ class LimiterCore:
         bucket = self._buckets.get(model)
         if bucket is None:
             quota = self.quota_for(model)
-            bucket = _Bucket(quota, quota.dimensions(self.token_slack), self.margin)
+            dims = quota.dimensions(self.token_slack)
+            bucket = _Bucket(quota, dims, self.margin, self.clock())
             bucket = self._buckets.setdefault(model, bucket)
         return bucket
 
@@ -281,9 +298,11 @@ class LimiterCore:
         self.check_size(model, tokens)
         with self._lock:
             bucket = self._bucket(model)
+            now = self.clock()
+            if bucket.discovery is not None:
+                self._follow_discovery(bucket, model, now)
             cost = bucket.cost_of(tokens, estimate)
             lengths = bucket.lengths_for(cost)
-            now = self.clock()
             start = earliest_start(max(now, bucket.hold), bucket.tats, lengths, bucket.bursts)
             return self._commit(bucket, model, tokens, cost, lengths, start, estimate)
 
@@ -303,15 +322,18 @@ class LimiterCore:
             bucket = self._bucket(model)
             if not bucket.may_start_at_once():
                 return None
+            now = self.clock()
+            if bucket.discovery is not None:
+                self._follow_discovery(bucket, model, now)
             cost = bucket.cost_of(tokens, estimate)
             lengths = bucket.lengths_for(cost)
-            now = self.clock()
             start = earliest_start(max(now, bucket.hold), bucket.tats, lengths, bucket.bursts)
             if start > now:
                 return None
             booking = self._commit(bucket, model, tokens, cost, lengths, start, estimate)
             bucket.slots += 1
             bucket.serving += 1  # this booking's turn (nobody before it), passed on
+            bucket.pending.pop(booking.ticket, None)
             bucket.in_flight += 1
             return booking
 
@@ -343,7 +365,14 @@ class LimiterCore:
         booking.ticket = bucket.next_ticket
         booking.breakdown = estimate
         bucket.next_ticket += 1
+        if bucket.discovery is not None:
+            bucket.discovery.on_start(start)
+            bucket.pending[booking.ticket] = booking
         return booking
+
+    def recheck_interval(self, model: str) -> float:
+        """How long a waiter may sleep before ``confirm`` (a discovered rate may change)."""
+        return RECHECK if self._bucket(model).discovery is not None else math.inf
 
     def continue_after(self, model: str, at: float) -> None:
         """Book ``model``'s next starts no earlier than ``at``: a fallback taking over a shared
@@ -356,9 +385,15 @@ class LimiterCore:
         """Seconds a waiting booking must still wait because a hold was imposed since it booked.
 
         The booking (and every pending booking) was moved later by that much; 0 when not.
+        Under a discovered rate this is also when the rate is brought up to date, which may
+        move the booking (either way: the caller rereads its start).
         """
         with self._lock:
-            delta = self._bucket(booking.model).shift - booking.shift
+            bucket = self._bucket(booking.model)
+            if bucket.discovery is not None:
+                # A new rate moves waiting bookings in place (``_respace``), either way.
+                self._follow_discovery(bucket, booking.model, self.clock())
+            delta = bucket.shift - booking.shift
             if delta <= 0:
                 return 0.0
             booking.shift += delta
@@ -421,6 +456,10 @@ class LimiterCore:
         """A started request ended; a success counts towards recovering the rate."""
         with self._lock:
             bucket = self._bucket(booking.model)
+            if bucket.discovery is not None:
+                if success:
+                    bucket.discovery.on_success(self.clock())
+                return
             if not success or bucket.factor >= 1.0 or booking.epoch != bucket.epoch:
                 return
             bucket.successes += 1
@@ -437,14 +476,30 @@ class LimiterCore:
         """Successes in a row before the next recovery step: about a minute of requests."""
         return max(self.recover_after, math.ceil(factor * quota.rpm))
 
-    def report_rate_limited(self, model: str, retry_delay: float | None, per_day: bool) -> None:
-        """A 429: slow down and hold new starts until the retry delay (not for per-day quotas)."""
+    def report_rate_limited(
+        self,
+        model: str,
+        retry_delay: float | None,
+        per_day: bool,
+        started_at: float | None = None,
+    ) -> None:
+        """A 429: slow down and hold new starts until the retry delay (not for per-day quotas).
+
+        For a discovered rate (``rpm="auto"``) the discovery cuts (once per episode: a request
+        ``started_at`` before the last cut is part of it) and starts are held only for a retry
+        delay the server gave.
+        """
         self.count_rate_limited(model, per_day)
         if per_day:
             return
         with self._lock:
             bucket = self._bucket(model)
             now = self.clock()
+            if bucket.discovery is not None:
+                self._discovery_cut(bucket, model, now, started_at)
+                if retry_delay:
+                    self._hold(bucket, now, retry_delay)
+                return
             delay = DEFAULT_HOLD if retry_delay is None else max(0.0, retry_delay)
             if bucket.hold <= now:
                 # A new overload: shrink once; further 429s during the hold are the same episode.
@@ -458,15 +513,116 @@ class LimiterCore:
                     bucket.factor * 100,
                     delay,
                 )
-            extra = now + delay - max(bucket.hold, now)
-            if extra > 0:
-                for index, tat in enumerate(bucket.tats):
-                    if tat > now:
-                        bucket.tats[index] = tat + extra
-                if bucket.last_start > now:
-                    bucket.last_start += extra
-                bucket.shift += extra
-                bucket.hold = now + delay
+            self._hold(bucket, now, delay)
+
+    def _hold(self, bucket: _Bucket, now: float, delay: float) -> None:
+        """Hold new starts until ``now + delay``; pending bookings move later with them."""
+        extra = now + delay - max(bucket.hold, now)
+        if extra > 0:
+            for index, tat in enumerate(bucket.tats):
+                if tat > now:
+                    bucket.tats[index] = tat + extra
+            if bucket.last_start > now:
+                bucket.last_start += extra
+            bucket.shift += extra
+            bucket.hold = now + delay
+
+    # -- discovered rates (rpm="auto") ------------------------------------------------------
+
+    def _follow_discovery(
+        self, bucket: _Bucket, model: str, now: float, log: bool = True
+    ) -> RateChange | None:
+        """Book at the discovery's current rate (lock held); the change it noted since the
+        last call, if any, logged once unless ``log`` is False (then the caller logs it)."""
+        discovery = bucket.discovery
+        assert discovery is not None
+        rate = discovery.rate(now)
+        if rate != bucket.base_rates[0]:
+            bucket.base_rates[0] = rate
+            bucket.set_factor(1.0)
+        if discovery.version == bucket.logged_version:
+            return None
+        bucket.logged_version = discovery.version
+        self._respace(bucket, now)
+        change = discovery.history[-1]
+        if log:
+            log_change(model, change)
+        return change
+
+    def _discovery_cut(
+        self, bucket: _Bucket, model: str, now: float, started_at: float | None
+    ) -> None:
+        """A 429 under a discovered rate (lock held): cut once per episode; the bookings still
+        waiting are spaced again for the new rate (``_respace``)."""
+        discovery = bucket.discovery
+        assert discovery is not None
+        if discovery.on_rejected(now, started_at):
+            self._follow_discovery(bucket, model, now)
+
+    def discovered_rate(self, model: str) -> float:
+        """The request rate ``model`` books at now (units per second)."""
+        with self._lock:
+            return self._bucket(model).base_rates[0]
+
+    def step_shared_discovery(
+        self,
+        model: str,
+        state: dict[str, Any],
+        starts: list[float],
+        successes: list[float],
+        now: float,
+        rejections: list[float],
+    ) -> tuple[dict[str, Any], float, RateChange | None]:
+        """One step of ``model``'s discovered rate on a state shared by many processes.
+
+        ``state`` and the measurements come from the store (on its clock, ``now`` included);
+        ``rejections`` are the start times of this process's 429s since the last step. Returns
+        the new state, the ratio old rate / new rate and the change made here (if any: the
+        caller logs it once the state is written; a change loaded from the state was logged
+        where it was made).
+        """
+        with self._lock:
+            bucket = self._bucket(model)
+            discovery = bucket.discovery
+            assert discovery is not None, "only for a discovered rate (rpm='auto')"
+            discovery.load(state, starts, successes, now)
+            bucket.logged_version = discovery.version
+            before = float(state["rate"]) if state else discovery.rate(now)
+            discovery.rate(now)
+            for started in rejections:
+                discovery.on_rejected(now, started)
+            change = self._follow_discovery(bucket, model, now, log=False)
+            return discovery.dump(), before / discovery.rate(now), change
+
+    def shared_step_written(self, model: str) -> None:
+        """The state ``step_shared_discovery`` returned was written: its changes stay."""
+        with self._lock:
+            discovery = self._bucket(model).discovery
+            if discovery is not None:
+                discovery.shared()
+
+    def _respace(self, bucket: _Bucket, now: float) -> None:
+        """Space the bookings still waiting to start for the new rate (lock held).
+
+        They were spaced for the old one; each is placed again in booking order (requests and
+        tokens; a per-day slot stays), so start order and ticket order stay the same. The
+        schedule restarts from now: what bookings already started still hold beyond now is at
+        most half a slot each, which the slack covers.
+        """
+        floor = max(now, bucket.hold)
+        tats = [min(tat, floor) for tat in bucket.tats[: TOKENS + 1]]
+        bursts = bucket.bursts[: TOKENS + 1]
+        for booking in bucket.pending.values():
+            lengths = [bucket.unit_lengths[0], booking.lengths[TOKENS]]
+            start = earliest_start(floor, tats, lengths, bursts)
+            starts, ends = place(tats, lengths, start)
+            booking.move(start - booking.start)
+            booking.shift = bucket.shift
+            booking.lengths[: TOKENS + 1] = lengths
+            booking.slot_starts[: TOKENS + 1] = starts
+            booking.slot_ends[: TOKENS + 1] = ends
+            bucket.last_start = max(bucket.last_start, start)
+        bucket.tats[: TOKENS + 1] = tats
 
     def count_rate_limited(self, model: str, per_day: bool) -> None:
         with self._lock:
@@ -566,6 +722,7 @@ class LimiterCore:
         with self._lock:
             bucket = self._bucket(booking.model)
             bucket.turn_waiters.pop(booking.ticket, None)
+            bucket.pending.pop(booking.ticket, None)
             if booking.ticket != bucket.serving:
                 bucket.passed.add(booking.ticket)
                 return None
@@ -605,6 +762,7 @@ class LimiterCore:
                     rate_limited_per_day=bucket.per_day,
                     wait_seconds=bucket.wait_seconds,
                     calibration=bucket.calibration.ratios(),
+                    **_discovery_stats(bucket.discovery),
                 )
                 for model, bucket in self._buckets.items()
             }
@@ -616,6 +774,29 @@ class LimiterCore:
             storage=storage,
             models=models,
         )
+
+
+def log_change(model: str, change: RateChange) -> None:
+    """Log one change of a discovered rate (a cut as a warning), with fields for filters."""
+    logger.log(
+        logging.WARNING if change.reason == "cut" else logging.INFO,
+        "discovered rate for %s: %.1f requests/s (%s)",
+        model,
+        change.rate,
+        change.reason,
+        extra={"model": model, "rate": change.rate, "reason": change.reason},
+    )
+
+
+def _discovery_stats(discovery: RateDiscovery | None) -> dict[str, Any]:
+    if discovery is None:
+        return {}
+    estimate = discovery.ceiling_estimate
+    return {
+        "auto": True,
+        "ceiling_estimate_rpm": None if estimate is None else estimate * 60.0,
+        "history": tuple(discovery.history),
+    }
 
 
 def adjusted_tat(

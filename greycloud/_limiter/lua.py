@@ -12,6 +12,8 @@ hash slot and runs on Redis Cluster too (``QuotaKeys``, always passed in that or
 ``{prefix:model}:leases``   sorted set: concurrency leases by booking id, scored by expiry
 ``{prefix:model}:queue``    sorted set: booking ids waiting for a slot, scored by ticket number
 ``{prefix:model}:waiters``  sorted set: the same ids, scored by expiry (renewed while waiting)
+(``auto``, ``auto_v``, ``auto_s:<second>``, ``auto_k:<second>``: a discovered rate, see
+                            ``DISCOVERY``)
 ``{prefix:model}:gone``     sorted set: ids given up by their caller, scored by expiry, so that
                             a script that runs late for one of them takes nothing
 
@@ -352,3 +354,52 @@ def keys(prefix: str, model: str) -> QuotaKeys:
 def members_key(prefix: str) -> str:
     """The sorted set of the processes sharing ``prefix`` (its own slot, one script uses it)."""
     return "{" + prefix + "}:members"
+
+
+# rpm="auto" shared by every process (``greycloud._async.discovery_shared``).
+# KEYS: state
+# ARGV: starts, successes (this process's since it last said), expected version ('': only
+#       read), new state (JSON), old rate / new rate, seconds to hold new starts (a 429's
+#       retry delay; 0: none)
+# -> {now, version, state JSON or '', written (0/1), hold (server time), then starts and
+#     successes of each of the last SECONDS whole seconds, oldest first}
+# The law itself runs in the processes; Redis keeps its one state, the counts it is measured
+# by, and writes a new state only over the version it was computed from (compare and set).
+# Writing a new rate rescales the requests schedule still ahead (starts booked for the old
+# rate), pivoting on now, so that what is booked ahead keeps to the new rate.
+DISCOVERY_SECONDS = 4
+DISCOVERY = (
+    _PRELUDE
+    + """
+local t = now()
+local sec = math.floor(t)
+local starts, oks = tonumber(ARGV[1]), tonumber(ARGV[2])
+if starts > 0 then redis.call('HINCRBY', KEYS[1], 'auto_s:' .. sec, starts) end
+if oks > 0 then redis.call('HINCRBY', KEYS[1], 'auto_k:' .. sec, oks) end
+for s = sec - 12, sec - 5 do redis.call('HDEL', KEYS[1], 'auto_s:' .. s, 'auto_k:' .. s) end
+local hold = tonumber(redis.call('HGET', KEYS[1], 'hold')) or 0
+if tonumber(ARGV[6]) > 0 and t + tonumber(ARGV[6]) > hold then
+  hold = t + tonumber(ARGV[6])
+  redis.call('HSET', KEYS[1], 'hold', fmt(hold))  -- BOOK starts nothing before it
+end
+local version = tonumber(redis.call('HGET', KEYS[1], 'auto_v')) or 0
+local written = 0
+if ARGV[3] ~= '' and tonumber(ARGV[3]) == version then
+  version = version + 1
+  redis.call('HSET', KEYS[1], 'auto', ARGV[4], 'auto_v', version)
+  local ratio = tonumber(ARGV[5])
+  local tat = tonumber(redis.call('HGET', KEYS[1], 'tat:requests'))
+  if ratio ~= 1 and tat and tat > t then
+    redis.call('HSET', KEYS[1], 'tat:requests', fmt(t + (tat - t) * ratio))
+  end
+  written = 1
+end
+expire_later(KEYS[1])
+local out = {fmt(t), version, redis.call('HGET', KEYS[1], 'auto') or '', written, fmt(hold)}
+for s = sec - 3, sec do
+  out[#out + 1] = redis.call('HGET', KEYS[1], 'auto_s:' .. s) or '0'
+  out[#out + 1] = redis.call('HGET', KEYS[1], 'auto_k:' .. s) or '0'
+end
+return out
+"""
+)

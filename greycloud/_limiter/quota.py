@@ -15,12 +15,23 @@ from typing import Literal
 from google.genai import types
 
 from ..errors import ConfigError
+from .discovery import DiscoverySettings
 from .gcra import Dimension
 
 MINUTE = 60.0
 DAY = 86_400.0
 TokenCounting = Literal["input", "total"]
-LIMIT_KEYS = ("rpm", "tpm", "rpd", "max_concurrency")
+LIMIT_KEYS = ("rpm", "tpm", "rpd", "max_concurrency", "auto_max", "auto_floor")
+AUTO: Literal["auto"] = "auto"
+Limit = int | Literal["auto"]
+# rpm="auto": the discovered rate starts here (Google's advice: ramp up gradually), stays within
+# [auto_floor, auto_max] requests per minute.
+AUTO_START_RPM = 60
+DEFAULT_AUTO_MAX = 60_000
+DEFAULT_AUTO_FLOOR = 6
+# tpm="auto": Dynamic Shared Quota has no token number and its 429 does not say which ran out, so
+# the discovered request rate absorbs token pressure; the token dimension is then this large.
+UNBOUNDED_TPM = 10**10
 
 
 @dataclass(frozen=True)
@@ -31,6 +42,8 @@ class Quota:
     tpm: int
     max_concurrency: int
     rpd: int | None = None
+    auto: DiscoverySettings | None = None
+    """Set for ``rpm="auto"``: the request rate is discovered (``rpm`` is then its ceiling)."""
 
     def dimensions(self, token_slack: float) -> tuple[Dimension, ...]:
         """Requests, tokens and, when set, requests per day (in that order)."""
@@ -51,25 +64,95 @@ class Quota:
             tpm=max(1, math.floor(self.tpm * share)),
             max_concurrency=max(1, math.floor(self.max_concurrency * share)),
             rpd=None if self.rpd is None else max(1, math.floor(self.rpd * share)),
+            auto=None if self.auto is None else _scaled_settings(self.auto, share),
         )
 
 
-def _positive(field: str, value: object) -> int:
+def _scaled_settings(settings: DiscoverySettings, share: float) -> DiscoverySettings:
+    floor = settings.floor * share
+    return DiscoverySettings(
+        start=max(floor, settings.start * share), floor=floor, ceiling=settings.ceiling * share
+    )
+
+
+def _positive(field: str, value: object, label: str = "") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(field, f"must be a positive integer, got {value!r}")
+        raise ConfigError(field, f"{label}must be a positive integer, got {value!r}")
     return value
 
 
-def build_quotas(
-    rpm: int,
-    tpm: int,
-    max_concurrency: int,
-    model_limits: Mapping[str, Mapping[str, int]] | None,
-) -> tuple[Quota, dict[str, Quota]]:
-    """The default quota and the per-model overrides, validated."""
-    default = Quota(
-        _positive("rpm", rpm), _positive("tpm", tpm), _positive("max_concurrency", max_concurrency)
+def _limit(field: str, value: object, label: str) -> Limit:
+    if value == AUTO:
+        return AUTO
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(field, f'{label}must be a positive integer or "auto", got {value!r}')
+    return value
+
+
+def check_limits(limits: Mapping[str, object], model: str | None = None) -> None:
+    """Validate the default limits, or (``model``) a model's overrides merged over them."""
+    for key, value in limits.items():
+        field = key if model is None else "model_limits"
+        label = "" if model is None else f"{model}.{key} "
+        if key in ("rpm", "tpm"):
+            _limit(field, value, label)
+        elif value is not None or key == "max_concurrency":
+            _positive(field, value, label)
+    floor, ceiling = limits.get("auto_floor"), limits.get("auto_max") or DEFAULT_AUTO_MAX
+    if isinstance(floor, int) and isinstance(ceiling, int) and floor > ceiling:
+        raise ConfigError(
+            "auto_floor" if model is None else "model_limits",
+            f"auto_floor ({floor}) must be at most auto_max ({ceiling}); lower the floor or "
+            "raise auto_max",
+        )
+
+
+def _number(limits: Mapping[str, object], key: str, default: int) -> int:
+    value = limits.get(key)
+    return value if isinstance(value, int) else default
+
+
+def make_quota(limits: Mapping[str, object]) -> Quota:
+    """One model's ``Quota`` from validated limits (rpm/tpm may be "auto")."""
+    auto = None
+    rpm = _number(limits, "rpm", 0)
+    if limits["rpm"] == AUTO:
+        rpm = _number(limits, "auto_max", DEFAULT_AUTO_MAX)
+        floor = _number(limits, "auto_floor", min(DEFAULT_AUTO_FLOOR, rpm))
+        start = min(rpm, max(floor, AUTO_START_RPM))
+        auto = DiscoverySettings(start=start / MINUTE, floor=floor / MINUTE, ceiling=rpm / MINUTE)
+    rpd = limits.get("rpd")
+    return Quota(
+        rpm=rpm,
+        tpm=_number(limits, "tpm", UNBOUNDED_TPM),
+        max_concurrency=_number(limits, "max_concurrency", 0),
+        rpd=rpd if isinstance(rpd, int) else None,
+        auto=auto,
     )
+
+
+def build_quotas(
+    rpm: Limit,
+    tpm: Limit,
+    max_concurrency: int,
+    model_limits: Mapping[str, Mapping[str, Limit]] | None,
+    *,
+    auto_max: int | None = None,
+    auto_floor: int | None = None,
+) -> tuple[Quota, dict[str, Quota]]:
+    """The default quota and the per-model overrides, validated.
+
+    ``rpm``/``tpm`` may be "auto" (see ``discovery``); ``auto_max`` and ``auto_floor`` bound a
+    discovered request rate (requests per minute), per model too.
+    """
+    defaults: dict[str, object] = {
+        "rpm": rpm,
+        "tpm": tpm,
+        "max_concurrency": max_concurrency,
+        "auto_max": auto_max,
+        "auto_floor": auto_floor,
+    }
+    check_limits(defaults)
     overrides: dict[str, Quota] = {}
     for model, limits in (model_limits or {}).items():
         unknown = set(limits) - set(LIMIT_KEYS)
@@ -77,15 +160,12 @@ def build_quotas(
             raise ConfigError(
                 "model_limits",
                 f"unknown limit {sorted(unknown)[0]!r} for model {model!r}; "
-                "use rpm, tpm, rpd or max_concurrency",
+                f"use {', '.join(LIMIT_KEYS)}",
             )
-        merged = {"rpm": rpm, "tpm": tpm, "max_concurrency": max_concurrency, **limits}
-        for key, value in merged.items():
-            _positive(f"model_limits.{model}.{key}", value)
-        overrides[model] = Quota(
-            merged["rpm"], merged["tpm"], merged["max_concurrency"], merged.get("rpd")
-        )
-    return default, overrides
+        merged = {**defaults, **limits}
+        check_limits(merged, model)
+        overrides[model] = make_quota(merged)
+    return make_quota(defaults), overrides
 
 
 def prompt_details(

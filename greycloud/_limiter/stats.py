@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .discovery import RateChange
+
 
 @dataclass(frozen=True)
 class ModelStats:
@@ -25,6 +27,12 @@ class ModelStats:
     """Total time requests for this model spent waiting for their start."""
     calibration: Mapping[str, float] = field(default_factory=dict)
     """Real prompt tokens over estimated ones, per modality (TEXT, IMAGE, ...) seen so far."""
+    auto: bool = False
+    """Whether the request rate is discovered (``rpm="auto"``); ``rpm`` is then its value now."""
+    ceiling_estimate_rpm: float | None = None
+    """rpm="auto": where the last 429 put the shared pool's edge (None before the first)."""
+    history: tuple[RateChange, ...] = ()
+    """rpm="auto": the recent changes of the discovered rate (requests per second), oldest first."""
 
 
 @dataclass(frozen=True)

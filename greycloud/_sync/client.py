@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# output-sha256: 595f28759fa4fcbe
+# output-sha256: 6a93a0d8afeeba40
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -477,6 +477,7 @@ class GreyCloudClient:
         if max_retries < 0:
             raise ConfigError("max_retries", f"must be 0 or more, got {max_retries}")
         model = model or self.config.embedding_model
+        tpm = self.config.limits_for(model)["tpm"]
         plan = plan_embedding(
             contents,
             model,
@@ -486,8 +487,8 @@ class GreyCloudClient:
             title=title,
             auto_truncate=auto_truncate,
             config=config,
-            # A request must fit in the token quota, or it could never start.
-            max_request_tokens=self.config.limits_for(model)["tpm"],
+            # A request must fit in the token quota, or it could never start ("auto" has none).
+            max_request_tokens=None if tpm == "auto" else tpm,
         )
         retry = RetryPolicy(max_retries, DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY, on_retry)
         return embed_planned(self, plan, retry)
@@ -722,7 +723,7 @@ class GreyCloudClient:
                     config=request.config,
                 )
             except (errors.APIError, QuotaExhaustedError) as exc:
-                self._report(request.model, exc)
+                self._report(request.model, exc, permit.start)
                 raise
             permit.reconcile(response.usage_metadata)
             return response
@@ -749,7 +750,7 @@ class GreyCloudClient:
                     if not received and self._recover_auth(exc, auth_attempt, generation):
                         continue
                     if isinstance(exc, errors.APIError):
-                        self._report(request.model, exc)
+                        self._report(request.model, exc, permit.start)
                         _raise_if_per_day(exc)
                     raise
                 finally:
@@ -825,13 +826,15 @@ class GreyCloudClient:
             retry.on_retry(attempt, exc, delay)
         sync_sleep(delay)
 
-    def _report(self, model: str, exc: errors.APIError | QuotaExhaustedError) -> None:
+    def _report(
+        self, model: str, exc: errors.APIError | QuotaExhaustedError, started_at: float
+    ) -> None:
         # A QuotaExhaustedError carries the 429 it was made from as its cause.
         cause = exc.__cause__ if isinstance(exc, QuotaExhaustedError) else None
         failure = classify(cause or exc)
         if failure.rate_limited:
             self.rate_limiter.report_rate_limited(
-                model, failure.retry_after, per_day=failure.per_day
+                model, failure.retry_after, per_day=failure.per_day, started_at=started_at
             )
 
     def _recover_auth(self, exc: AuthFailure, attempt: int, generation: int) -> bool:

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/embeddings.py by tools/generate.py.
 # Change _async_src/embeddings.py and run `make generate`.
-# output-sha256: 48ec2d7f15a3a036
+# output-sha256: 345e1a67f2f63021
 """Embeddings under the limiter: one ``embed_content`` call sent as many requests.
 
 The call is planned by ``greycloud._core.embedding`` (checked, split by the model's per-request
@@ -21,6 +21,7 @@ from .._core.embedding import EmbeddingPlan, EmbedRequest, check_answer, counted
 from .._core.retry import RetryPolicy
 from .._primitives import sync_map_bounded
 from ..config import GreyCloudConfig
+from ..errors import ConfigError, QuotaExhaustedError
 from .rate_limiter import SyncVertexRateLimiter
 
 
@@ -33,7 +34,9 @@ class EmbeddingClient(Protocol):
 
     def _call_with_auth(self, surface: str, method: str, **arguments: Any) -> Any: ...
 
-    def _report(self, model: str, exc: errors.APIError) -> None: ...
+    def _report(
+        self, model: str, exc: errors.APIError | QuotaExhaustedError, started_at: float
+    ) -> None: ...
 
     def _wait_before_retry(self, exc: Exception, attempt: int, retry: RetryPolicy) -> None: ...
 
@@ -54,6 +57,8 @@ def embed_planned(
                 client._wait_before_retry(exc, attempt, retry)
 
     concurrency = client.config.limits_for(plan.model)["max_concurrency"]
+    if not isinstance(concurrency, int):  # only rpm and tpm may be "auto"
+        raise ConfigError("max_concurrency", f"must be a whole number, got {concurrency!r}")
     responses = sync_map_bounded(send, plan.requests, concurrency)
     return merge(responses)
 
@@ -72,7 +77,7 @@ def _send_once(
                 config=plan.config,
             )
         except errors.APIError as exc:
-            client._report(plan.model, exc)
+            client._report(plan.model, exc, permit.start)
             raise
         check_answer(request, response)
         actual = counted_tokens(response)

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/limiter_redis.py by tools/generate.py.
 # Change _async_src/limiter_redis.py and run `make generate`.
-# output-sha256: 7e3fbc9755a3ba86
+# output-sha256: bd7a0d9c9ac1c5b3
 """The Redis store: one quota shared by every process that points at the same Redis.
 
 Each operation is one Lua script (``greycloud._limiter.lua``), atomic on the server and timed by
@@ -44,6 +44,7 @@ from .._limiter.core import TOKENS, Booking, LimiterCore
 from .._limiter.gcra import slot_length
 from .._primitives import SyncBackground, SyncEvent, sync_redis_from_url, sync_sleep
 from ..errors import LimiterStorageError
+from .discovery_shared import SharedDiscovery
 
 if TYPE_CHECKING:
     from .._primitives import SyncPubSub, SyncRedis
@@ -115,6 +116,7 @@ class RedisStore:
         self._release_script = self._redis.register_script(lua.RELEASE)
         self._report_script = self._redis.register_script(lua.REPORT)
         self._register_script = self._redis.register_script(lua.REGISTER)
+        self._discovery = SharedDiscovery(self._redis, core, prefix)  # rpm="auto" models
         self._member = uuid.uuid4().hex
         self._members_key = lua.members_key(prefix)
         # Processes registered, as last seen (the larger of the last two counts: a share errs low).
@@ -222,7 +224,10 @@ class RedisStore:
                 ]
                 for index, dim in enumerate(dims):
                     units = cost if index == TOKENS else 1
-                    args += [dim.name, dim.quota, dim.window, dim.slack, dim.burst, units]
+                    amount: float = dim.quota
+                    if index == 0 and quota.auto is not None:  # the shared discovered rate
+                        amount = self._discovery.quota(model, dim.window, dim.slack, dim.burst)
+                    args += [dim.name, amount, dim.window, dim.slack, dim.burst, units]
                 if waiter is not None:
                     waiter.event.clear()
                 sent = core.clock()
@@ -286,7 +291,10 @@ class RedisStore:
                 self._shared_end[model] = end
         # No place in this process's start order: replies to bookings sent at once can arrive
         # in another order than Redis booked them, and each start is already its own.
-        self._core.observe_factor(model, factor)
+        if self._discovery.applies_to(model):
+            self._discovery.booked(booking)
+        else:
+            self._core.observe_factor(model, factor)
         return booking
 
     # -- this process's line for a shared slot ---------------------------------------------------
@@ -379,6 +387,9 @@ class RedisStore:
     def confirm(self, booking: Booking) -> float:
         if isinstance(booking.source, LimiterCore):
             return booking.source.confirm(booking)
+        if self._discovery.applies_to(booking.model):
+            # No retry delay to hold for under a discovered rate: only its changes move it.
+            return self._discovery.adjust(booking)
         try:
             shift = _number(self._redis.hget(self._keys(booking.model).state, "shift") or 0)
         except _UNREACHABLE as exc:
@@ -453,6 +464,8 @@ class RedisStore:
             booking.source.finish(booking, success)
             return
         self._drop_held(booking)
+        if success and self._discovery.applies_to(booking.model):
+            self._discovery.succeeded(booking.model)
         self._background.run_soon(self._release_now, booking, success)
 
     def _release_now(self, booking: Booking, success: bool) -> None:
@@ -490,12 +503,18 @@ class RedisStore:
         with self._lock:
             self._held.get(booking.model, set()).discard(booking.lease or "")
 
-    def report_rate_limited(self, model: str, retry_delay: float | None, per_day: bool) -> None:
+    def report_rate_limited(
+        self, model: str, retry_delay: float | None, per_day: bool, started_at: float | None
+    ) -> None:
         core = self._core
         if self._fallback is not None:
-            self._fallback.report_rate_limited(model, retry_delay, per_day)
+            self._fallback.report_rate_limited(model, retry_delay, per_day, started_at)
         core.count_rate_limited(model, per_day)
         if per_day:
+            return
+        if self._discovery.applies_to(model):
+            self._discovery.rejected(model, started_at, retry_delay)  # the next tick shares it
+            self._poke.set()
             return
         delay = 1.0 if retry_delay is None else max(0.0, retry_delay)
         names = [dim.name for dim in core.dimensions(model)]
@@ -549,6 +568,8 @@ class RedisStore:
                     next_renew = now + self._lease_ttl / 3
                     self._renew()
                 self._clean_up()
+                for model in self._discovery.due():
+                    self._discovery.step(model, self._server_offset or 0.0)
                 self._listen()
             except Exception as exc:  # the loop must outlive any fault; it tries again
                 logger.debug("rate limit storage %s: %s", self.url, _describe(exc))

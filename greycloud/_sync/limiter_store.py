@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/limiter_store.py by tools/generate.py.
 # Change _async_src/limiter_store.py and run `make generate`.
-# output-sha256: 6bd659374b37deed
+# output-sha256: b1e092585d463990
 """Where the limiter keeps its quota state: the ``LimiterStore`` interface and the in-memory store.
 
 A store books starts, gives back bookings that never started, corrects tokens after the
@@ -40,7 +40,9 @@ class LimiterStore(Protocol):
 
     def release(self, booking: Booking, success: bool) -> None: ...
 
-    def report_rate_limited(self, model: str, retry_delay: float | None, per_day: bool) -> None: ...
+    def report_rate_limited(
+        self, model: str, retry_delay: float | None, per_day: bool, started_at: float | None
+    ) -> None: ...
 
     def close(self) -> None: ...
 
@@ -76,8 +78,10 @@ class MemoryStore:
     def release(self, booking: Booking, success: bool) -> None:
         self._core.finish(booking, success)
 
-    def report_rate_limited(self, model: str, retry_delay: float | None, per_day: bool) -> None:
-        self._core.report_rate_limited(model, retry_delay, per_day)
+    def report_rate_limited(
+        self, model: str, retry_delay: float | None, per_day: bool, started_at: float | None
+    ) -> None:
+        self._core.report_rate_limited(model, retry_delay, per_day, started_at)
 
     def close(self) -> None:
         return None

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/rate_limiter.py by tools/generate.py.
 # Change _async_src/rate_limiter.py and run `make generate`.
-# output-sha256: 9b539347f7a2eec5
+# output-sha256: 65f90ab0e6f3647f
 """``VertexRateLimiter``: every call waits here for a start inside its model's quota.
 
 Each request books its start across requests per minute, tokens per minute and (optionally)
@@ -29,7 +29,7 @@ from google.genai import types
 from .._extras import missing_extra
 from .._limiter.calibration import TokenEstimate
 from .._limiter.core import Booking, LimiterCore
-from .._limiter.quota import TokenCounting, build_quotas, counted_tokens, prompt_details
+from .._limiter.quota import Limit, TokenCounting, build_quotas, counted_tokens, prompt_details
 from .._limiter.stats import LimiterStats
 from .._primitives import SyncEvent, SyncWork, sync_run_work, sync_sleep
 from ..config import STORAGE_UNAVAILABLE, TOKEN_COUNTING, GreyCloudConfig
@@ -121,7 +121,10 @@ class SyncVertexRateLimiter:
     """Keeps calls inside each model's requests, tokens and concurrency limits.
 
     ``rpm``, ``tpm`` and ``max_concurrency`` apply to every model; ``model_limits`` overrides
-    them per model (keys rpm, tpm, rpd, max_concurrency). ``token_counting`` says which tokens
+    them per model (keys rpm, tpm, rpd, max_concurrency, auto_max, auto_floor). ``rpm="auto"``
+    discovers the rate a shared pool serves (Vertex AI's Dynamic Shared Quota), between
+    ``auto_floor`` and ``auto_max`` requests per minute; ``tpm="auto"`` sets no token limit
+    (the discovered request rate absorbs token pressure). ``token_counting`` says which tokens
     a response used: "input" (how Vertex counts) or "total" (input, output and thinking).
     ``storage`` is None (this process only) or a redis:// URL shared by many processes, with
     ``storage_unavailable`` choosing what happens when Redis cannot be reached.
@@ -138,11 +141,13 @@ class SyncVertexRateLimiter:
 
     def __init__(
         self,
-        rpm: int = 60,
-        tpm: int = 250_000,
+        rpm: Limit = 60,
+        tpm: Limit = 250_000,
         max_concurrency: int = 10,
         *,
-        model_limits: Mapping[str, Mapping[str, int]] | None = None,
+        model_limits: Mapping[str, Mapping[str, Limit]] | None = None,
+        auto_max: int | None = None,
+        auto_floor: int | None = None,
         token_counting: TokenCounting = "input",
         storage: str | None = None,
         storage_unavailable: Literal["fail", "wait", "local"] = "fail",
@@ -163,7 +168,9 @@ class SyncVertexRateLimiter:
                 "rate_limit_storage_unavailable",
                 f"must be fail, wait or local, got {storage_unavailable!r}",
             )
-        default, overrides = build_quotas(rpm, tpm, max_concurrency, model_limits)
+        default, overrides = build_quotas(
+            rpm, tpm, max_concurrency, model_limits, auto_max=auto_max, auto_floor=auto_floor
+        )
         self.rpm = rpm
         self.tpm = tpm
         self.max_concurrency = max_concurrency
@@ -209,6 +216,8 @@ class SyncVertexRateLimiter:
             config.tpm,
             config.max_concurrency,
             model_limits=config.model_limits,
+            auto_max=config.auto_max,
+            auto_floor=config.auto_floor,
             token_counting=config.token_counting,
             storage=config.rate_limit_storage,
             storage_unavailable=config.rate_limit_storage_unavailable,
@@ -265,12 +274,15 @@ class SyncVertexRateLimiter:
         return booking, waited
 
     def _wait_for_start(self, booking: Booking) -> None:
+        recheck = self._core.recheck_interval(booking.model)
         while True:
             delay = booking.local_start - self._clock()
             if delay > 0:
-                sync_sleep(delay)
-            # A 429 reported meanwhile may have moved every pending start later.
-            if self._store.confirm(booking) <= 0:
+                sync_sleep(min(delay, recheck))
+            # A 429 reported meanwhile may have moved every pending start later (or, under a
+            # discovered rate, a new rate moved it either way).
+            moved = self._store.confirm(booking)
+            if moved <= 0 and booking.local_start <= self._clock():
                 return
 
     def _wait_for_turn(self, booking: Booking) -> None:
@@ -308,14 +320,21 @@ class SyncVertexRateLimiter:
     # -- feedback -------------------------------------------------------------------------------
 
     def report_rate_limited(
-        self, model: str, retry_delay: float | None, *, per_day: bool = False
+        self,
+        model: str,
+        retry_delay: float | None,
+        *,
+        per_day: bool = False,
+        started_at: float | None = None,
     ) -> None:
         """The server answered 429 for ``model``: slow down and hold new starts.
 
         ``retry_delay`` is the server's RetryInfo in seconds (None: a short default hold). A
-        per-day quota is only counted: waiting minutes cannot help it.
+        per-day quota is only counted: waiting minutes cannot help it. ``started_at`` (the
+        ``Permit.start`` of the refused request) lets a discovered rate (``rpm="auto"``) cut
+        once per overload rather than once per request that was already in flight.
         """
-        self._store.report_rate_limited(model, retry_delay, per_day)
+        self._store.report_rate_limited(model, retry_delay, per_day, started_at)
 
     def call_with_limits(
         self, prompt_tokens_est: int, coro: SyncWork[T], model: str = DEFAULT_MODEL_KEY

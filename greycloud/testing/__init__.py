@@ -29,6 +29,7 @@ except ImportError as exc:
     ) from None
 
 from ._auth import EmulatorCredentials
+from ._capacity import Capacity, SecondStats
 from ._emulator import VertexEmulator
 from ._faults import Fault
 from ._process import EmulatorProcess
@@ -38,6 +39,7 @@ from ._serve import serve
 from ._state import EmulatorStats, ModelStats
 
 __all__ = [
+    "Capacity",
     "EmulatorCredentials",
     "EmulatorProcess",
     "EmulatorStats",
@@ -45,6 +47,7 @@ __all__ = [
     "ModelStats",
     "RequestRecord",
     "SearchDocument",
+    "SecondStats",
     "VertexEmulator",
     "serve",
 ]

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._auth import EmulatorCredentials
+from ._capacity import CapacityBook, CapacityLike, CapacityStep
 from ._faults import Fault
 from ._records import RequestRecord
 from ._search import SearchDocument
@@ -47,6 +48,13 @@ class VertexEmulator:
     of PENDING and RUNNING.
     ``max_records``: how many requests ``requests()`` keeps (oldest dropped; None = all).
     ``accept_any_token``: let any bearer token in (for pointing real tools at it).
+    ``capacity``: capacity mode, like Vertex AI's Dynamic Shared Quota: a hidden shared pool
+    per model serving this many requests per second (a number, or a ``Capacity`` with
+    requests and input tokens per second; a dict gives it per model), answering 429
+    RESOURCE_EXHAUSTED "Resource exhausted, please try again later." (no quota id, no retry
+    delay) beyond it. A list of ``(at_seconds, capacity)`` steps is a schedule counted from
+    ``start()``. ``capacity_burst``: seconds of capacity the pool can serve at once after a
+    lull. ``stats()[model].seconds`` then reports goodput and 429s per second.
     ``gcs_endpoint``: the Cloud Storage endpoint (e.g. a ``GcsEmulator``'s) from which batch
     jobs read their input and to which they write ``predictions.jsonl``; without it
     ``STORAGE_EMULATOR_HOST`` is used, and with neither, batch jobs only change state.
@@ -74,8 +82,13 @@ class VertexEmulator:
         max_records: int | None = 10_000,
         accept_any_token: bool = False,
         gcs_endpoint: str | None = None,
+        capacity: CapacityLike | dict[str, CapacityLike] | list[CapacityStep] | None = None,
+        capacity_burst: float = 1.0,
     ) -> None:
         self.host = host
+        schedule: list[CapacityStep] | None = None
+        if isinstance(capacity, list):
+            schedule, capacity = capacity, None
         self._requested_port = port
         self._latency = latency
         self._event_delay = event_delay
@@ -92,6 +105,9 @@ class VertexEmulator:
             batch_step=batch_step,
             max_records=max_records,
             accept_any_token=accept_any_token,
+            capacity=capacity,
+            capacity_schedule=schedule,
+            capacity_burst=capacity_burst,
         )
         self._gcs_endpoint = gcs_endpoint
         self._state.gcs_endpoint = gcs_endpoint
@@ -110,6 +126,8 @@ class VertexEmulator:
             raise RuntimeError("the emulator is already running")
         ready = threading.Event()
         self._startup_error = None
+        with self._state.lock:
+            self._state.capacity.restart(self._state.clock())  # schedules count from here
         self._thread = threading.Thread(
             target=self._run, args=(ready,), name="vertex-emulator", daemon=True
         )
@@ -288,6 +306,22 @@ class VertexEmulator:
         }
         with self._state.lock:
             self._state.quotas.set(model=model, **quota)
+
+    def set_capacity(
+        self,
+        capacity: CapacityLike | list[CapacityStep] | None,
+        *,
+        model: str | None = None,
+    ) -> None:
+        """Change the shared pool's capacity (see the class) for every model or one ``model``;
+        None lifts it. A list of ``(at_seconds, capacity)`` steps starts a new schedule counted
+        from now (for every model). Takes effect for the next request."""
+        state = self._state
+        with state.lock:
+            if isinstance(capacity, list):
+                state.capacity = CapacityBook(None, capacity, state.capacity.burst, state.clock())
+            else:
+                state.capacity.set(capacity, model)
 
     def set_response_text(self, text: str | None, model: str | None = None) -> None:
         """Answer every generate call (or those to ``model``) with ``text``; None goes back to

@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from ._answers import make_answer, prompt_details, response_json, stream_events
+from ._capacity import EXHAUSTED_MESSAGE
 from ._embeddings import EMBEDDING_METHODS, answer_embedding
 from ._faults import Fault
 from ._quota import Refusal
@@ -140,7 +141,10 @@ def error_response(code: int, message: str) -> web.Response:
     return json_response(error_body(code, message), code)
 
 
-def _refusal_response(refusal: Refusal) -> web.Response:
+def _refusal_response(refusal: Refusal | bool) -> web.Response:
+    if not isinstance(refusal, Refusal):
+        # The shared pool is busy: Vertex says so without a quota id or a retry delay.
+        return json_response(error_body(429, EXHAUSTED_MESSAGE), 429)
     body = error_body(
         429, refusal.message, details=quota_details(refusal.quota_id, refusal.retry_delay)
     )

@@ -16,6 +16,7 @@ from typing import Any
 from ._answers import Answer, make_answer, prompt_details, response_json
 from ._auth import TokenStore
 from ._batch_runner import BatchRunner
+from ._capacity import CapacityBook, CapacityLike, CapacitySchedule, SecondStats
 from ._faults import FaultQueue
 from ._quota import QuotaBook, Refusal
 from ._records import RequestRecord
@@ -46,6 +47,9 @@ class ModelStats:
     peak_tpm: int = 0
     prompt_tokens: int = 0
     output_tokens: int = 0
+    seconds: tuple[SecondStats, ...] = ()
+    """Capacity mode only: per second of the run, the pool's capacity and the calls it
+    served (goodput) and refused with 429."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,9 @@ class EmulatorState:
         batch_step: float,
         max_records: int | None,
         accept_any_token: bool,
+        capacity: CapacityLike | dict[str, CapacityLike] | None = None,
+        capacity_schedule: CapacitySchedule | None = None,
+        capacity_burst: float = 1.0,
     ) -> None:
         self.project = project
         self.location = location
@@ -117,6 +124,8 @@ class EmulatorState:
         self._initial_quotas = (rpm, tpm, model_quotas)
         self.lock = threading.Lock()
         self.quotas = QuotaBook(rpm, tpm, model_quotas)
+        self._initial_capacity = (capacity, list(capacity_schedule or ()), capacity_burst)
+        self.capacity = CapacityBook(capacity, capacity_schedule, capacity_burst, clock())
         self._counters: dict[str, _Counters] = {}
         self._serial = 0
 
@@ -128,11 +137,15 @@ class EmulatorState:
             counters = self._counters[model] = _Counters()
         return counters
 
-    def admit(self, project: str, model: str, tokens: int) -> Refusal | None:
-        """Book a generate or embedding call in its quota window, or say why it is refused
-        (and count it)."""
+    def admit(self, project: str, model: str, tokens: int) -> Refusal | bool | None:
+        """Book a generate or embedding call in its quota window (None), or say why it is
+        refused: the quota's ``Refusal``, or False when the capacity-mode pool is busy (both
+        counted)."""
         with self.lock:
-            refusal = self.quotas.try_admit(project, model, self.clock(), tokens)
+            now = self.clock()
+            refusal: Refusal | bool | None = self.quotas.try_admit(project, model, now, tokens)
+            if refusal is None and self.capacity.active:
+                refusal = None if self.capacity.try_admit(model, now, tokens) else False
             counters = self._counter(model)
             if refusal is None:
                 counters.accepted += 1
@@ -226,6 +239,7 @@ class EmulatorState:
                     peak_tpm=peaks.get(model, (0, 0))[1],
                     prompt_tokens=c.prompt_tokens,
                     output_tokens=c.output_tokens,
+                    seconds=self.capacity.seconds(model),
                 )
                 for model, c in self._counters.items()
             }
@@ -239,8 +253,10 @@ class EmulatorState:
     def reset(self) -> None:
         """Back to how it was built: no records, stats, windows, faults, caches, jobs, scripts."""
         rpm, tpm, model_quotas = self._initial_quotas
+        capacity, schedule, burst = self._initial_capacity
         with self.lock:
             self.quotas = QuotaBook(rpm, tpm, model_quotas)
+            self.capacity = CapacityBook(capacity, schedule, burst, self.clock())
             self._counters.clear()
         self.records.clear()
         self.faults.clear()

@@ -1,0 +1,125 @@
+"""rpm="auto" with its state in Redis: one discovered rate shared by every limiter (process).
+
+Written once here; ``make generate`` produces the sync twin in tests/_sync/. Needs a real
+``redis-server`` (the ``redis_url`` fixture starts one). Two limiters on one Redis stand for two
+processes: the law's one state per model lives in Redis, stepped by compare-and-set.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+
+import redis
+
+from greycloud import VertexRateLimiter
+from greycloud._limiter import lua
+from greycloud._primitives import async_map_bounded, async_sleep
+from tests.redis_fixture import RedisTarget
+
+MODEL = "gemini-2.5-flash"
+
+
+def _limiter(target: RedisTarget, **options: object) -> VertexRateLimiter:
+    options.setdefault("rpm", "auto")
+    options.setdefault("tpm", 10**6)
+    options.setdefault("max_concurrency", 16)
+    return VertexRateLimiter(
+        storage=target.url,
+        redis_prefix=target.prefix,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def _shared_state(target: RedisTarget) -> dict[str, object]:
+    with redis.Redis.from_url(target.url) as client:
+        raw = client.hget(lua.keys(target.prefix, MODEL).state, "auto")
+    state: dict[str, object] = json.loads(raw) if isinstance(raw, bytes) else {}
+    return state
+
+
+async def _call(limiter: VertexRateLimiter) -> float:
+    async with limiter.limit(MODEL, 1) as permit:
+        return permit.start
+
+
+async def _booked_start(limiter: VertexRateLimiter) -> float:
+    """The start Redis booked, on the server's clock (``permit.start`` is this process's
+    estimate of it, off by up to half a round trip)."""
+    async with limiter.limit(MODEL, 1) as permit:
+        return permit._booking.start
+
+
+async def _until(condition: Callable[[], bool], seconds: float = 3.0) -> None:
+    """Wait for the background loops to get there (a few ticks); the asserts follow."""
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return
+        await async_sleep(0.05)
+
+
+def _cut_seen(limiter: VertexRateLimiter) -> bool:
+    return "cut" in [change.reason for change in limiter.stats().models[MODEL].history]
+
+
+async def test_a_429_seen_by_one_cuts_the_rate_of_both_once(redis_url: RedisTarget) -> None:
+    first, second = _limiter(redis_url, auto_floor=120), _limiter(redis_url, auto_floor=120)
+    await _call(first)
+    started = await _call(second)
+    await _until(lambda: "rate" in _shared_state(redis_url))
+    # Both report a 429 of the same overload (sent before any cut): one cut, not two.
+    await first.report_rate_limited(MODEL, None, started_at=started)
+    await _until(lambda: _shared_state(redis_url)["cuts"] == 1)
+    await second.report_rate_limited(MODEL, None, started_at=started)
+    await async_sleep(0.6)  # a few ticks of both background loops
+    assert _shared_state(redis_url)["cuts"] == 1
+    await _call(second)  # the second limiter books at the shared rate after the cut
+    await _until(lambda: _cut_seen(first) and _cut_seen(second))
+    assert _cut_seen(first) and _cut_seen(second)
+    assert first.stats().models[MODEL].rate_limited == 1
+    assert second.stats().models[MODEL].rate_limited == 1
+    await first.aclose()
+    await second.aclose()
+
+
+async def test_starts_of_both_keep_to_one_shared_rate_within_auto_max(
+    redis_url: RedisTarget,
+) -> None:
+    # auto_floor = auto_max: the discovered rate is pinned at 600/min for both together.
+    first = _limiter(redis_url, auto_floor=600, auto_max=600)
+    second = _limiter(redis_url, auto_floor=600, auto_max=600)
+
+    async def call(index: int) -> float:
+        return await _booked_start(first if index % 2 else second)
+
+    starts = sorted(await async_map_bounded(call, range(10), 10))
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.1 - 1e-6  # one schedule for both: 600/min is one start per 0.1 s
+    for limiter in (first, second):
+        stats = limiter.stats().models[MODEL]
+        assert stats.rpm <= 600
+        assert all(change.rate * 60 <= 600 for change in stats.history)
+    await _until(lambda: "rate" in _shared_state(redis_url))
+    assert float(_shared_state(redis_url)["rate"]) * 60 <= 600  # type: ignore[arg-type]
+    await first.aclose()
+    await second.aclose()
+
+
+async def test_a_retry_delay_holds_the_starts_of_both(redis_url: RedisTarget) -> None:
+    first = _limiter(redis_url, auto_floor=6_000, auto_max=6_000)  # 100 starts a second
+    second = _limiter(redis_url, auto_floor=6_000, auto_max=6_000)
+    before = await _booked_start(second)
+    started = await _call(first)
+    await first.report_rate_limited(MODEL, 0.5, started_at=started)
+    await _until(lambda: _hold(redis_url) > before)
+    after = await _booked_start(second)
+    assert after >= before + 0.45  # the other limiter waited out the server's retry delay
+    await first.aclose()
+    await second.aclose()
+
+
+def _hold(target: RedisTarget) -> float:
+    with redis.Redis.from_url(target.url) as client:
+        raw = client.hget(lua.keys(target.prefix, MODEL).state, "hold")
+    return float(raw) if isinstance(raw, bytes) else 0.0
