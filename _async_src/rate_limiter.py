@@ -35,6 +35,8 @@ from .limiter_store import LimiterStore, MemoryStore
 
 T = TypeVar("T")
 DEFAULT_MODEL_KEY = "default"
+# Seconds allowed between a booked start and the server receiving the request.
+CLOCK_MARGIN = 0.2
 
 
 class Permit:
@@ -146,7 +148,7 @@ class VertexRateLimiter:
         storage_unavailable: Literal["fail", "wait", "local"] = "fail",
         clock: Callable[[], float] = time.monotonic,
         token_slack: float = 0.015,
-        clock_margin: float = 0.2,
+        clock_margin: float = CLOCK_MARGIN,
         backoff: float = 0.7,
         recovery_step: float = 0.05,
         lease_ttl: float = 60.0,
@@ -200,7 +202,9 @@ class VertexRateLimiter:
             )
 
     @classmethod
-    def from_config(cls, config: GreyCloudConfig) -> VertexRateLimiter:
+    def from_config(
+        cls, config: GreyCloudConfig, *, clock_margin: float = CLOCK_MARGIN
+    ) -> VertexRateLimiter:
         """A limiter with the limits, token counting and storage of ``config``."""
         return cls(
             config.rpm,
@@ -212,6 +216,7 @@ class VertexRateLimiter:
             token_counting=config.token_counting,
             storage=config.rate_limit_storage,
             storage_unavailable=config.rate_limit_storage_unavailable,
+            clock_margin=clock_margin,
         )
 
     # -- waiting for a start --------------------------------------------------------------------

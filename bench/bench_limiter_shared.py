@@ -16,13 +16,9 @@ import argparse
 import asyncio
 import multiprocessing
 import random
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 
-from bench_limiter_support import EmulatorProcess, credentials, prompt
+from bench_limiter_support import EmulatorProcess, credentials, local_redis, prompt
 
 from greycloud import GreyCloudAsyncClient
 
@@ -67,12 +63,6 @@ def _worker(base_url: str, storage: str | None, begin: float, seconds: float) ->
     return done
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def measure(server: EmulatorProcess, storage: str | None, seconds: float) -> None:
     server.reset()
     context = multiprocessing.get_context("spawn")
@@ -99,35 +89,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args()
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("needs redis-server (apt-get install redis-server)")
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as directory:
-        redis = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                directory,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            time.sleep(0.5)
-            with EmulatorProcess(rpm=RPM, tpm=TPM) as server:
-                measure(server, f"redis://127.0.0.1:{port}/0", args.seconds)
-                measure(server, None, args.seconds)
-        finally:
-            redis.terminate()
-            redis.wait()
+    with local_redis() as redis_url, EmulatorProcess(rpm=RPM, tpm=TPM) as server:
+        measure(server, redis_url, args.seconds)
+        measure(server, None, args.seconds)
 
 
 if __name__ == "__main__":

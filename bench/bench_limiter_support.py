@@ -1,98 +1,57 @@
 """Shared by the limiter benchmarks that need a server: the emulator in a process of its own.
 
-The emulator runs in a separate (spawned) process so that it never shares the GIL with the
-client being measured; the benchmark asks it for ``stats()`` and quota changes over a pipe.
+The emulator runs in a separate (spawned) process (``greycloud.testing.EmulatorProcess``) so
+that it never shares the GIL with the client being measured.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.connection
+import contextlib
 import random
-from collections.abc import Callable
-from types import TracebackType
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from google.oauth2.credentials import Credentials
 
-from greycloud import GreyCloudConfig
-from greycloud.testing import VertexEmulator
+from greycloud.testing import EmulatorProcess
 
-MODEL = "gemini-2.5-flash"
+__all__ = [
+    "MODEL",
+    "EmulatorProcess",
+    "credentials",
+    "local_redis",
+    "noisy_estimates",
+    "prompt",
+]
 
-
-def _serve(connection: multiprocessing.connection.Connection, options: dict[str, Any]) -> None:
-    emulator = VertexEmulator(accept_any_token=True, max_records=100, **options)
-    with emulator:
-        connection.send(emulator.base_url)
-        while True:
-            command, arguments = connection.recv()
-            if command == "stop":
-                return
-            if command == "stats":
-                connection.send(emulator.stats())
-            elif command == "reset":
-                emulator.reset()
-                connection.send(None)
-            elif command == "set_quota":
-                emulator.set_quota(**arguments)
-                connection.send(None)
-            elif command == "script_function_calls":
-                emulator.script_function_calls(**arguments)
-                connection.send(None)
+MODEL = "gemini-2.5-flash"  # the config's default model
 
 
-class EmulatorProcess:
-    """``with EmulatorProcess(rpm=..., tpm=...) as server:``; ``server.config()`` points at it."""
-
-    def __init__(self, **options: Any) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._connection, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child, options), daemon=True)
-        self._process.start()
-        self.base_url: str = self._connection.recv()
-
-    def config(self, **overrides: Any) -> GreyCloudConfig:
-        values: dict[str, Any] = {
-            "project_id": "test-project",
-            "location": "us-central1",
-            "endpoint": self.base_url,
-            "api_version": "v1",
-            "model": MODEL,
-        }
-        values.update(overrides)
-        return GreyCloudConfig(**values)
-
-    def _call(self, command: str, **arguments: Any) -> Any:
-        self._connection.send((command, arguments))
-        return self._connection.recv()
-
-    def stats(self) -> Any:
-        return self._call("stats")
-
-    def reset(self) -> None:
-        self._call("reset")
-
-    def set_quota(self, **quota: Any) -> None:
-        self._call("set_quota", **quota)
-
-    def script_function_calls(self, steps: Any) -> None:
-        self._call("script_function_calls", steps=steps)
-
-    def stop(self) -> None:
-        self._connection.send(("stop", {}))
-        self._process.join(10)
-
-    def __enter__(self) -> EmulatorProcess:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+@contextlib.contextmanager
+def local_redis() -> Iterator[str]:
+    """A throw-away ``redis-server`` on a free port, no persistence; yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("needs redis-server (apt-get install redis-server)")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    with tempfile.TemporaryDirectory() as directory:
+        command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", directory]
+        redis = subprocess.Popen(
+            [*command, "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL
+        )
+        try:
+            time.sleep(0.5)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            redis.terminate()
+            redis.wait()
 
 
 def credentials() -> Credentials:

@@ -12,6 +12,7 @@ EXTRA_MODULES: dict[str, frozenset[str]] = {
     "emulator": frozenset({"aiohttp"}),
     "redis": frozenset({"redis"}),
     "storage": frozenset({"google.cloud.storage", "google.api_core"}),
+    "beam": frozenset({"apache_beam"}),
     "otel": frozenset({"opentelemetry"}),
 }
 

@@ -4,7 +4,8 @@ In a fresh virtualenv holding only greycloud (from this checkout), its core depe
 pytest, beside an unrelated one-test project:
 - that project's pytest run passes (greycloud's pytest11 plugin loads without any extra);
 - ``import greycloud`` works;
-- the ``greycloud`` command and ``import greycloud.testing`` fail with one line naming the extra.
+- the ``greycloud`` command, ``import greycloud.testing`` and ``import greycloud.beam`` fail with
+  one line naming the extra.
 pip's cache is reused, so a warm run takes seconds plus the wheel build.
 """
 
@@ -19,7 +20,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NOT_SOURCE = (".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache")
-EXTRAS_BROUGHT = ("aiohttp", "typer", "rich", "redis", "google.cloud.storage", "opentelemetry")
+EXTRAS_BROUGHT = (
+    "aiohttp",
+    "typer",
+    "rich",
+    "redis",
+    "google.cloud.storage",
+    "apache_beam",
+    "opentelemetry",
+)
 
 FIND_MODULES = """
 import importlib, sys
@@ -96,6 +105,14 @@ def main() -> None:
             emulator.returncode != 0 and "pip install 'greycloud[emulator]'" in last,
             "import greycloud.testing names the emulator extra",
             emulator,
+        )
+
+        beam = run([str(python), "-c", "import greycloud.beam"], cwd=base)
+        last = (beam.stderr.strip().splitlines() or [""])[-1]
+        expect(
+            beam.returncode != 0 and "pip install 'greycloud[beam]'" in last,
+            "import greycloud.beam names the beam extra",
+            beam,
         )
 
 

@@ -156,8 +156,18 @@ def checked_with(
 def parse_line(number: int, text: str) -> tuple[PromptLine | None, list[str]]:
     """The line as a ``PromptLine`` (None when it is unusable) and what is wrong with it."""
     data, problems = load_object(text, KNOWN_KEYS)
-    if data is None:
-        return None, problems
+    return (None, problems) if data is None else _prompt_checks(number, data, problems)
+
+
+def check_line(number: int, value: Any) -> tuple[PromptLine | None, list[str]]:
+    """``parse_line`` for a line already decoded from JSON (e.g. a dict given by a program)."""
+    data, problems = check_object(value, KNOWN_KEYS)
+    return (None, problems) if data is None else _prompt_checks(number, data, problems)
+
+
+def _prompt_checks(
+    number: int, data: dict[str, Any], problems: list[str]
+) -> tuple[PromptLine | None, list[str]]:
     contents = _contents(data, problems)
     for key in ("model", "system_instruction"):
         if key in data and _text(data[key]) is not None:
@@ -180,6 +190,11 @@ def load_object(text: str, known_keys: frozenset[str]) -> tuple[dict[str, Any] |
         data = parse_json_line(text)
     except LineProblem as exc:
         return None, [str(exc)]
+    return check_object(data, known_keys)
+
+
+def check_object(data: Any, known_keys: frozenset[str]) -> tuple[dict[str, Any] | None, list[str]]:
+    """``load_object`` for a value already decoded from JSON."""
     if not isinstance(data, dict):
         return None, [f"must be a JSON object, got {_json_type(data)}"]
 

@@ -10,7 +10,8 @@ It serves generateContent, streamGenerateContent, countTokens, the embedding rou
 (``:predict``, ``:embedContent``, ``:batchEmbedContents``), cachedContents,
 batchPredictionJobs and Vertex AI Search ``:search`` over real HTTP on 127.0.0.1, with quotas,
 auth and scripted faults; it can script function calls (``script_function_calls``) and answers
-JSON that fits the response schema a request sends.
+JSON that fits the response schema a request sends. ``EmulatorProcess`` runs one in a process
+of its own (for benchmarks and many-process tests).
 Needs the ``emulator`` extra (aiohttp); without it, importing this package raises one
 ``ModuleNotFoundError`` line naming the extra. The pytest fixture ``vertex_emulator`` comes from
 ``greycloud.pytest_plugin``; ``serve()`` runs one in the foreground.
@@ -31,6 +32,7 @@ from ._auth import EmulatorCredentials
 from ._capacity import Capacity, SecondStats
 from ._emulator import VertexEmulator
 from ._faults import Fault
+from ._process import EmulatorProcess
 from ._records import RequestRecord
 from ._search import SearchDocument
 from ._serve import serve
@@ -39,6 +41,7 @@ from ._state import EmulatorStats, ModelStats
 __all__ = [
     "Capacity",
     "EmulatorCredentials",
+    "EmulatorProcess",
     "EmulatorStats",
     "Fault",
     "ModelStats",

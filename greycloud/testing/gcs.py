@@ -24,8 +24,8 @@ def _free_port(host: str) -> int:
 
 def anonymous_client(project: str, endpoint: str | None) -> Any:
     """A ``google.cloud.storage.Client`` for an emulated Cloud Storage at ``endpoint``."""
+    import google.cloud.storage as storage  # type: ignore[import-untyped, unused-ignore]
     from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage  # type: ignore[import-untyped, unused-ignore]
 
     return storage.Client(
         project=project,

@@ -38,8 +38,9 @@ async def test_two_limiters_share_one_quota(redis_url: RedisTarget) -> None:
         async with limiter.limit("m", 10):
             entered.append(time.monotonic() - began)
     # Shared means every start waits for the one booked before it, whichever limiter booked
-    # it. Only lower bounds: a loaded machine may start a call late, but never early.
-    assert all(at >= i * GAP - 0.005 for i, at in enumerate(entered)), entered
+    # it: unshared, the second limiter would start at once. Only lower bounds, and half a gap
+    # of slack, since Redis's clock is read here only as exactly as half a round trip.
+    assert all(at >= (i - 0.5) * GAP for i, at in enumerate(entered)), entered
     assert entered[-1] < 3 * GAP + 1.0, entered  # nobody waited on a quota of its own
     assert first.stats().storage == "redis"
     await first.aclose()

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_rate_limiter_redis.py by tools/generate.py.
 # Change tests/_async/test_rate_limiter_redis.py and run `make generate`.
-# output-sha256: e5bdcac141ad6990
+# output-sha256: 45139386e3d1ab05
 """The limiter with its quota in Redis: shared between limiters, and explicit when Redis is down.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/. Needs a real
@@ -41,8 +41,9 @@ def test_two_limiters_share_one_quota(redis_url: RedisTarget) -> None:
         with limiter.limit("m", 10):
             entered.append(time.monotonic() - began)
     # Shared means every start waits for the one booked before it, whichever limiter booked
-    # it. Only lower bounds: a loaded machine may start a call late, but never early.
-    assert all(at >= i * GAP - 0.005 for i, at in enumerate(entered)), entered
+    # it: unshared, the second limiter would start at once. Only lower bounds, and half a gap
+    # of slack, since Redis's clock is read here only as exactly as half a round trip.
+    assert all(at >= (i - 0.5) * GAP for i, at in enumerate(entered)), entered
     assert entered[-1] < 3 * GAP + 1.0, entered  # nobody waited on a quota of its own
     assert first.stats().storage == "redis"
     first.close()
