@@ -34,7 +34,7 @@ from ..errors import BatchJobFailedError, BatchResultsNotFoundError, ConfigError
 from .client import GreyCloudAsyncClient, _ClientBacked
 from .rate_limiter import VertexRateLimiter
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("greycloud.batch")
 
 BatchRequests = Sequence[types.InlinedRequest | Mapping[str, Any]] | str | os.PathLike[str]
 JobRef = types.BatchJob | str

@@ -23,7 +23,7 @@ from ..errors import CacheTooSmallError, ConfigError
 from .client import GreyCloudAsyncClient, StreamItem, _ClientBacked
 from .rate_limiter import VertexRateLimiter
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("greycloud.cache")
 
 DEFAULT_TTL_SECONDS = 3600
 

@@ -27,7 +27,7 @@ from .._limiter.core import Booking, LimiterCore, log_change
 if TYPE_CHECKING:
     from .._primitives import AsyncRedis
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("greycloud.limiter")
 
 SYNC_EVERY = 0.25  # seconds between two steps of the shared law (a 429 steps it at once)
 CONFLICTS = 3  # compare-and-set attempts per step before leaving it to the next one

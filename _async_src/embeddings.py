@@ -36,7 +36,7 @@ class EmbeddingClient(Protocol):
     ) -> None: ...
 
     async def _wait_before_retry(
-        self, exc: Exception, attempt: int, retry: RetryPolicy
+        self, exc: Exception, attempt: int, retry: RetryPolicy, *, model: str
     ) -> None: ...
 
 
@@ -53,7 +53,7 @@ async def embed_planned(
             try:
                 return await _send_once(client, plan, request)
             except Exception as exc:
-                await client._wait_before_retry(exc, attempt, retry)
+                await client._wait_before_retry(exc, attempt, retry, model=plan.model)
 
     concurrency = client.config.limits_for(plan.model)["max_concurrency"]
     if not isinstance(concurrency, int):  # only rpm and tpm may be "auto"

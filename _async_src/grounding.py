@@ -26,7 +26,7 @@ import google.auth.exceptions
 import google.auth.transport.requests
 import requests
 
-from .. import auth
+from .. import _telemetry, auth
 from .._core.grounding_text import (
     GROUNDING_LOGGER,
     MAX_SOURCES,
@@ -48,9 +48,9 @@ from .._primitives import async_run_blocking, async_sleep
 from ..config import GreyCloudConfig
 
 # One record per call, and nothing else, on the grounding logger (handlers count its records);
-# details such as search retries go to this module's own logger, which is not below it.
+# details such as search retries go to "greycloud.search", which is not below it.
 logger = logging.getLogger(GROUNDING_LOGGER)
-detail_logger = logging.getLogger(__name__)
+detail_logger = logging.getLogger("greycloud.search")
 
 SEARCH_TIMEOUT = 10.0  # seconds per search attempt (connect and read)
 RETRY_DELAYS = (0.1, 0.3)  # seconds before the second and third attempt
@@ -231,6 +231,7 @@ class SearchGrounding:
             self.datastore,
             extra={"grounding": grounding, "grounding_sources": sources},
         )
+        _telemetry.note_grounding(grounding, sources)
         return request
 
     def _failed(self, request: GenerateRequest, reason: str) -> GenerateRequest:
@@ -240,4 +241,5 @@ class SearchGrounding:
             request.model,
             extra={"grounding": FAILED, "grounding_sources": 0},
         )
+        _telemetry.note_grounding(FAILED, 0)
         return request

@@ -46,7 +46,7 @@ from .discovery_shared import SharedDiscovery
 if TYPE_CHECKING:
     from .._primitives import AsyncPubSub, AsyncRedis
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("greycloud.limiter")
 
 Unavailable = Literal["fail", "wait", "local"]
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -496,6 +496,7 @@ class RedisStore:
                 "rate for %s recovering: %.0f%% of the configured quota",
                 booking.model,
                 _number(factor) * 100,
+                extra={"model": booking.model, "rate_factor": _number(factor)},
             )
 
     def _drop_held(self, booking: Booking) -> None:
@@ -537,6 +538,12 @@ class RedisStore:
                 model,
                 _number(factor) * 100,
                 delay,
+                extra={
+                    "model": model,
+                    "status": 429,
+                    "delay": delay,
+                    "rate_factor": _number(factor),
+                },
             )
 
     # -- the background loop: heartbeat, clean-up, wake-ups ---------------------------------------

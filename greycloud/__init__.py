@@ -7,6 +7,7 @@ name: import it below, add it to ``_EXPORTS`` and ``__all__`` (a test checks the
 
 from __future__ import annotations
 
+import logging
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from ._async.client import GreyCloudAsyncClient
     from ._async.rate_limiter import VertexRateLimiter
     from ._core.batch_format import BatchResult
+    from ._core.pricing import CostEstimate, ModelPrice, Pricing
+    from ._core.usage import TokenUsage, UsageMeter
     from ._limiter.stats import LimiterStats
     from ._sync.batch import GreyCloudBatch
     from ._sync.cache import GreyCloudCache
@@ -49,6 +52,11 @@ _EXPORTS = {
     "GreyCloudAsyncClient": "._async.client",
     "VertexRateLimiter": "._async.rate_limiter",
     "BatchResult": "._core.batch_format",
+    "CostEstimate": "._core.pricing",
+    "ModelPrice": "._core.pricing",
+    "Pricing": "._core.pricing",
+    "TokenUsage": "._core.usage",
+    "UsageMeter": "._core.usage",
     "LimiterStats": "._limiter.stats",
     "GreyCloudBatch": "._sync.batch",
     "GreyCloudCache": "._sync.cache",
@@ -72,6 +80,10 @@ _EXPORTS = {
     "StreamInterruptedError": ".errors",
 }
 
+# A library never prints: without this, Python's last-resort handler would write greycloud's
+# warnings (a 429 slowing the limiter) to the stderr of programs that never set up logging.
+logging.getLogger("greycloud").addHandler(logging.NullHandler())
+
 __all__ = [
     "AuthError",
     "BatchInputError",
@@ -81,6 +93,7 @@ __all__ = [
     "BucketNotFoundError",
     "CacheTooSmallError",
     "ConfigError",
+    "CostEstimate",
     "GreyCloudAsyncBatch",
     "GreyCloudAsyncCache",
     "GreyCloudAsyncChat",
@@ -95,11 +108,15 @@ __all__ = [
     "GreyCloudError",
     "LimiterStats",
     "LimiterStorageError",
+    "ModelPrice",
+    "Pricing",
     "QuotaExhaustedError",
     "RequestTooLargeError",
     "RetryExhaustedError",
     "StreamInterruptedError",
     "SyncVertexRateLimiter",
+    "TokenUsage",
+    "UsageMeter",
     "VertexRateLimiter",
 ]
 

@@ -13,6 +13,7 @@ EXTRA_MODULES: dict[str, frozenset[str]] = {
     "redis": frozenset({"redis"}),
     "storage": frozenset({"google.cloud.storage", "google.api_core"}),
     "beam": frozenset({"apache_beam"}),
+    "otel": frozenset({"opentelemetry"}),
 }
 
 

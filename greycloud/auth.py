@@ -25,7 +25,7 @@ import google.oauth2.credentials
 from .config import GreyCloudConfig
 from .errors import AuthError
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("greycloud.auth")
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 LOGIN_COMMAND = "gcloud auth application-default login"

@@ -20,7 +20,7 @@ import pytest
 from google.genai import types
 from typer.testing import CliRunner, Result
 
-from greycloud import GreyCloudCache
+from greycloud import GreyCloudCache, Pricing
 from greycloud.cli import app
 from greycloud.testing import VertexEmulator
 from greycloud.testing.gcs import GcsEmulator
@@ -245,6 +245,13 @@ def test_submit_status_download_round_trip(
         assert line["error"] is None and line["text"] and line["model"] == MODEL
         assert line["finish_reason"] in {"STOP", "MAX_TOKENS"}
         assert line["usage"]["total_tokens"] > 0
+    # The tokens, and their cost at batch prices.
+    tokens_in = sum(line["usage"]["prompt_tokens"] for line in lines)
+    tokens_out = sum(line["usage"]["candidates_tokens"] for line in lines)
+    assert f"tokens: {tokens_in:,} input (0 cached), {tokens_out:,} output" in downloaded.stderr
+    price = Pricing.load().models[MODEL]
+    cost = (tokens_in * (price.batch_input or 0) + tokens_out * (price.batch_output or 0)) / 1e6
+    assert f"estimated cost ${cost:,.4f}" in downloaded.stderr
 
     status = invoke(emu, gcs_emulator, "batch", "status", job, "--json")
     assert status.exit_code == 0, status.stderr

@@ -393,9 +393,13 @@ def test_which_tokens_count(counting: str, expected: int) -> None:
 def test_a_429_shrinks_the_rate_and_holds_new_starts(caplog: pytest.LogCaptureFixture) -> None:
     core, clock = make_core(rpm=60, backoff=0.5)
     core.book("m", 1)
-    with caplog.at_level(logging.WARNING, "greycloud._limiter.core"):
+    with caplog.at_level(logging.WARNING, "greycloud.limiter"):
         core.report_rate_limited("m", 7.0, per_day=False)
     assert "slowing to 50%" in caplog.text
+    [record] = caplog.records  # one record per rate change, its figures as fields
+    assert record.name == "greycloud.limiter"
+    fields = {key: record.__dict__[key] for key in ("model", "status", "delay", "rate_factor")}
+    assert fields == {"model": "m", "status": 429, "delay": 7.0, "rate_factor": 0.5}
     first = core.book("m", 1)
     assert first.start >= clock.now + 7.0
     second = core.book("m", 1)
@@ -435,7 +439,7 @@ def test_the_rate_recovers_step_by_step_after_successes(caplog: pytest.LogCaptur
     core.report_rate_limited("m", 0.0, per_day=False)
     core.finish(old, success=True)  # started before the slowdown: says nothing about the new rate
     assert core.stats("memory").models["m"].rate_factor == 0.5
-    with caplog.at_level(logging.INFO, "greycloud._limiter.core"):
+    with caplog.at_level(logging.INFO, "greycloud.limiter"):
         for _ in range(10):  # threshold: max(5, 0.5 * 20) successes
             core.finish(core.book("m", 1), success=True)
     assert core.stats("memory").models["m"].rate_factor == pytest.approx(0.6)

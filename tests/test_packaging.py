@@ -34,6 +34,7 @@ def test_wheel_holds_both_halves_and_imports_both_clients(tmp_path: Path) -> Non
         assert f"greycloud/{half}/client.py" in names
         assert f"greycloud/{half}/rate_limiter.py" in names
     assert "greycloud/py.typed" in names
+    assert "greycloud/_core/pricing.json" in names  # the cost estimates' price table
     assert not any(name.startswith(("_async_src/", "tools/", "tests/")) for name in names)
 
     # Imported from the wheel itself (a zip on the path), not from the source tree; unasync is
@@ -43,6 +44,7 @@ def test_wheel_holds_both_halves_and_imports_both_clients(tmp_path: Path) -> Non
         "import greycloud\n"
         "assert greycloud.__file__.startswith(sys.argv[1]), greycloud.__file__\n"
         "print(greycloud.GreyCloudClient.__module__, greycloud.GreyCloudAsyncClient.__module__)\n"
+        "assert greycloud.Pricing.load().models\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe, str(wheel)],

@@ -20,7 +20,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NOT_SOURCE = (".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache")
-EXTRAS_BROUGHT = ("aiohttp", "typer", "rich", "redis", "google.cloud.storage", "apache_beam")
+EXTRAS_BROUGHT = (
+    "aiohttp",
+    "typer",
+    "rich",
+    "redis",
+    "google.cloud.storage",
+    "apache_beam",
+    "opentelemetry",
+)
 
 FIND_MODULES = """
 import importlib, sys

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/batch.py by tools/generate.py.
 # Change _async_src/batch.py and run `make generate`.
-# output-sha256: 23c60da296ae73d1
+# output-sha256: a2824f79746ce9a9
 """Batch prediction jobs: input to Cloud Storage, the job, its progress, and its results.
 
 This file is the only hand-written copy of the batch client. ``make generate`` turns it into
@@ -37,7 +37,7 @@ from ..errors import BatchJobFailedError, BatchResultsNotFoundError, ConfigError
 from .client import GreyCloudAsyncClient, _ClientBacked
 from .rate_limiter import VertexRateLimiter
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("greycloud.batch")
 
 BatchRequests = Sequence[types.InlinedRequest | Mapping[str, Any]] | str | os.PathLike[str]
 JobRef = types.BatchJob | str

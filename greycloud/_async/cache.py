@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/cache.py by tools/generate.py.
 # Change _async_src/cache.py and run `make generate`.
-# output-sha256: 260e384ed2c0c615
+# output-sha256: 03e4ab35459f56d2
 """Context caches: create, list, update, delete, and generate against one under the limiter.
 
 This file is the only hand-written copy of the cache client. ``make generate`` turns it into
@@ -26,7 +26,7 @@ from ..errors import CacheTooSmallError, ConfigError
 from .client import GreyCloudAsyncClient, StreamItem, _ClientBacked
 from .rate_limiter import VertexRateLimiter
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("greycloud.cache")
 
 DEFAULT_TTL_SECONDS = 3600
 

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# output-sha256: e1fd34156f9cf1ba
+# output-sha256: 546c4aad97389bfe
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -19,7 +19,7 @@ import google.auth.exceptions
 from google import genai
 from google.genai import errors, types
 
-from .. import auth
+from .. import _telemetry, auth
 from .._core import function_calling
 from .._core.embedding import plan_embedding
 from .._core.request import (
@@ -40,6 +40,7 @@ from .._core.retry import (
     is_rejected_api_key,
 )
 from .._core.token_estimate import UnsizedMedia
+from .._core.usage import UsageMeter
 from .._primitives import (
     AsyncLock,
     AsyncResult,
@@ -65,7 +66,7 @@ from .embeddings import embed_planned
 from .grounding import SearchGrounding
 from .rate_limiter import VertexRateLimiter
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("greycloud.client")
 
 StreamItem = str | types.GenerateContentResponse
 # What a credential refresh may fix: the server's 401, or credentials the SDK could not refresh.
@@ -73,6 +74,11 @@ AuthFailure = errors.APIError | google.auth.exceptions.RefreshError
 
 DEFAULT_BASE_DELAY = 1.0
 DEFAULT_MAX_DELAY = 60.0
+DEFAULT_MAX_RETRIES = 5
+# gen_ai.operation.name of each kind of call (the OpenTelemetry GenAI conventions).
+GENERATE = "generate_content"
+CHAT = "chat"
+EMBEDDINGS = "embeddings"
 # countTokens has its own quota on Vertex, so it is limited under its own key, not the model's.
 COUNT_TOKENS_KEY = "countTokens:{model}"
 # Errors that mean the service cannot count tokens for this request (not a passing failure).
@@ -85,6 +91,8 @@ class GreyCloudAsyncClient:
     ``rpm``, ``tpm`` and ``max_concurrency`` override the config's limits; pass ``rate_limiter``
     instead to share one limiter between clients. ``credentials`` takes any google-auth
     credentials; without it they come from the config (API key, ADC, impersonation, gcloud).
+    ``usage`` is the ``UsageMeter`` that adds up the tokens of every answer (``client.usage``;
+    pass one meter to several clients to add up their tokens together).
     """
 
     def __init__(
@@ -96,6 +104,7 @@ class GreyCloudAsyncClient:
         *,
         credentials: auth.Credentials | None = None,
         rate_limiter: VertexRateLimiter | None = None,
+        usage: UsageMeter | None = None,
     ) -> None:
         overrides = {
             name: value
@@ -118,6 +127,11 @@ class GreyCloudAsyncClient:
         self._owns_limiter = rate_limiter is None
         self.rate_limiter = (
             rate_limiter if rate_limiter is not None else VertexRateLimiter.from_config(self.config)
+        )
+        self.usage = usage if usage is not None else UsageMeter()
+        """Tokens of every answer this client received, by model and kind."""
+        self._telemetry = _telemetry.for_client(
+            *_telemetry.server_of(self.config), limiter=self.rate_limiter
         )
         self._sdk = self._build_sdk()
         self._grounding = SearchGrounding(self.config, lambda: self._credentials, self._api_key)
@@ -358,7 +372,7 @@ class GreyCloudAsyncClient:
     def generate_with_retry(
         self,
         contents: Contents,
-        max_retries: int = 5,
+        max_retries: int = DEFAULT_MAX_RETRIES,
         streaming: bool = False,
         base_delay: float = DEFAULT_BASE_DELAY,
         max_delay: float = DEFAULT_MAX_DELAY,
@@ -393,14 +407,15 @@ class GreyCloudAsyncClient:
     def _chat_turn(
         self, contents: list[types.Content], model: str | None, config: GenerateConfig | None
     ) -> AsyncResult[types.GenerateContentResponse]:
-        return self.generate_with_retry(contents, model=model, config=config)
+        """A chat turn: ``generate_with_retry`` with its defaults, traced as a chat."""
+        request = self._build(contents, model=model, config=config)
+        return self._generate(request, _CHAT_RETRY, CHAT)
 
     def _chat_turn_stream(
         self, contents: list[types.Content], model: str | None, config: GenerateConfig | None
     ) -> AsyncStream[types.GenerateContentResponse]:
-        return self.generate_with_retry(
-            contents, streaming=True, return_chunks=True, model=model, config=config
-        )
+        request = self._build(contents, model=model, config=config)
+        return AsyncStream(lambda: self._stream(request, _CHAT_RETRY, CHAT))
 
     async def count_tokens(
         self,
@@ -422,17 +437,18 @@ class GreyCloudAsyncClient:
         count_config = (
             types.CountTokensConfig(system_instruction=system) if system is not None else None
         )
-        try:
-            return await self._count(model, contents, count_config)
-        except (ValueError, NotImplementedError) as exc:
-            estimate = estimate_tokens(contents, system, model)
-            logger.warning(
-                "the service could not count tokens for %s (%s); using an estimate of %d",
-                model,
-                exc,
-                estimate,
-            )
-            return estimate
+        with self._telemetry.operation("count_tokens", model):
+            try:
+                return await self._count(model, contents, count_config)
+            except (ValueError, NotImplementedError) as exc:
+                estimate = estimate_tokens(contents, system, model)
+                logger.warning(
+                    "the service could not count tokens for %s (%s); using an estimate of %d",
+                    model,
+                    exc,
+                    estimate,
+                )
+                return estimate
 
     async def _count(
         self, model: str, contents: Contents, config: types.CountTokensConfig | None
@@ -491,7 +507,8 @@ class GreyCloudAsyncClient:
             max_request_tokens=None if tpm == "auto" else tpm,
         )
         retry = RetryPolicy(max_retries, DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY, on_retry)
-        return await embed_planned(self, plan, retry)
+        with self._telemetry.operation(EMBEDDINGS, model):
+            return await embed_planned(self, plan, retry)
 
     # -- internals --------------------------------------------------------------------------
 
@@ -596,18 +613,27 @@ class GreyCloudAsyncClient:
             return None
 
     async def _generate(
-        self, request: GenerateRequest, retry: RetryPolicy | None
+        self, request: GenerateRequest, retry: RetryPolicy | None, operation: str = GENERATE
+    ) -> types.GenerateContentResponse:
+        """One answer, traced as one ``operation``."""
+        with self._telemetry.operation(operation, request.model, request) as traced:
+            response = await self._generate_hops(request, retry, traced)
+            traced.answered(response)
+            return response
+
+    async def _generate_hops(
+        self, request: GenerateRequest, retry: RetryPolicy | None, traced: _telemetry.Operation
     ) -> types.GenerateContentResponse:
         """One answer: one request, or with Python functions one request per hop."""
         request = await self._ground(request)
         loop = request.function_loop
         if loop is None:
-            return await self._generate_attempts(request, retry)
+            return await self._generate_attempts(request, retry, traced)
         history: list[types.Content] = []
         hop = 0
         while True:
             hop += 1
-            response = await self._generate_attempts(request, retry)
+            response = await self._generate_attempts(request, retry, traced)
             turn = function_calling.model_turn(response)
             calls = function_calling.calls_in(turn.parts if turn is not None else None)
             if turn is None or not calls or hop >= loop.maximum_remote_calls:
@@ -622,31 +648,49 @@ class GreyCloudAsyncClient:
         return response
 
     async def _generate_attempts(
-        self, request: GenerateRequest, retry: RetryPolicy | None
+        self, request: GenerateRequest, retry: RetryPolicy | None, traced: _telemetry.Operation
     ) -> types.GenerateContentResponse:
-        if retry is None:
-            return await self._generate_once(request)
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await self._generate_once(request)
+                with traced.attempt(attempt) as step:
+                    return await self._generate_once(request, step)
             except Exception as exc:
-                await self._wait_before_retry(exc, attempt, retry)
+                if retry is None:
+                    raise
+                await self._wait_before_retry(
+                    exc, attempt, retry, model=request.model, traced=traced
+                )
 
     async def _stream(
-        self, request: GenerateRequest, retry: RetryPolicy | None
+        self, request: GenerateRequest, retry: RetryPolicy | None, operation: str = GENERATE
+    ) -> AsyncIterator[types.GenerateContentResponse]:
+        """The chunks of the answer, traced as one ``operation``."""
+        # Never made current across a yield: see greycloud/_telemetry.py.
+        with self._telemetry.operation(operation, request.model, request, streaming=True) as traced:
+            with traced.current():
+                request = await self._ground(request)
+            hops = self._stream_hops(request, retry, traced)
+            try:
+                async for chunk in hops:
+                    traced.chunk(chunk)
+                    yield chunk
+            finally:
+                await async_close_iterator(hops)
+
+    async def _stream_hops(
+        self, request: GenerateRequest, retry: RetryPolicy | None, traced: _telemetry.Operation
     ) -> AsyncIterator[types.GenerateContentResponse]:
         """The chunks of the answer; with Python functions, of every hop, the functions run
         between hops (each hop's stream is resumed on its own)."""
-        request = await self._ground(request)
         loop = request.function_loop
         history: list[types.Content] = []
         hop = 0
         while True:
             hop += 1
             said: list[types.Part] = []
-            hop_stream = self._stream_attempts(request, retry)
+            hop_stream = self._stream_attempts(request, retry, traced)
             try:
                 async for chunk in hop_stream:
                     if loop is not None:
@@ -671,11 +715,11 @@ class GreyCloudAsyncClient:
             request = request.next_hop(history)
 
     def _stream_attempts(
-        self, request: GenerateRequest, retry: RetryPolicy | None
+        self, request: GenerateRequest, retry: RetryPolicy | None, traced: _telemetry.Operation
     ) -> AsyncIterator[types.GenerateContentResponse]:
         if retry is None:
-            return self._stream_once(request)
-        return self._stream_with_retry(request, retry)
+            return self._stream_once(request, traced.attempt(1))
+        return self._stream_with_retry(request, retry, traced)
 
     async def _run_functions(
         self, loop: function_calling.FunctionLoop, calls: list[types.FunctionCall]
@@ -700,20 +744,30 @@ class GreyCloudAsyncClient:
         """Call the SDK's ``<surface>.<method>`` (e.g. ``models.generate_content``); after a
         401, refresh the credentials and call once more. Also used by the cache and batch
         classes, so that every service call refreshes credentials the same way."""
+        # Generation and counting are traced by their callers; caches and batches here.
+        traced = (
+            _telemetry.NO_OPERATION
+            if surface == "models"
+            else self._telemetry.operation(f"{surface}.{method}", str(arguments.get("model", "")))
+        )
         attempt = 0
-        while True:
-            attempt += 1
-            generation = self._auth_generation
-            try:
-                service = getattr(async_sdk(self._sdk), surface)
-                return await getattr(service, method)(**arguments)
-            except (errors.ClientError, google.auth.exceptions.RefreshError) as exc:
-                if not await self._recover_auth(exc, attempt, generation):
-                    _raise_if_per_day(exc)
-                    raise
+        with traced:
+            while True:
+                attempt += 1
+                generation = self._auth_generation
+                try:
+                    service = getattr(async_sdk(self._sdk), surface)
+                    return await getattr(service, method)(**arguments)
+                except (errors.ClientError, google.auth.exceptions.RefreshError) as exc:
+                    if not await self._recover_auth(exc, attempt, generation):
+                        _raise_if_per_day(exc)
+                        raise
 
-    async def _generate_once(self, request: GenerateRequest) -> types.GenerateContentResponse:
+    async def _generate_once(
+        self, request: GenerateRequest, step: _telemetry.Attempt
+    ) -> types.GenerateContentResponse:
         async with self.rate_limiter.limit(request.model, request.booked_tokens) as permit:
+            step.waited(permit.waited)
             try:
                 response: types.GenerateContentResponse = await self._call_with_auth(
                     "models",
@@ -726,42 +780,50 @@ class GreyCloudAsyncClient:
                 await self._report(request.model, exc, permit.start)
                 raise
             await permit.reconcile(response.usage_metadata)
+            self.usage.add(request.model, response.usage_metadata)
+            step.answered(response)
             return response
 
     async def _stream_once(
-        self, request: GenerateRequest
+        self, request: GenerateRequest, step: _telemetry.Attempt
     ) -> AsyncIterator[types.GenerateContentResponse]:
         """One streamed attempt holding one limiter slot until the stream ends in any way."""
-        async with self.rate_limiter.limit(request.model, request.booked_tokens) as permit:
-            usage = None
-            for auth_attempt in (1, 2):
-                generation = self._auth_generation
-                received = False
-                stream = None
-                try:
-                    stream = await async_sdk(self._sdk).models.generate_content_stream(
-                        model=request.model, contents=request.contents, config=request.config
-                    )
-                    async for chunk in stream:
-                        received = True
-                        if chunk.usage_metadata is not None:
-                            usage = chunk.usage_metadata
-                        yield chunk
-                    break
-                except (errors.APIError, google.auth.exceptions.RefreshError) as exc:
-                    if not received and await self._recover_auth(exc, auth_attempt, generation):
-                        continue
-                    if isinstance(exc, errors.APIError):
-                        await self._report(request.model, exc, permit.start)
-                        _raise_if_per_day(exc)
-                    raise
-                finally:
-                    if stream is not None:
-                        await async_close_iterator(stream)
-            await permit.reconcile(usage)
+        with step:
+            async with self.rate_limiter.limit(request.model, request.booked_tokens) as permit:
+                step.waited(permit.waited)
+                usage = None
+                last = None
+                for auth_attempt in (1, 2):
+                    generation = self._auth_generation
+                    received = False
+                    stream = None
+                    try:
+                        stream = await async_sdk(self._sdk).models.generate_content_stream(
+                            model=request.model, contents=request.contents, config=request.config
+                        )
+                        async for chunk in stream:
+                            received = True
+                            if chunk.usage_metadata is not None:
+                                usage, last = chunk.usage_metadata, chunk
+                            yield chunk
+                        break
+                    except (errors.APIError, google.auth.exceptions.RefreshError) as exc:
+                        if not received and await self._recover_auth(exc, auth_attempt, generation):
+                            continue
+                        if isinstance(exc, errors.APIError):
+                            await self._report(request.model, exc, permit.start)
+                            _raise_if_per_day(exc)
+                        raise
+                    finally:
+                        if stream is not None:
+                            await async_close_iterator(stream)
+                await permit.reconcile(usage)
+                self.usage.add(request.model, usage)
+                if last is not None:
+                    step.answered(last)
 
     async def _stream_with_retry(
-        self, request: GenerateRequest, retry: RetryPolicy
+        self, request: GenerateRequest, retry: RetryPolicy, traced: _telemetry.Operation
     ) -> AsyncIterator[types.GenerateContentResponse]:
         delivered = ""  # text the caller already has, across attempts
         calls_delivered = 0  # function calls the caller already has, across attempts
@@ -770,7 +832,7 @@ class GreyCloudAsyncClient:
             attempt += 1
             position = 0  # characters of text this attempt has produced so far
             calls_seen = 0  # function calls this attempt has produced so far
-            attempt_stream = self._stream_once(request)
+            attempt_stream = self._stream_once(request, traced.attempt(attempt))
             try:
                 async for chunk in attempt_stream:
                     text = _text_of(chunk)
@@ -802,7 +864,9 @@ class GreyCloudAsyncClient:
                 raise
             except Exception as exc:
                 try:
-                    await self._wait_before_retry(exc, attempt, retry)
+                    await self._wait_before_retry(
+                        exc, attempt, retry, model=request.model, traced=traced
+                    )
                 except RetryExhaustedError as exhausted:
                     if delivered:
                         raise StreamInterruptedError(
@@ -812,18 +876,38 @@ class GreyCloudAsyncClient:
                             attempts=attempt,
                         ) from exhausted.last_error
                     raise
+                if delivered:
+                    traced.resumed()
             finally:
                 await async_close_iterator(attempt_stream)
 
-    async def _wait_before_retry(self, exc: Exception, attempt: int, retry: RetryPolicy) -> None:
-        """Return after the backoff if ``exc`` may be retried; otherwise raise."""
+    async def _wait_before_retry(
+        self,
+        exc: Exception,
+        attempt: int,
+        retry: RetryPolicy,
+        *,
+        model: str,
+        traced: _telemetry.Operation = _telemetry.NO_OPERATION,
+    ) -> None:
+        """Return after the backoff if ``exc`` may be retried; otherwise raise. ``traced`` is
+        the call's span, told the delay and the reason."""
         failure = classify(exc)  # a per-day 429 arrives here already as QuotaExhaustedError
         if not failure.transient:
             raise exc
         if attempt > retry.max_retries:
             raise RetryExhaustedError(attempt, exc) from exc
         delay = backoff_delay(attempt, retry.base_delay, retry.max_delay, failure.retry_after)
-        logger.info("attempt %d failed (%s); retrying in %.2fs", attempt, _describe(exc), delay)
+        status = exc.code if isinstance(exc, errors.APIError) else type(exc).__name__
+        logger.info(
+            "%s: attempt %d failed (%s); retrying in %.2fs",
+            model,
+            attempt,
+            _telemetry.describe(exc),
+            delay,
+            extra={"model": model, "attempt": attempt, "status": status, "delay": delay},
+        )
+        traced.retrying(delay, exc)
         if retry.on_retry is not None:
             retry.on_retry(attempt, exc, delay)
         await async_sleep(delay)
@@ -835,6 +919,7 @@ class GreyCloudAsyncClient:
         cause = exc.__cause__ if isinstance(exc, QuotaExhaustedError) else None
         failure = classify(cause or exc)
         if failure.rate_limited:
+            self._telemetry.rate_limited(model)
             await self.rate_limiter.report_rate_limited(
                 model, failure.retry_after, per_day=failure.per_day, started_at=started_at
             )
@@ -944,12 +1029,7 @@ def _without_repeats(
     return copy
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, errors.APIError):
-        return f"{exc.code} {exc.status}"
-    return type(exc).__name__
-
-
+_CHAT_RETRY = RetryPolicy(DEFAULT_MAX_RETRIES, DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY, None)
 _Backed = TypeVar("_Backed", bound="_ClientBacked")
 
 

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/discovery_shared.py by tools/generate.py.
 # Change _async_src/discovery_shared.py and run `make generate`.
-# output-sha256: 64077b4d0c1eb444
+# output-sha256: aa7b760d45f78070
 """rpm="auto" shared through Redis: one discovered rate per model for every process.
 
 The law (``greycloud._limiter.discovery``) runs in the processes; Redis keeps its one state per
@@ -30,7 +30,7 @@ from .._limiter.core import Booking, LimiterCore, log_change
 if TYPE_CHECKING:
     from .._primitives import AsyncRedis
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("greycloud.limiter")
 
 SYNC_EVERY = 0.25  # seconds between two steps of the shared law (a 429 steps it at once)
 CONFLICTS = 3  # compare-and-set attempts per step before leaving it to the next one

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/embeddings.py by tools/generate.py.
 # Change _async_src/embeddings.py and run `make generate`.
-# output-sha256: f519326d0a4eb505
+# output-sha256: 313c4d16ae090c55
 """Embeddings under the limiter: one ``embed_content`` call sent as many requests.
 
 The call is planned by ``greycloud._core.embedding`` (checked, split by the model's per-request
@@ -39,7 +39,7 @@ class EmbeddingClient(Protocol):
     ) -> None: ...
 
     async def _wait_before_retry(
-        self, exc: Exception, attempt: int, retry: RetryPolicy
+        self, exc: Exception, attempt: int, retry: RetryPolicy, *, model: str
     ) -> None: ...
 
 
@@ -56,7 +56,7 @@ async def embed_planned(
             try:
                 return await _send_once(client, plan, request)
             except Exception as exc:
-                await client._wait_before_retry(exc, attempt, retry)
+                await client._wait_before_retry(exc, attempt, retry, model=plan.model)
 
     concurrency = client.config.limits_for(plan.model)["max_concurrency"]
     if not isinstance(concurrency, int):  # only rpm and tpm may be "auto"

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/grounding.py by tools/generate.py.
 # Change _async_src/grounding.py and run `make generate`.
-# output-sha256: e7872d5cc8a98b26
+# output-sha256: 7df26eb32a89f033
 """Grounding in a Vertex AI Search datastore, for every model.
 
 ``grounding_mode="inject"`` (the default): before generation the datastore is searched through
@@ -29,7 +29,7 @@ import google.auth.exceptions
 import google.auth.transport.requests
 import requests
 
-from .. import auth
+from .. import _telemetry, auth
 from .._core.grounding_text import (
     GROUNDING_LOGGER,
     MAX_SOURCES,
@@ -51,9 +51,9 @@ from .._primitives import async_run_blocking, async_sleep
 from ..config import GreyCloudConfig
 
 # One record per call, and nothing else, on the grounding logger (handlers count its records);
-# details such as search retries go to this module's own logger, which is not below it.
+# details such as search retries go to "greycloud.search", which is not below it.
 logger = logging.getLogger(GROUNDING_LOGGER)
-detail_logger = logging.getLogger(__name__)
+detail_logger = logging.getLogger("greycloud.search")
 
 SEARCH_TIMEOUT = 10.0  # seconds per search attempt (connect and read)
 RETRY_DELAYS = (0.1, 0.3)  # seconds before the second and third attempt
@@ -234,6 +234,7 @@ class SearchGrounding:
             self.datastore,
             extra={"grounding": grounding, "grounding_sources": sources},
         )
+        _telemetry.note_grounding(grounding, sources)
         return request
 
     def _failed(self, request: GenerateRequest, reason: str) -> GenerateRequest:
@@ -243,4 +244,5 @@ class SearchGrounding:
             request.model,
             extra={"grounding": FAILED, "grounding_sources": 0},
         )
+        _telemetry.note_grounding(FAILED, 0)
         return request

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/limiter_redis.py by tools/generate.py.
 # Change _async_src/limiter_redis.py and run `make generate`.
-# output-sha256: 0dc4fffca19a7450
+# output-sha256: f71a0aab7af1f9fc
 """The Redis store: one quota shared by every process that points at the same Redis.
 
 Each operation is one Lua script (``greycloud._limiter.lua``), atomic on the server and timed by
@@ -49,7 +49,7 @@ from .discovery_shared import SharedDiscovery
 if TYPE_CHECKING:
     from .._primitives import AsyncPubSub, AsyncRedis
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("greycloud.limiter")
 
 Unavailable = Literal["fail", "wait", "local"]
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -499,6 +499,7 @@ class RedisStore:
                 "rate for %s recovering: %.0f%% of the configured quota",
                 booking.model,
                 _number(factor) * 100,
+                extra={"model": booking.model, "rate_factor": _number(factor)},
             )
 
     def _drop_held(self, booking: Booking) -> None:
@@ -540,6 +541,12 @@ class RedisStore:
                 model,
                 _number(factor) * 100,
                 delay,
+                extra={
+                    "model": model,
+                    "status": 429,
+                    "delay": delay,
+                    "rate_factor": _number(factor),
+                },
             )
 
     # -- the background loop: heartbeat, clean-up, wake-ups ---------------------------------------

@@ -40,6 +40,7 @@ from .common import (
     stderr,
 )
 from .embed import embed_lines
+from .observability import OtelOption, PricingOption, exported_telemetry, load_pricing
 from .resources import batch_app, cache_app
 from .run_command import RunOptions, run_file
 from .target import open_client
@@ -204,6 +205,8 @@ def run(
     endpoint: EndpointOption = None,
     api_version: ApiVersionOption = None,
     log_interval: LogIntervalOption = 10.0,
+    pricing: PricingOption = None,
+    otel: OtelOption = False,
     verbose: VerboseOption = False,
     access_token: AccessTokenOption = None,
 ) -> None:
@@ -211,7 +214,8 @@ def run(
 
     Each result is on disk before it is counted. Running the same command again resumes: ids
     already in the output are skipped (also after kill -9; a torn last line is repaired).
-    Lines that failed for good stay failed until --retry-failed.
+    Lines that failed for good stay failed until --retry-failed. The summary gives the tokens
+    spent and their estimated cost (greycloud's pricing table, or --pricing FILE).
     """
     target = make_target(
         context, emulator, endpoint, api_version, verbose=verbose, access_token=access_token
@@ -225,8 +229,12 @@ def run(
         "tpm": _limit_option("--tpm", tpm),
         "max_concurrency": concurrency,
     }
-    options = RunOptions(max_retries, retry_failed, skip_invalid, log_interval)
-    raise typer.Exit(run_file(input_path, output_path, target, overrides, options))
+    options = RunOptions(
+        max_retries, retry_failed, skip_invalid, log_interval, load_pricing(pricing)
+    )
+    with exported_telemetry(otel):
+        code = run_file(input_path, output_path, target, overrides, options)
+    raise typer.Exit(code)
 
 
 # -- embed ----------------------------------------------------------------------------------------
@@ -333,6 +341,7 @@ def generate(
     emulator: EmulatorOption = False,
     endpoint: EndpointOption = None,
     api_version: ApiVersionOption = None,
+    otel: OtelOption = False,
     verbose: VerboseOption = False,
     access_token: AccessTokenOption = None,
 ) -> None:
@@ -347,7 +356,7 @@ def generate(
         "temperature": temperature,
         "max_output_tokens": max_output_tokens,
     }
-    with reported_errors(), open_client(target, **overrides) as client:
+    with reported_errors(), exported_telemetry(otel), open_client(target, **overrides) as client:
 
         async def stream() -> None:
             try:

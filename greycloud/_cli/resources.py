@@ -28,6 +28,8 @@ from rich.table import Table
 from .._batch_progress import describe, job_state
 from .._core.batch_format import BatchResult, check_jsonl, parse_predictions
 from .._core.cache_rules import model_id
+from .._core.pricing import Pricing
+from .._core.usage import BATCH, UsageMeter
 from .._sync.batch import GreyCloudBatch
 from .._sync.cache import GreyCloudCache
 from .common import (
@@ -52,6 +54,7 @@ from .common import (
     stderr,
 )
 from .jsonl_input import InputProblem
+from .observability import PricingOption, load_pricing, usage_summary
 from .results import batch_line
 from .target import Target, open_config
 
@@ -340,6 +343,7 @@ def batch_submit(
     poll_interval: PollIntervalOption = None,
     endpoint: EndpointOption = None,
     api_version: ApiVersionOption = None,
+    pricing: PricingOption = None,
     verbose: VerboseOption = False,
     access_token: AccessTokenOption = None,
 ) -> None:
@@ -355,6 +359,7 @@ def batch_submit(
     target = make_target(
         context, False, endpoint, api_version, verbose=verbose, access_token=access_token
     )
+    prices = load_pricing(pricing)
     requests = _checked_requests(input_path, model)
     overrides = {"model": model, "batch_gcs_bucket": bucket, "batch_poll_interval": poll_interval}
     with reported_errors(), open_config(target, **overrides) as resolved:
@@ -378,7 +383,7 @@ def batch_submit(
                 return
             done = _wait(batch, name)
             if output_path is not None:
-                raise typer.Exit(_download(batch, done, output_path, output_format))
+                raise typer.Exit(_download(batch, done, output_path, output_format, prices))
 
 
 def _checked_requests(path: Path, model: str | None) -> list[dict[str, Any]]:
@@ -419,7 +424,11 @@ def _wait(batch: GreyCloudBatch, name: str) -> types.BatchJob:
 
 
 def _download(
-    batch: GreyCloudBatch, job: types.BatchJob, path: Path, output_format: ResultsFormat
+    batch: GreyCloudBatch,
+    job: types.BatchJob,
+    path: Path,
+    output_format: ResultsFormat,
+    pricing: Pricing,
 ) -> int:
     """Write the job's results to ``path`` (whole or not at all); returns the exit code."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -444,6 +453,14 @@ def _download(
         f"wrote {len(results)} result(s) to {path}: {len(results) - failed} answered, "
         f"{failed} failed"
     )
+    meter = UsageMeter()
+    model = (job.model or batch.config.model).rsplit("/", 1)[-1]
+    for result in results:
+        if result.response is not None:
+            meter.add(model, result.response.usage_metadata, mode=BATCH)
+    spent = usage_summary(meter, pricing)
+    if spent is not None:
+        say(spent)
     return EXIT_FAILED if failed else 0
 
 
@@ -527,17 +544,20 @@ def batch_download(
     poll_interval: PollIntervalOption = None,
     endpoint: EndpointOption = None,
     api_version: ApiVersionOption = None,
+    pricing: PricingOption = None,
     verbose: VerboseOption = False,
     access_token: AccessTokenOption = None,
 ) -> None:
     """Write a finished job's results to FILE: one line per request (--format results, the
-    default) or Vertex AI's own prediction lines (--format predictions).
+    default) or Vertex AI's own prediction lines (--format predictions), then the tokens they
+    used and their estimated cost at batch prices (greycloud's table, or --pricing FILE).
 
     Exits 1 when the job has not ended (see --wait) or any request got no answer.
     """
     target = make_target(
         context, False, endpoint, api_version, verbose=verbose, access_token=access_token
     )
+    prices = load_pricing(pricing)
     with reported_errors(), _batches(target, batch_poll_interval=poll_interval) as batch:
         current = _wait(batch, job) if wait else batch.get_batch_job(job)
         state = job_state(current)
@@ -547,7 +567,7 @@ def batch_download(
                 f"yet; wait for it with: greycloud batch download {job} -o {output_path} --wait",
                 EXIT_FAILED,
             )
-        code = _download(batch, current, output_path, output_format)
+        code = _download(batch, current, output_path, output_format, prices)
     raise typer.Exit(code)
 
 

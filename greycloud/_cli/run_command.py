@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import auth
 from .._async.client import GreyCloudAsyncClient
+from .._core.pricing import Pricing
 from ..config import GreyCloudConfig
 from ..errors import AuthError, ConfigError
 from .common import (
@@ -34,6 +35,7 @@ from .group_commit import GroupCommit
 from .interrupts import interrupted_code
 from .journal import JournalError, JournalWriteError, OutputJournal
 from .jsonl_input import InputScan, LineId, Parse, scan, stream
+from .observability import usage_summary
 from .progress import LogReporter, Reporter, RichReporter, RunTally, summary
 from .prompts import PromptLine, checked_with, line_id, parse_checked_line, token_check
 from .runner import BulkRunner, RunPlan, RunStopped, plan_run, until_signalled
@@ -46,6 +48,7 @@ class RunOptions:
     retry_failed: bool
     skip_invalid: bool
     log_interval: float
+    pricing: Pricing | None = None  # for the tokens-and-cost line (None: no such line)
 
 
 # Builds the runner of a bulk command once its client, output, tally and reporter exist.
@@ -177,6 +180,7 @@ def _run_journalled(
     say(_start_line(tally, plan.to_run, len(plan.retry_ids)))
     stopped: RunStopped | None = None
     received: int | None = None
+    spent: str | None = None
     if plan.to_run:
         client = GreyCloudAsyncClient(config, credentials=credentials)
         # Only now, with a working client: the old failed lines make way for new ones.
@@ -185,8 +189,12 @@ def _run_journalled(
         tally.rpm = rpm if isinstance(rpm, int) else None  # "auto": no known pace
         tally.auto_rpm = _discovered_rpm(client)
         received, stopped = _run_with_progress(client, journal, tally, source, plan, options)
+        if options.pricing is not None:
+            spent = usage_summary(client.usage, options.pricing)
 
     say(summary(tally))
+    if spent is not None:
+        say(spent)
     invalid = source.checked.invalid_lines
     if invalid:
         say(f"{invalid} invalid input line(s) were skipped (listed above)")

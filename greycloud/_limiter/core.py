@@ -32,7 +32,7 @@ from .gcra import THETA, Dimension, earliest_start, place, same_time, slot_lengt
 from .quota import Quota
 from .stats import LimiterStats, ModelStats
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("greycloud.limiter")
 
 TOKENS = 1  # index of the token dimension in every bucket (requests come first)
 DEFAULT_HOLD = 1.0  # seconds to hold new starts after a 429 that gave no retry delay
@@ -470,6 +470,7 @@ class LimiterCore:
                     "rate for %s recovering: %.0f%% of the configured quota",
                     booking.model,
                     bucket.factor * 100,
+                    extra={"model": booking.model, "rate_factor": bucket.factor},
                 )
 
     def recovery_threshold(self, quota: Quota, factor: float) -> int:
@@ -512,6 +513,12 @@ class LimiterCore:
                     model,
                     bucket.factor * 100,
                     delay,
+                    extra={
+                        "model": model,
+                        "status": 429,
+                        "delay": delay,
+                        "rate_factor": bucket.factor,
+                    },
                 )
             self._hold(bucket, now, delay)
 
@@ -630,7 +637,9 @@ class LimiterCore:
             if per_day:
                 bucket.per_day += 1
                 logger.warning(
-                    "429 for %s is a per-day quota: not slowing the per-minute rate", model
+                    "429 for %s is a per-day quota: not slowing the per-minute rate",
+                    model,
+                    extra={"model": model, "status": 429, "per_day": True},
                 )
             else:
                 bucket.rate_limited += 1

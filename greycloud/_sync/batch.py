@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/batch.py by tools/generate.py.
 # Change _async_src/batch.py and run `make generate`.
-# output-sha256: 6b6109b1cc6d30ca
+# output-sha256: cd134a90638574b9
 """Batch prediction jobs: input to Cloud Storage, the job, its progress, and its results.
 
 This file is the only hand-written copy of the batch client. ``make generate`` turns it into
@@ -37,7 +37,7 @@ from ..errors import BatchJobFailedError, BatchResultsNotFoundError, ConfigError
 from .client import GreyCloudClient, _ClientBacked
 from .rate_limiter import SyncVertexRateLimiter
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("greycloud.batch")
 
 BatchRequests = Sequence[types.InlinedRequest | Mapping[str, Any]] | str | os.PathLike[str]
 JobRef = types.BatchJob | str

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/cache.py by tools/generate.py.
 # Change _async_src/cache.py and run `make generate`.
-# output-sha256: b52fef2b7a341d40
+# output-sha256: b404e63a6ee92418
 """Context caches: create, list, update, delete, and generate against one under the limiter.
 
 This file is the only hand-written copy of the cache client. ``make generate`` turns it into
@@ -26,7 +26,7 @@ from ..errors import CacheTooSmallError, ConfigError
 from .client import GreyCloudClient, StreamItem, _ClientBacked
 from .rate_limiter import SyncVertexRateLimiter
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("greycloud.cache")
 
 DEFAULT_TTL_SECONDS = 3600
 

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# output-sha256: 6a93a0d8afeeba40
+# output-sha256: c5e79223d520321c
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -19,7 +19,7 @@ import google.auth.exceptions
 from google import genai
 from google.genai import errors, types
 
-from .. import auth
+from .. import _telemetry, auth
 from .._core import function_calling
 from .._core.embedding import plan_embedding
 from .._core.request import (
@@ -40,6 +40,7 @@ from .._core.retry import (
     is_rejected_api_key,
 )
 from .._core.token_estimate import UnsizedMedia
+from .._core.usage import UsageMeter
 from .._primitives import (
     SyncLock,
     SyncResult,
@@ -65,7 +66,7 @@ from .embeddings import embed_planned
 from .grounding import SearchGrounding
 from .rate_limiter import SyncVertexRateLimiter
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("greycloud.client")
 
 StreamItem = str | types.GenerateContentResponse
 # What a credential refresh may fix: the server's 401, or credentials the SDK could not refresh.
@@ -73,6 +74,11 @@ AuthFailure = errors.APIError | google.auth.exceptions.RefreshError
 
 DEFAULT_BASE_DELAY = 1.0
 DEFAULT_MAX_DELAY = 60.0
+DEFAULT_MAX_RETRIES = 5
+# gen_ai.operation.name of each kind of call (the OpenTelemetry GenAI conventions).
+GENERATE = "generate_content"
+CHAT = "chat"
+EMBEDDINGS = "embeddings"
 # countTokens has its own quota on Vertex, so it is limited under its own key, not the model's.
 COUNT_TOKENS_KEY = "countTokens:{model}"
 # Errors that mean the service cannot count tokens for this request (not a passing failure).
@@ -85,6 +91,8 @@ class GreyCloudClient:
     ``rpm``, ``tpm`` and ``max_concurrency`` override the config's limits; pass ``rate_limiter``
     instead to share one limiter between clients. ``credentials`` takes any google-auth
     credentials; without it they come from the config (API key, ADC, impersonation, gcloud).
+    ``usage`` is the ``UsageMeter`` that adds up the tokens of every answer (``client.usage``;
+    pass one meter to several clients to add up their tokens together).
     """
 
     def __init__(
@@ -96,6 +104,7 @@ class GreyCloudClient:
         *,
         credentials: auth.Credentials | None = None,
         rate_limiter: SyncVertexRateLimiter | None = None,
+        usage: UsageMeter | None = None,
     ) -> None:
         overrides = {
             name: value
@@ -120,6 +129,11 @@ class GreyCloudClient:
             rate_limiter
             if rate_limiter is not None
             else SyncVertexRateLimiter.from_config(self.config)
+        )
+        self.usage = usage if usage is not None else UsageMeter()
+        """Tokens of every answer this client received, by model and kind."""
+        self._telemetry = _telemetry.for_client(
+            *_telemetry.server_of(self.config), limiter=self.rate_limiter
         )
         self._sdk = self._build_sdk()
         self._grounding = SearchGrounding(self.config, lambda: self._credentials, self._api_key)
@@ -360,7 +374,7 @@ class GreyCloudClient:
     def generate_with_retry(
         self,
         contents: Contents,
-        max_retries: int = 5,
+        max_retries: int = DEFAULT_MAX_RETRIES,
         streaming: bool = False,
         base_delay: float = DEFAULT_BASE_DELAY,
         max_delay: float = DEFAULT_MAX_DELAY,
@@ -395,14 +409,15 @@ class GreyCloudClient:
     def _chat_turn(
         self, contents: list[types.Content], model: str | None, config: GenerateConfig | None
     ) -> SyncResult[types.GenerateContentResponse]:
-        return self.generate_with_retry(contents, model=model, config=config)
+        """A chat turn: ``generate_with_retry`` with its defaults, traced as a chat."""
+        request = self._build(contents, model=model, config=config)
+        return self._generate(request, _CHAT_RETRY, CHAT)
 
     def _chat_turn_stream(
         self, contents: list[types.Content], model: str | None, config: GenerateConfig | None
     ) -> SyncStream[types.GenerateContentResponse]:
-        return self.generate_with_retry(
-            contents, streaming=True, return_chunks=True, model=model, config=config
-        )
+        request = self._build(contents, model=model, config=config)
+        return SyncStream(lambda: self._stream(request, _CHAT_RETRY, CHAT))
 
     def count_tokens(
         self,
@@ -424,17 +439,18 @@ class GreyCloudClient:
         count_config = (
             types.CountTokensConfig(system_instruction=system) if system is not None else None
         )
-        try:
-            return self._count(model, contents, count_config)
-        except (ValueError, NotImplementedError) as exc:
-            estimate = estimate_tokens(contents, system, model)
-            logger.warning(
-                "the service could not count tokens for %s (%s); using an estimate of %d",
-                model,
-                exc,
-                estimate,
-            )
-            return estimate
+        with self._telemetry.operation("count_tokens", model):
+            try:
+                return self._count(model, contents, count_config)
+            except (ValueError, NotImplementedError) as exc:
+                estimate = estimate_tokens(contents, system, model)
+                logger.warning(
+                    "the service could not count tokens for %s (%s); using an estimate of %d",
+                    model,
+                    exc,
+                    estimate,
+                )
+                return estimate
 
     def _count(self, model: str, contents: Contents, config: types.CountTokensConfig | None) -> int:
         """``countTokens``, booked under its own limiter key. Raises the error when the service
@@ -491,7 +507,8 @@ class GreyCloudClient:
             max_request_tokens=None if tpm == "auto" else tpm,
         )
         retry = RetryPolicy(max_retries, DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY, on_retry)
-        return embed_planned(self, plan, retry)
+        with self._telemetry.operation(EMBEDDINGS, model):
+            return embed_planned(self, plan, retry)
 
     # -- internals --------------------------------------------------------------------------
 
@@ -596,18 +613,27 @@ class GreyCloudClient:
             return None
 
     def _generate(
-        self, request: GenerateRequest, retry: RetryPolicy | None
+        self, request: GenerateRequest, retry: RetryPolicy | None, operation: str = GENERATE
+    ) -> types.GenerateContentResponse:
+        """One answer, traced as one ``operation``."""
+        with self._telemetry.operation(operation, request.model, request) as traced:
+            response = self._generate_hops(request, retry, traced)
+            traced.answered(response)
+            return response
+
+    def _generate_hops(
+        self, request: GenerateRequest, retry: RetryPolicy | None, traced: _telemetry.Operation
     ) -> types.GenerateContentResponse:
         """One answer: one request, or with Python functions one request per hop."""
         request = self._ground(request)
         loop = request.function_loop
         if loop is None:
-            return self._generate_attempts(request, retry)
+            return self._generate_attempts(request, retry, traced)
         history: list[types.Content] = []
         hop = 0
         while True:
             hop += 1
-            response = self._generate_attempts(request, retry)
+            response = self._generate_attempts(request, retry, traced)
             turn = function_calling.model_turn(response)
             calls = function_calling.calls_in(turn.parts if turn is not None else None)
             if turn is None or not calls or hop >= loop.maximum_remote_calls:
@@ -622,31 +648,47 @@ class GreyCloudClient:
         return response
 
     def _generate_attempts(
-        self, request: GenerateRequest, retry: RetryPolicy | None
+        self, request: GenerateRequest, retry: RetryPolicy | None, traced: _telemetry.Operation
     ) -> types.GenerateContentResponse:
-        if retry is None:
-            return self._generate_once(request)
         attempt = 0
         while True:
             attempt += 1
             try:
-                return self._generate_once(request)
+                with traced.attempt(attempt) as step:
+                    return self._generate_once(request, step)
             except Exception as exc:
-                self._wait_before_retry(exc, attempt, retry)
+                if retry is None:
+                    raise
+                self._wait_before_retry(exc, attempt, retry, model=request.model, traced=traced)
 
     def _stream(
-        self, request: GenerateRequest, retry: RetryPolicy | None
+        self, request: GenerateRequest, retry: RetryPolicy | None, operation: str = GENERATE
+    ) -> Iterator[types.GenerateContentResponse]:
+        """The chunks of the answer, traced as one ``operation``."""
+        # Never made current across a yield: see greycloud/_telemetry.py.
+        with self._telemetry.operation(operation, request.model, request, streaming=True) as traced:
+            with traced.current():
+                request = self._ground(request)
+            hops = self._stream_hops(request, retry, traced)
+            try:
+                for chunk in hops:
+                    traced.chunk(chunk)
+                    yield chunk
+            finally:
+                sync_close_iterator(hops)
+
+    def _stream_hops(
+        self, request: GenerateRequest, retry: RetryPolicy | None, traced: _telemetry.Operation
     ) -> Iterator[types.GenerateContentResponse]:
         """The chunks of the answer; with Python functions, of every hop, the functions run
         between hops (each hop's stream is resumed on its own)."""
-        request = self._ground(request)
         loop = request.function_loop
         history: list[types.Content] = []
         hop = 0
         while True:
             hop += 1
             said: list[types.Part] = []
-            hop_stream = self._stream_attempts(request, retry)
+            hop_stream = self._stream_attempts(request, retry, traced)
             try:
                 for chunk in hop_stream:
                     if loop is not None:
@@ -671,11 +713,11 @@ class GreyCloudClient:
             request = request.next_hop(history)
 
     def _stream_attempts(
-        self, request: GenerateRequest, retry: RetryPolicy | None
+        self, request: GenerateRequest, retry: RetryPolicy | None, traced: _telemetry.Operation
     ) -> Iterator[types.GenerateContentResponse]:
         if retry is None:
-            return self._stream_once(request)
-        return self._stream_with_retry(request, retry)
+            return self._stream_once(request, traced.attempt(1))
+        return self._stream_with_retry(request, retry, traced)
 
     def _run_functions(
         self, loop: function_calling.FunctionLoop, calls: list[types.FunctionCall]
@@ -700,20 +742,30 @@ class GreyCloudClient:
         """Call the SDK's ``<surface>.<method>`` (e.g. ``models.generate_content``); after a
         401, refresh the credentials and call once more. Also used by the cache and batch
         classes, so that every service call refreshes credentials the same way."""
+        # Generation and counting are traced by their callers; caches and batches here.
+        traced = (
+            _telemetry.NO_OPERATION
+            if surface == "models"
+            else self._telemetry.operation(f"{surface}.{method}", str(arguments.get("model", "")))
+        )
         attempt = 0
-        while True:
-            attempt += 1
-            generation = self._auth_generation
-            try:
-                service = getattr(sync_sdk(self._sdk), surface)
-                return getattr(service, method)(**arguments)
-            except (errors.ClientError, google.auth.exceptions.RefreshError) as exc:
-                if not self._recover_auth(exc, attempt, generation):
-                    _raise_if_per_day(exc)
-                    raise
+        with traced:
+            while True:
+                attempt += 1
+                generation = self._auth_generation
+                try:
+                    service = getattr(sync_sdk(self._sdk), surface)
+                    return getattr(service, method)(**arguments)
+                except (errors.ClientError, google.auth.exceptions.RefreshError) as exc:
+                    if not self._recover_auth(exc, attempt, generation):
+                        _raise_if_per_day(exc)
+                        raise
 
-    def _generate_once(self, request: GenerateRequest) -> types.GenerateContentResponse:
+    def _generate_once(
+        self, request: GenerateRequest, step: _telemetry.Attempt
+    ) -> types.GenerateContentResponse:
         with self.rate_limiter.limit(request.model, request.booked_tokens) as permit:
+            step.waited(permit.waited)
             try:
                 response: types.GenerateContentResponse = self._call_with_auth(
                     "models",
@@ -726,40 +778,50 @@ class GreyCloudClient:
                 self._report(request.model, exc, permit.start)
                 raise
             permit.reconcile(response.usage_metadata)
+            self.usage.add(request.model, response.usage_metadata)
+            step.answered(response)
             return response
 
-    def _stream_once(self, request: GenerateRequest) -> Iterator[types.GenerateContentResponse]:
+    def _stream_once(
+        self, request: GenerateRequest, step: _telemetry.Attempt
+    ) -> Iterator[types.GenerateContentResponse]:
         """One streamed attempt holding one limiter slot until the stream ends in any way."""
-        with self.rate_limiter.limit(request.model, request.booked_tokens) as permit:
-            usage = None
-            for auth_attempt in (1, 2):
-                generation = self._auth_generation
-                received = False
-                stream = None
-                try:
-                    stream = sync_sdk(self._sdk).models.generate_content_stream(
-                        model=request.model, contents=request.contents, config=request.config
-                    )
-                    for chunk in stream:
-                        received = True
-                        if chunk.usage_metadata is not None:
-                            usage = chunk.usage_metadata
-                        yield chunk
-                    break
-                except (errors.APIError, google.auth.exceptions.RefreshError) as exc:
-                    if not received and self._recover_auth(exc, auth_attempt, generation):
-                        continue
-                    if isinstance(exc, errors.APIError):
-                        self._report(request.model, exc, permit.start)
-                        _raise_if_per_day(exc)
-                    raise
-                finally:
-                    if stream is not None:
-                        sync_close_iterator(stream)
-            permit.reconcile(usage)
+        with step:
+            with self.rate_limiter.limit(request.model, request.booked_tokens) as permit:
+                step.waited(permit.waited)
+                usage = None
+                last = None
+                for auth_attempt in (1, 2):
+                    generation = self._auth_generation
+                    received = False
+                    stream = None
+                    try:
+                        stream = sync_sdk(self._sdk).models.generate_content_stream(
+                            model=request.model, contents=request.contents, config=request.config
+                        )
+                        for chunk in stream:
+                            received = True
+                            if chunk.usage_metadata is not None:
+                                usage, last = chunk.usage_metadata, chunk
+                            yield chunk
+                        break
+                    except (errors.APIError, google.auth.exceptions.RefreshError) as exc:
+                        if not received and self._recover_auth(exc, auth_attempt, generation):
+                            continue
+                        if isinstance(exc, errors.APIError):
+                            self._report(request.model, exc, permit.start)
+                            _raise_if_per_day(exc)
+                        raise
+                    finally:
+                        if stream is not None:
+                            sync_close_iterator(stream)
+                permit.reconcile(usage)
+                self.usage.add(request.model, usage)
+                if last is not None:
+                    step.answered(last)
 
     def _stream_with_retry(
-        self, request: GenerateRequest, retry: RetryPolicy
+        self, request: GenerateRequest, retry: RetryPolicy, traced: _telemetry.Operation
     ) -> Iterator[types.GenerateContentResponse]:
         delivered = ""  # text the caller already has, across attempts
         calls_delivered = 0  # function calls the caller already has, across attempts
@@ -768,7 +830,7 @@ class GreyCloudClient:
             attempt += 1
             position = 0  # characters of text this attempt has produced so far
             calls_seen = 0  # function calls this attempt has produced so far
-            attempt_stream = self._stream_once(request)
+            attempt_stream = self._stream_once(request, traced.attempt(attempt))
             try:
                 for chunk in attempt_stream:
                     text = _text_of(chunk)
@@ -800,7 +862,7 @@ class GreyCloudClient:
                 raise
             except Exception as exc:
                 try:
-                    self._wait_before_retry(exc, attempt, retry)
+                    self._wait_before_retry(exc, attempt, retry, model=request.model, traced=traced)
                 except RetryExhaustedError as exhausted:
                     if delivered:
                         raise StreamInterruptedError(
@@ -810,18 +872,38 @@ class GreyCloudClient:
                             attempts=attempt,
                         ) from exhausted.last_error
                     raise
+                if delivered:
+                    traced.resumed()
             finally:
                 sync_close_iterator(attempt_stream)
 
-    def _wait_before_retry(self, exc: Exception, attempt: int, retry: RetryPolicy) -> None:
-        """Return after the backoff if ``exc`` may be retried; otherwise raise."""
+    def _wait_before_retry(
+        self,
+        exc: Exception,
+        attempt: int,
+        retry: RetryPolicy,
+        *,
+        model: str,
+        traced: _telemetry.Operation = _telemetry.NO_OPERATION,
+    ) -> None:
+        """Return after the backoff if ``exc`` may be retried; otherwise raise. ``traced`` is
+        the call's span, told the delay and the reason."""
         failure = classify(exc)  # a per-day 429 arrives here already as QuotaExhaustedError
         if not failure.transient:
             raise exc
         if attempt > retry.max_retries:
             raise RetryExhaustedError(attempt, exc) from exc
         delay = backoff_delay(attempt, retry.base_delay, retry.max_delay, failure.retry_after)
-        logger.info("attempt %d failed (%s); retrying in %.2fs", attempt, _describe(exc), delay)
+        status = exc.code if isinstance(exc, errors.APIError) else type(exc).__name__
+        logger.info(
+            "%s: attempt %d failed (%s); retrying in %.2fs",
+            model,
+            attempt,
+            _telemetry.describe(exc),
+            delay,
+            extra={"model": model, "attempt": attempt, "status": status, "delay": delay},
+        )
+        traced.retrying(delay, exc)
         if retry.on_retry is not None:
             retry.on_retry(attempt, exc, delay)
         sync_sleep(delay)
@@ -833,6 +915,7 @@ class GreyCloudClient:
         cause = exc.__cause__ if isinstance(exc, QuotaExhaustedError) else None
         failure = classify(cause or exc)
         if failure.rate_limited:
+            self._telemetry.rate_limited(model)
             self.rate_limiter.report_rate_limited(
                 model, failure.retry_after, per_day=failure.per_day, started_at=started_at
             )
@@ -942,12 +1025,7 @@ def _without_repeats(
     return copy
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, errors.APIError):
-        return f"{exc.code} {exc.status}"
-    return type(exc).__name__
-
-
+_CHAT_RETRY = RetryPolicy(DEFAULT_MAX_RETRIES, DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY, None)
 _Backed = TypeVar("_Backed", bound="_ClientBacked")
 
 

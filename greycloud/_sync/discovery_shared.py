@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/discovery_shared.py by tools/generate.py.
 # Change _async_src/discovery_shared.py and run `make generate`.
-# output-sha256: 57b1269d75fcedba
+# output-sha256: 4dcec731068c96c7
 """rpm="auto" shared through Redis: one discovered rate per model for every process.
 
 The law (``greycloud._limiter.discovery``) runs in the processes; Redis keeps its one state per
@@ -30,7 +30,7 @@ from .._limiter.core import Booking, LimiterCore, log_change
 if TYPE_CHECKING:
     from .._primitives import SyncRedis
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("greycloud.limiter")
 
 SYNC_EVERY = 0.25  # seconds between two steps of the shared law (a 429 steps it at once)
 CONFLICTS = 3  # compare-and-set attempts per step before leaving it to the next one

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/embeddings.py by tools/generate.py.
 # Change _async_src/embeddings.py and run `make generate`.
-# output-sha256: 345e1a67f2f63021
+# output-sha256: c940c5914dd41c19
 """Embeddings under the limiter: one ``embed_content`` call sent as many requests.
 
 The call is planned by ``greycloud._core.embedding`` (checked, split by the model's per-request
@@ -38,7 +38,9 @@ class EmbeddingClient(Protocol):
         self, model: str, exc: errors.APIError | QuotaExhaustedError, started_at: float
     ) -> None: ...
 
-    def _wait_before_retry(self, exc: Exception, attempt: int, retry: RetryPolicy) -> None: ...
+    def _wait_before_retry(
+        self, exc: Exception, attempt: int, retry: RetryPolicy, *, model: str
+    ) -> None: ...
 
 
 def embed_planned(
@@ -54,7 +56,7 @@ def embed_planned(
             try:
                 return _send_once(client, plan, request)
             except Exception as exc:
-                client._wait_before_retry(exc, attempt, retry)
+                client._wait_before_retry(exc, attempt, retry, model=plan.model)
 
     concurrency = client.config.limits_for(plan.model)["max_concurrency"]
     if not isinstance(concurrency, int):  # only rpm and tpm may be "auto"

@@ -24,7 +24,7 @@ from typing import Any
 from ._rpc import ResourceError, error_body
 from .gcs import anonymous_client
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("greycloud.emulator")
 
 PREDICTIONS_FILE = "predictions.jsonl"
 _NOT_FOUND = 5  # google.rpc.Code

@@ -28,7 +28,7 @@ from ._rpc import ResourceError, dumps, error_body, quota_details, retry_after_h
 from ._search import parse_search_path
 from ._state import EmulatorState
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("greycloud.emulator")
 
 _VERTEX_VERSIONS = frozenset({"v1", "v1beta1"})
 _DEVELOPER_VERSIONS = frozenset({"v1", "v1beta", "v1alpha"})
