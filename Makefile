@@ -40,9 +40,10 @@ typecheck: $(STAMP)
 
 check: check-generated lint typecheck
 
-## test: the README's test command: every check, then the whole suite
+## test: the README's test command: every check, then the whole suite, the tests marked slow
+## included (a plain `pytest` leaves those out, for quick runs while working)
 test: check
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "slow or not slow"
 
 ## test-no-extras: greycloud with no extras in a fresh virtualenv beside an unrelated project's
 ## tests: they pass, and each optional feature names the extra it needs (about half a minute)
