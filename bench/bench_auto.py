@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_auto.py [--scale 1.0] [--candidates auto,sre,fixed,fixed10]
     .venv/bin/python bench/bench_auto.py --processes 4 --candidates auto   # sharing Redis
+    .venv/bin/python bench/bench_auto.py --processes 4 --candidates auto --slots 64  # 64 shared
 
 Each candidate runs at the same time as the others, in a process of its own, against an emulator
 (own process) in capacity mode: a hidden pool serving 20 requests/s that drops to 10 at minute 2
@@ -78,7 +79,7 @@ class AdaptiveThrottle:
         self.accepts.append(now)
 
 
-def _config(candidate: str, base_url: str, storage: str | None, tasks: int) -> GreyCloudConfig:
+def _config(candidate: str, base_url: str, storage: str | None, slots: int) -> GreyCloudConfig:
     rpm: int | str = {"auto": "auto", "sre": 10**7, "fixed": 1200, "fixed10": 12000}[candidate]
     return GreyCloudConfig(
         project_id="test-project",
@@ -88,13 +89,19 @@ def _config(candidate: str, base_url: str, storage: str | None, tasks: int) -> G
         model=MODEL,
         rpm=rpm,  # type: ignore[arg-type]
         tpm=10**9,
-        max_concurrency=tasks,  # in Redis the slots are shared: one cap (16) for all processes
+        max_concurrency=slots,  # in Redis the slots are shared: one cap for all processes
         rate_limit_storage=storage,
     )
 
 
 def worker(
-    candidate: str, base_url: str, storage: str | None, tasks: int, begin: float, seconds: float
+    candidate: str,
+    base_url: str,
+    storage: str | None,
+    tasks: int,
+    slots: int,
+    begin: float,
+    seconds: float,
 ) -> dict[str, Any]:
     """One client process: ``tasks`` tasks calling from ``begin`` (wall clock) for ``seconds``."""
     import logging
@@ -104,7 +111,7 @@ def worker(
     logging.getLogger("greycloud").setLevel(logging.ERROR)
 
     async def run() -> dict[str, Any]:
-        config = _config(candidate, base_url, storage, tasks)
+        config = _config(candidate, base_url, storage, slots)
         throttle = AdaptiveThrottle()
         async with GreyCloudAsyncClient(config, credentials=credentials()) as client:
             await asyncio.sleep(max(0.0, begin - time.time()))
@@ -192,6 +199,12 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="phase lengths times this")
     parser.add_argument("--candidates", default=",".join(CANDIDATES))
     parser.add_argument("--processes", type=int, default=1, help=">1: share one Redis")
+    parser.add_argument(
+        "--slots",
+        type=int,
+        default=0,
+        help="max_concurrency of each process (default: its tasks); Redis shares one cap",
+    )
     parser.add_argument("--trace", action="store_true", help="print served/429 per second")
     args = parser.parse_args()
     candidates = args.candidates.split(",")
@@ -224,7 +237,15 @@ def main() -> None:
                 name: [
                     pool.apply_async(
                         worker,
-                        (name, servers[name].base_url, storage, per_process, begin, duration),
+                        (
+                            name,
+                            servers[name].base_url,
+                            storage,
+                            per_process,
+                            args.slots or per_process,
+                            begin,
+                            duration,
+                        ),
                     )
                     for _ in range(args.processes)
                 ]

@@ -5,12 +5,16 @@ Sync only (processes, not tasks). Needs a real ``redis-server`` (the ``redis_url
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import random
 import signal
 import threading
 import time
+import uuid
+
+import redis
 
 from greycloud._limiter import lua
 from greycloud._limiter.core import LimiterCore
@@ -95,3 +99,29 @@ def test_a_live_lease_is_renewed_and_not_taken(redis_url: RedisTarget) -> None:
 def test_keys_of_one_quota_share_a_hash_slot() -> None:
     tags = {key[: key.index("}") + 1] for key in lua.keys("gc", "gemini-2.5-flash")}
     assert tags == {"{gc:gemini-2.5-flash}"}
+
+
+def test_a_new_discovered_rate_moves_every_start_booked_ahead(redis_url: RedisTarget) -> None:
+    """rpm="auto": 32 starts booked at the safe start rate (1/s) reach half a minute ahead; when
+    the shared rate becomes 4/s, the next start comes after the schedule as rescaled (~8 s), not
+    after the tokens slot of the last start booked at the old rate (where all new starts would
+    stall until the clock got there)."""
+    client = redis.Redis.from_url(redis_url.url)
+    keys = list(lua.keys(redis_url.prefix, "m"))
+    book = client.register_script(lua.BOOK)
+    discover = client.register_script(lua.DISCOVERY)
+
+    def start_at(rate: float) -> tuple[float, float]:
+        """(server now, booked start) of one booking at ``rate`` requests/s."""
+        dims = ["requests", rate * 60 + 1e-6, 60, 1, 0, 1, "tokens", 10**9, 60, 1000, 0, 10]
+        reply = book(keys=keys, args=[uuid.uuid4().hex, 1000, 300, 0, 0, 0, 2, *dims])
+        assert reply[0] == b"ok"
+        return float(reply[1]), float(reply[2])
+
+    first = [start_at(1.0) for _ in range(32)]
+    assert first[-1][1] - first[0][0] >= 30
+    version = int(discover(keys=keys[:1], args=[0, 0, "", "", 1, 0])[1])
+    written = discover(keys=keys[:1], args=[0, 0, version, json.dumps({"rate": 4.0}), 0.25, 0])
+    assert int(written[3]) == 1
+    now, start = start_at(4.0)
+    assert start - now < 10  # 31 s ahead at 1/s is under 8 s at 4/s

@@ -366,7 +366,8 @@ def members_key(prefix: str) -> str:
 # The law itself runs in the processes; Redis keeps its one state, the counts it is measured
 # by, and writes a new state only over the version it was computed from (compare and set).
 # Writing a new rate rescales the requests schedule still ahead (starts booked for the old
-# rate), pivoting on now, so that what is booked ahead keeps to the new rate.
+# rate), pivoting on now, so that what is booked ahead keeps to the new rate; the last start
+# and the tokens schedule move by as much as the last booking does.
 DISCOVERY_SECONDS = 4
 DISCOVERY = (
     _PRELUDE
@@ -391,6 +392,20 @@ if ARGV[3] ~= '' and tonumber(ARGV[3]) == version then
   local tat = tonumber(redis.call('HGET', KEYS[1], 'tat:requests'))
   if ratio ~= 1 and tat and tat > t then
     redis.call('HSET', KEYS[1], 'tat:requests', fmt(t + (tat - t) * ratio))
+  end
+  -- The last start booked moves as its booking does (``adjust``), and the tokens schedule with
+  -- it: BOOK starts nothing before the tokens TAT, so one left where the old rate put it would
+  -- hold every new start there (a schedule booked a minute ahead at the start rate stalls).
+  local last = tonumber(redis.call('HGET', KEYS[1], 'last_start'))
+  if ratio ~= 1 and last and last > t then
+    local moved = t + (last - t) * ratio
+    redis.call('HSET', KEYS[1], 'last_start', fmt(moved))
+    local tokens = tonumber(redis.call('HGET', KEYS[1], 'tat:tokens'))
+    if tokens and tokens > t then
+      local shifted = tokens + moved - last
+      if shifted < t then shifted = t end
+      redis.call('HSET', KEYS[1], 'tat:tokens', fmt(shifted))
+    end
   end
   written = 1
 end

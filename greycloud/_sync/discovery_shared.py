@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/discovery_shared.py by tools/generate.py.
 # Change _async_src/discovery_shared.py and run `make generate`.
-# output-sha256: 4dcec731068c96c7
+# output-sha256: 59c0087e8bde20ca
 """rpm="auto" shared through Redis: one discovered rate per model for every process.
 
 The law (``greycloud._limiter.discovery``) runs in the processes; Redis keeps its one state per
@@ -12,9 +12,10 @@ and set; on a conflict it reads again). So N processes probe as one client, and 
 one slows all of them, once.
 
 Bookings go to the shared schedule at the discovered rate. A new rate rescales the part of the
-schedule still ahead: Redis rescales its requests TAT when the rate is written, and each process
-moves its own waiting bookings by the same map (``adjust``), so bookings made before a cut are
-spaced for the new rate wherever they were made.
+schedule still ahead: Redis rescales its requests TAT when the rate is written (and moves the
+last start and the tokens TAT with it), and each process moves its own waiting bookings by the
+same map (``adjust``), so bookings made before a cut are spaced for the new rate wherever they
+were made.
 """
 
 from __future__ import annotations
