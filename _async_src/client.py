@@ -504,8 +504,8 @@ class GreyCloudAsyncClient:
             max_request_tokens=None if tpm == "auto" else tpm,
         )
         retry = RetryPolicy(max_retries, DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY, on_retry)
-        with self._telemetry.operation(EMBEDDINGS, model):
-            return await embed_planned(self, plan, retry)
+        with self._telemetry.operation(EMBEDDINGS, model) as traced:
+            return await embed_planned(self, plan, retry, traced)
 
     # -- internals --------------------------------------------------------------------------
 

@@ -14,8 +14,10 @@ from typing import Any, Protocol
 
 from google.genai import errors, types
 
+from .. import _telemetry
 from .._core.embedding import EmbeddingPlan, EmbedRequest, check_answer, counted_tokens, merge
 from .._core.retry import RetryPolicy
+from .._core.usage import TokenUsage, UsageMeter
 from .._primitives import async_map_bounded
 from ..config import GreyCloudConfig
 from ..errors import ConfigError, QuotaExhaustedError
@@ -28,6 +30,7 @@ class EmbeddingClient(Protocol):
 
     config: GreyCloudConfig
     rate_limiter: VertexRateLimiter
+    usage: UsageMeter
 
     async def _call_with_auth(self, surface: str, method: str, **arguments: Any) -> Any: ...
 
@@ -36,24 +39,37 @@ class EmbeddingClient(Protocol):
     ) -> None: ...
 
     async def _wait_before_retry(
-        self, exc: Exception, attempt: int, retry: RetryPolicy, *, model: str
+        self,
+        exc: Exception,
+        attempt: int,
+        retry: RetryPolicy,
+        *,
+        model: str,
+        traced: _telemetry.Operation = ...,
     ) -> None: ...
 
 
 async def embed_planned(
-    client: EmbeddingClient, plan: EmbeddingPlan, retry: RetryPolicy
+    client: EmbeddingClient,
+    plan: EmbeddingPlan,
+    retry: RetryPolicy,
+    traced: _telemetry.Operation = _telemetry.NO_OPERATION,
 ) -> types.EmbedContentResponse:
     """Send every request of ``plan`` (as many at once as the model's concurrency limit) and
-    merge the answers in order. The first request that fails for good stops the rest."""
+    merge the answers in order. The first request that fails for good stops the rest. Each
+    request's attempts are traced under ``traced``, the call's span."""
 
     async def send(request: EmbedRequest) -> types.EmbedContentResponse:
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await _send_once(client, plan, request)
+                with traced.attempt(attempt) as step:
+                    return await _send_once(client, plan, request, step)
             except Exception as exc:
-                await client._wait_before_retry(exc, attempt, retry, model=plan.model)
+                await client._wait_before_retry(
+                    exc, attempt, retry, model=plan.model, traced=traced
+                )
 
     concurrency = client.config.limits_for(plan.model)["max_concurrency"]
     if not isinstance(concurrency, int):  # only rpm and tpm may be "auto"
@@ -63,10 +79,11 @@ async def embed_planned(
 
 
 async def _send_once(
-    client: EmbeddingClient, plan: EmbeddingPlan, request: EmbedRequest
+    client: EmbeddingClient, plan: EmbeddingPlan, request: EmbedRequest, step: _telemetry.Attempt
 ) -> types.EmbedContentResponse:
     limiter = client.rate_limiter
     async with limiter.limit(plan.model, request.estimated_tokens) as permit:
+        step.waited(permit.waited)
         try:
             response: types.EmbedContentResponse = await client._call_with_auth(
                 "models",
@@ -82,4 +99,6 @@ async def _send_once(
         actual = counted_tokens(response)
         if actual is not None:
             await permit.reconcile_tokens(actual)
+            client.usage.add_usage(plan.model, TokenUsage(responses=1, input=actual))
+            step.embedded(actual)
         return response

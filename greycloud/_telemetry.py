@@ -115,6 +115,9 @@ class Attempt:
     def answered(self, response: types.GenerateContentResponse) -> None:
         """The attempt got a whole answer (or, for a stream, its last chunk)."""
 
+    def embedded(self, input_tokens: int) -> None:
+        """The attempt got its embeddings, for ``input_tokens`` tokens of input."""
+
 
 class Operation:
     """One public call (a span around its attempts)."""
@@ -459,6 +462,9 @@ class _Attempt(Attempt):
         if usage is not None:
             self._operation.count_tokens(usage)
 
+    def embedded(self, input_tokens: int) -> None:
+        self._operation.count_tokens(TokenUsage(responses=1, input=input_tokens), output=False)
+
 
 class _Operation(Operation):
     __slots__ = (
@@ -610,17 +616,19 @@ class _Operation(Operation):
     def answered(self, response: types.GenerateContentResponse) -> None:
         self.last = response
 
-    def count_tokens(self, usage: TokenUsage) -> None:
-        """One model response's tokens: into the metric, and into the call's totals."""
-        output = usage.output + usage.thinking
+    def count_tokens(self, usage: TokenUsage, *, output: bool = True) -> None:
+        """One model response's tokens: into the metric, and into the call's totals (no
+        output-token measurement unless ``output``: embeddings have none)."""
+        output_tokens = usage.output + usage.thinking
         totals = self.totals
         totals[0] += usage.input
-        totals[1] += output
+        totals[1] += output_tokens
         totals[2] += usage.cached
         totals[3] += usage.thinking
         record = self.telemetry.instruments.tokens.record
         record(usage.input, self.kind.input_tokens)
-        record(output, self.kind.output_tokens)
+        if output:
+            record(output_tokens, self.kind.output_tokens)
 
 
 def _request_attributes(

@@ -81,6 +81,30 @@ def test_embed_writes_one_vector_per_line_and_isolates_a_bad_line(
     assert "429s 1" in result.stderr
 
 
+def test_embed_summary_gives_the_tokens_and_their_estimated_cost(
+    vertex_emulator: VertexEmulator, tmp_path: Path
+) -> None:
+    source = write_lines(tmp_path / "in.jsonl", [{"id": i, "text": f"text {i}"} for i in range(30)])
+    output = tmp_path / "out.jsonl"
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"models": {MODEL: {"input": 1000.0, "output": 0}}}))
+    # A retried request is counted once: its 429 carries no tokens.
+    vertex_emulator.inject(Fault.status(429, retry_delay=0.01), match=lambda r: r.model == MODEL)
+
+    result = CliRunner().invoke(
+        app,
+        ["embed", str(source), "-o", str(output), "--rpm", "100000", "--pricing", str(prices)],
+        env=cli_env(vertex_emulator),
+    )
+
+    assert result.exit_code == 0, result.stderr
+    tokens = sum(record["tokens"] for record in read_output(output).values())
+    assert tokens > 0
+    assert f"tokens: {tokens:,} input (0 cached), 0 output, 0 thinking" in result.stderr
+    cost = round(tokens * 1000.0 / 1_000_000, 4)
+    assert f"estimated cost ${cost:,.4f}" in result.stderr
+
+
 def test_sigkill_mid_run_then_rerun_embeds_each_remaining_line_once(
     vertex_emulator: VertexEmulator, tmp_path: Path
 ) -> None:

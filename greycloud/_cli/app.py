@@ -290,6 +290,7 @@ def embed(
     endpoint: EndpointOption = None,
     api_version: ApiVersionOption = None,
     log_interval: LogIntervalOption = 10.0,
+    pricing: PricingOption = None,
     verbose: VerboseOption = False,
     access_token: AccessTokenOption = None,
 ) -> None:
@@ -297,7 +298,8 @@ def embed(
 
     Lines are sent as many to a request as the model takes. Each vector is on disk before it
     is counted; running the same command again resumes where it stopped (also after kill -9).
-    Lines that failed for good stay failed until --retry-failed.
+    Lines that failed for good stay failed until --retry-failed. The summary gives the tokens
+    spent and their estimated cost (greycloud's pricing table, or --pricing FILE).
     """
     target = make_target(
         context, emulator, endpoint, api_version, verbose=verbose, access_token=access_token
@@ -308,7 +310,9 @@ def embed(
         "tpm": _limit_option("--tpm", tpm),
         "max_concurrency": concurrency,
     }
-    options = RunOptions(max_retries, retry_failed, skip_invalid, log_interval)
+    options = RunOptions(
+        max_retries, retry_failed, skip_invalid, log_interval, load_pricing(pricing)
+    )
     kind = embed_lines(task_type, dimensions)
     raise typer.Exit(run_file(input_path, output_path, target, overrides, options, kind))
 

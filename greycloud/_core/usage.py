@@ -87,8 +87,11 @@ class UsageMeter:
         """Count one response's ``usage_metadata`` (None is ignored); ``mode`` is "online"
         or "batch" (batch jobs are priced apart)."""
         usage = usage_of(usage_metadata)
-        if usage is None:
-            return
+        if usage is not None:
+            self.add_usage(model, usage, mode=mode)
+
+    def add_usage(self, model: str, usage: TokenUsage, *, mode: str = ONLINE) -> None:
+        """Count ``usage`` already added up (e.g. an embedding response's input tokens)."""
         key = (model, mode)
         with self._lock:
             seen = self._by_key.get(key)

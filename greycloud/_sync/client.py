@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# output-sha256: c5e79223d520321c
+# output-sha256: 0a997832327a6dae
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -507,8 +507,8 @@ class GreyCloudClient:
             max_request_tokens=None if tpm == "auto" else tpm,
         )
         retry = RetryPolicy(max_retries, DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY, on_retry)
-        with self._telemetry.operation(EMBEDDINGS, model):
-            return embed_planned(self, plan, retry)
+        with self._telemetry.operation(EMBEDDINGS, model) as traced:
+            return embed_planned(self, plan, retry, traced)
 
     # -- internals --------------------------------------------------------------------------
 

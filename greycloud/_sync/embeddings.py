@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/embeddings.py by tools/generate.py.
 # Change _async_src/embeddings.py and run `make generate`.
-# output-sha256: c940c5914dd41c19
+# output-sha256: ec55eb8bfae67de5
 """Embeddings under the limiter: one ``embed_content`` call sent as many requests.
 
 The call is planned by ``greycloud._core.embedding`` (checked, split by the model's per-request
@@ -17,8 +17,10 @@ from typing import Any, Protocol
 
 from google.genai import errors, types
 
+from .. import _telemetry
 from .._core.embedding import EmbeddingPlan, EmbedRequest, check_answer, counted_tokens, merge
 from .._core.retry import RetryPolicy
+from .._core.usage import TokenUsage, UsageMeter
 from .._primitives import sync_map_bounded
 from ..config import GreyCloudConfig
 from ..errors import ConfigError, QuotaExhaustedError
@@ -31,6 +33,7 @@ class EmbeddingClient(Protocol):
 
     config: GreyCloudConfig
     rate_limiter: SyncVertexRateLimiter
+    usage: UsageMeter
 
     def _call_with_auth(self, surface: str, method: str, **arguments: Any) -> Any: ...
 
@@ -39,24 +42,35 @@ class EmbeddingClient(Protocol):
     ) -> None: ...
 
     def _wait_before_retry(
-        self, exc: Exception, attempt: int, retry: RetryPolicy, *, model: str
+        self,
+        exc: Exception,
+        attempt: int,
+        retry: RetryPolicy,
+        *,
+        model: str,
+        traced: _telemetry.Operation = ...,
     ) -> None: ...
 
 
 def embed_planned(
-    client: EmbeddingClient, plan: EmbeddingPlan, retry: RetryPolicy
+    client: EmbeddingClient,
+    plan: EmbeddingPlan,
+    retry: RetryPolicy,
+    traced: _telemetry.Operation = _telemetry.NO_OPERATION,
 ) -> types.EmbedContentResponse:
     """Send every request of ``plan`` (as many at once as the model's concurrency limit) and
-    merge the answers in order. The first request that fails for good stops the rest."""
+    merge the answers in order. The first request that fails for good stops the rest. Each
+    request's attempts are traced under ``traced``, the call's span."""
 
     def send(request: EmbedRequest) -> types.EmbedContentResponse:
         attempt = 0
         while True:
             attempt += 1
             try:
-                return _send_once(client, plan, request)
+                with traced.attempt(attempt) as step:
+                    return _send_once(client, plan, request, step)
             except Exception as exc:
-                client._wait_before_retry(exc, attempt, retry, model=plan.model)
+                client._wait_before_retry(exc, attempt, retry, model=plan.model, traced=traced)
 
     concurrency = client.config.limits_for(plan.model)["max_concurrency"]
     if not isinstance(concurrency, int):  # only rpm and tpm may be "auto"
@@ -66,10 +80,11 @@ def embed_planned(
 
 
 def _send_once(
-    client: EmbeddingClient, plan: EmbeddingPlan, request: EmbedRequest
+    client: EmbeddingClient, plan: EmbeddingPlan, request: EmbedRequest, step: _telemetry.Attempt
 ) -> types.EmbedContentResponse:
     limiter = client.rate_limiter
     with limiter.limit(plan.model, request.estimated_tokens) as permit:
+        step.waited(permit.waited)
         try:
             response: types.EmbedContentResponse = client._call_with_auth(
                 "models",
@@ -85,4 +100,6 @@ def _send_once(
         actual = counted_tokens(response)
         if actual is not None:
             permit.reconcile_tokens(actual)
+            client.usage.add_usage(plan.model, TokenUsage(responses=1, input=actual))
+            step.embedded(actual)
         return response

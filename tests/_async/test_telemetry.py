@@ -283,12 +283,35 @@ async def test_chat_turns_count_tokens_and_caches_have_their_own_spans(
     assert all(s.attributes["gen_ai.operation.name"] == "chat" for s in chat_spans)
 
 
-async def test_an_embedding_call_is_one_span(client: GreyCloudAsyncClient, otel: Recorded) -> None:
-    await client.embed_content(["one", "two"])
+async def test_an_embedding_call_is_one_span_with_an_attempt_span_per_request_sent(
+    client: GreyCloudAsyncClient, vertex_emulator: VertexEmulator, otel: Recorded
+) -> None:
     model = client.config.embedding_model
-    [span] = by_name(otel, f"embeddings {model}")
-    assert span.attributes["gen_ai.operation.name"] == "embeddings"
-    assert span.attributes["gen_ai.request.model"] == model
+    vertex_emulator.inject(Fault.status(503), model=model)
+    # 250 texts are three requests (100 inputs at most); one of them is sent twice.
+    response = await client.embed_content([f"text {n}" for n in range(250)], max_retries=2)
+
+    [call] = by_name(otel, f"embeddings {model}")
+    assert call.attributes["gen_ai.operation.name"] == "embeddings"
+    assert call.attributes["gen_ai.request.model"] == model
+    attempts = children_of(otel, call)
+    assert [a.name for a in attempts] == ["greycloud.attempt"] * 4
+    assert sorted(a.attributes["greycloud.attempt"] for a in attempts) == [1, 1, 1, 2]
+    [failed] = [a for a in attempts if "error.type" in a.attributes]
+    assert failed.attributes["error.type"] == "503"
+    [retried] = [a for a in attempts if a.attributes["greycloud.attempt"] == 2]
+    assert retried.attributes["greycloud.retry.reason"] == "503 UNAVAILABLE"
+    assert all(a.attributes["greycloud.limiter.wait"] >= 0 for a in attempts)
+
+    counted = sum(e.statistics.token_count or 0 for e in response.embeddings or [] if e.statistics)
+    assert counted > 0
+    assert call.attributes["gen_ai.usage.input_tokens"] == counted
+    metrics = otel.metrics()
+    points = metrics["gen_ai.client.token.usage"]
+    assert point_sum(points, **{"gen_ai.token.type": "input"}) == counted
+    assert sum(p.count for p in points) == 3  # one input measurement a response, no output
+    assert point_sum(metrics["greycloud.client.retries"], **{"error.type": "503"}) == 1
+    assert client.usage.by_model()[model].input == counted
 
 
 async def test_cache_operations_have_spans(client: GreyCloudAsyncClient, otel: Recorded) -> None:

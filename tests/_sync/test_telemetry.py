@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_telemetry.py by tools/generate.py.
 # Change tests/_async/test_telemetry.py and run `make generate`.
-# output-sha256: 1678329f56e68e80
+# output-sha256: 26b428c6bb90049d
 """Traces, metrics and retry log records of the client, through the OpenTelemetry SDK's
 in-memory exporters and the real SDK against the emulator.
 
@@ -286,12 +286,35 @@ def test_chat_turns_count_tokens_and_caches_have_their_own_spans(
     assert all(s.attributes["gen_ai.operation.name"] == "chat" for s in chat_spans)
 
 
-def test_an_embedding_call_is_one_span(client: GreyCloudClient, otel: Recorded) -> None:
-    client.embed_content(["one", "two"])
+def test_an_embedding_call_is_one_span_with_an_attempt_span_per_request_sent(
+    client: GreyCloudClient, vertex_emulator: VertexEmulator, otel: Recorded
+) -> None:
     model = client.config.embedding_model
-    [span] = by_name(otel, f"embeddings {model}")
-    assert span.attributes["gen_ai.operation.name"] == "embeddings"
-    assert span.attributes["gen_ai.request.model"] == model
+    vertex_emulator.inject(Fault.status(503), model=model)
+    # 250 texts are three requests (100 inputs at most); one of them is sent twice.
+    response = client.embed_content([f"text {n}" for n in range(250)], max_retries=2)
+
+    [call] = by_name(otel, f"embeddings {model}")
+    assert call.attributes["gen_ai.operation.name"] == "embeddings"
+    assert call.attributes["gen_ai.request.model"] == model
+    attempts = children_of(otel, call)
+    assert [a.name for a in attempts] == ["greycloud.attempt"] * 4
+    assert sorted(a.attributes["greycloud.attempt"] for a in attempts) == [1, 1, 1, 2]
+    [failed] = [a for a in attempts if "error.type" in a.attributes]
+    assert failed.attributes["error.type"] == "503"
+    [retried] = [a for a in attempts if a.attributes["greycloud.attempt"] == 2]
+    assert retried.attributes["greycloud.retry.reason"] == "503 UNAVAILABLE"
+    assert all(a.attributes["greycloud.limiter.wait"] >= 0 for a in attempts)
+
+    counted = sum(e.statistics.token_count or 0 for e in response.embeddings or [] if e.statistics)
+    assert counted > 0
+    assert call.attributes["gen_ai.usage.input_tokens"] == counted
+    metrics = otel.metrics()
+    points = metrics["gen_ai.client.token.usage"]
+    assert point_sum(points, **{"gen_ai.token.type": "input"}) == counted
+    assert sum(p.count for p in points) == 3  # one input measurement a response, no output
+    assert point_sum(metrics["greycloud.client.retries"], **{"error.type": "503"}) == 1
+    assert client.usage.by_model()[model].input == counted
 
 
 def test_cache_operations_have_spans(client: GreyCloudClient, otel: Recorded) -> None:
