@@ -512,10 +512,11 @@ class RedisStore:
         booking: Booking | None = None,
     ) -> None:
         core = self._core
+        version = None  # the shared version the refused start was spaced by, when known
         if booking is not None:
             started_at = booking.local_start
-            if booking.source is not self:  # booked by a fallback: no shared version
-                booking = None
+            if booking.source is self:  # not booked by a fallback
+                version = booking.epoch
         if self._fallback is not None:
             self._fallback.report_rate_limited(model, retry_delay, per_day, started_at)
         core.count_rate_limited(model, per_day)
@@ -523,7 +524,7 @@ class RedisStore:
             return
         if self._discovery.applies_to(model):
             # The next tick shares it.
-            self._discovery.rejected(model, started_at, booking, retry_delay)
+            self._discovery.rejected(model, started_at, version, retry_delay)
             self._poke.set()
             return
         delay = 1.0 if retry_delay is None else max(0.0, retry_delay)

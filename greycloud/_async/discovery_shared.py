@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/discovery_shared.py by tools/generate.py.
 # Change _async_src/discovery_shared.py and run `make generate`.
-# output-sha256: 4e93819066517a04
+# output-sha256: 60dc6b4cf7cfa29c
 """rpm="auto" shared through Redis: one discovered rate per model for every process.
 
 The law (``greycloud._limiter.discovery``) runs in the processes; Redis keeps its one state per
@@ -76,23 +76,15 @@ class SharedDiscovery:
             self._successes[model] = self._successes.get(model, 0) + 1
 
     def rejected(
-        self,
-        model: str,
-        started_at: float | None,
-        booking: Booking | None,
-        retry_delay: float | None,
+        self, model: str, started_at: float | None, version: int | None, retry_delay: float | None
     ) -> None:
-        """A 429 (``booking``: the refused request's, when known): stepped into the shared law
-        by the background loop within a tick; a retry delay the server gave holds every
-        process's new starts.
+        """A 429: stepped into the shared law by the background loop within a tick; a retry
+        delay the server gave holds every process's new starts.
 
-        The booking's version says whether its start was spaced for the last cut: one booked
-        at the old spacing before this process heard of a cut is part of that cut's episode,
-        however late it started."""
+        ``version`` (the refused booking's ``epoch``, when known) says whether its start was
+        spaced for the last cut: one booked at the old spacing before this process heard of a
+        cut is part of that cut's episode, however late it started."""
         now = self._core.clock()
-        if booking is not None:
-            started_at = booking.local_start
-        version = None if booking is None else booking.epoch
         with self._lock:
             started = now if started_at is None else started_at
             self._rejections.setdefault(model, []).append((started, version))
