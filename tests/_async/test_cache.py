@@ -90,6 +90,20 @@ async def test_stream_with_cache_matches_the_answer(cache: GreyCloudAsyncCache) 
     assert "".join(str(piece) for piece in pieces) == whole.text
 
 
+async def test_a_cache_stream_takes_both_forms_and_sends_nothing_until_read(
+    cache: GreyCloudAsyncCache, vertex_emulator: VertexEmulator
+) -> None:
+    created = await cache.create_cache([{"role": "user", "parts": [{"text": LONG_TEXT}]}])
+    assert created.name
+    sent = len(calls(vertex_emulator, ":streamGenerateContent"))
+    unread = cache.generate_with_cache_stream(created.name, "Summarise it.", MODEL)
+    assert len(calls(vertex_emulator, ":streamGenerateContent")) == sent
+    await unread.aclose()
+    awaited = await cache.generate_with_cache_stream(created.name, "Summarise it.", MODEL)
+    chunks = [piece async for piece in awaited]
+    assert "".join(chunks) and len(calls(vertex_emulator, ":streamGenerateContent")) == sent + 1
+
+
 class Summary(pydantic.BaseModel):
     title: str
     points: list[str]

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_cache.py by tools/generate.py.
 # Change tests/_async/test_cache.py and run `make generate`.
-# output-sha256: 3aa6256417013b96
+# output-sha256: 67bb17bf7ecfebee
 """The cache client against the emulator: lifecycle, generation with a cache, size and MIME checks.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -89,6 +89,20 @@ def test_stream_with_cache_matches_the_answer(cache: GreyCloudCache) -> None:
     pieces = [piece for piece in cache.generate_with_cache_stream(created.name, "Summarise it.")]
     assert len(pieces) > 1
     assert "".join(str(piece) for piece in pieces) == whole.text
+
+
+def test_a_cache_stream_takes_both_forms_and_sends_nothing_until_read(
+    cache: GreyCloudCache, vertex_emulator: VertexEmulator
+) -> None:
+    created = cache.create_cache([{"role": "user", "parts": [{"text": LONG_TEXT}]}])
+    assert created.name
+    sent = len(calls(vertex_emulator, ":streamGenerateContent"))
+    unread = cache.generate_with_cache_stream(created.name, "Summarise it.", MODEL)
+    assert len(calls(vertex_emulator, ":streamGenerateContent")) == sent
+    unread.close()
+    awaited = cache.generate_with_cache_stream(created.name, "Summarise it.", MODEL)
+    chunks = [piece for piece in awaited]
+    assert "".join(chunks) and len(calls(vertex_emulator, ":streamGenerateContent")) == sent + 1
 
 
 class Summary(pydantic.BaseModel):
