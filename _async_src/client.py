@@ -63,7 +63,7 @@ from ..errors import (
 from .chats import GreyCloudAsyncChats
 from .embeddings import embed_planned
 from .grounding import SearchGrounding
-from .rate_limiter import VertexRateLimiter
+from .rate_limiter import Permit, VertexRateLimiter
 
 logger = logging.getLogger("greycloud.client")
 
@@ -795,7 +795,7 @@ class GreyCloudAsyncClient:
                     config=request.config,
                 )
             except (errors.APIError, QuotaExhaustedError) as exc:
-                await self._report(request.model, exc, permit.start)
+                await self._report(request.model, exc, permit)
                 raise
             await permit.reconcile(response.usage_metadata)
             self.usage.add(request.model, response.usage_metadata)
@@ -829,7 +829,7 @@ class GreyCloudAsyncClient:
                         if not received and await self._recover_auth(exc, auth_attempt, generation):
                             continue
                         if isinstance(exc, errors.APIError):
-                            await self._report(request.model, exc, permit.start)
+                            await self._report(request.model, exc, permit)
                             _raise_if_per_day(exc)
                         raise
                     finally:
@@ -931,7 +931,7 @@ class GreyCloudAsyncClient:
         await async_sleep(delay)
 
     async def _report(
-        self, model: str, exc: errors.APIError | QuotaExhaustedError, started_at: float
+        self, model: str, exc: errors.APIError | QuotaExhaustedError, permit: Permit
     ) -> None:
         # A QuotaExhaustedError carries the 429 it was made from as its cause.
         cause = exc.__cause__ if isinstance(exc, QuotaExhaustedError) else None
@@ -939,7 +939,7 @@ class GreyCloudAsyncClient:
         if failure.rate_limited:
             self._telemetry.rate_limited(model)
             await self.rate_limiter.report_rate_limited(
-                model, failure.retry_after, per_day=failure.per_day, started_at=started_at
+                model, failure.retry_after, per_day=failure.per_day, permit=permit
             )
 
     async def _recover_auth(self, exc: AuthFailure, attempt: int, generation: int) -> bool:

@@ -21,7 +21,7 @@ from .._core.usage import TokenUsage, UsageMeter
 from .._primitives import async_map_bounded
 from ..config import GreyCloudConfig
 from ..errors import ConfigError, QuotaExhaustedError
-from .rate_limiter import VertexRateLimiter
+from .rate_limiter import Permit, VertexRateLimiter
 
 
 class EmbeddingClient(Protocol):
@@ -35,7 +35,7 @@ class EmbeddingClient(Protocol):
     async def _call_with_auth(self, surface: str, method: str, **arguments: Any) -> Any: ...
 
     async def _report(
-        self, model: str, exc: errors.APIError | QuotaExhaustedError, started_at: float
+        self, model: str, exc: errors.APIError | QuotaExhaustedError, permit: Permit
     ) -> None: ...
 
     async def _wait_before_retry(
@@ -93,7 +93,7 @@ async def _send_once(
                 config=plan.config,
             )
         except errors.APIError as exc:
-            await client._report(plan.model, exc, permit.start)
+            await client._report(plan.model, exc, permit)
             raise
         check_answer(request, response)
         actual = counted_tokens(response)

@@ -40,8 +40,15 @@ class LimiterStore(Protocol):
     async def release(self, booking: Booking, success: bool) -> None: ...
 
     async def report_rate_limited(
-        self, model: str, retry_delay: float | None, per_day: bool, started_at: float | None
-    ) -> None: ...
+        self,
+        model: str,
+        retry_delay: float | None,
+        per_day: bool,
+        started_at: float | None,
+        booking: Booking | None = None,
+    ) -> None:
+        """A 429; ``booking`` (the refused request's, when known) says more than ``started_at``."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -78,8 +85,16 @@ class MemoryStore:
         self._core.finish(booking, success)
 
     async def report_rate_limited(
-        self, model: str, retry_delay: float | None, per_day: bool, started_at: float | None
+        self,
+        model: str,
+        retry_delay: float | None,
+        per_day: bool,
+        started_at: float | None,
+        booking: Booking | None = None,
     ) -> None:
+        # In one process a new rate respaces every waiting booking at once: the start says all.
+        if booking is not None:
+            started_at = booking.local_start
         self._core.report_rate_limited(model, retry_delay, per_day, started_at)
 
     async def aclose(self) -> None:

@@ -19,6 +19,7 @@ from greycloud._limiter.discovery import (
     DiscoverySettings,
     RateDiscovery,
     curve,
+    spread,
 )
 from greycloud._limiter.quota import build_quotas
 
@@ -77,6 +78,33 @@ def test_one_overload_costs_one_cut() -> None:
     assert discovery.cuts == 2
     # Without a start time, a 429 soon after a cut is taken as part of it.
     assert not discovery.on_rejected(12.9)
+
+
+def test_a_429_of_a_start_spaced_before_the_last_cut_is_part_of_its_episode() -> None:
+    """Two processes share the law; the second hears of the first's cut 0.3 s late and starts
+    requests at the old spacing meanwhile. Their 429s started after the cut, but they were
+    spaced by the version before it: the same overload, not a new one."""
+    first, second = RateDiscovery(SETTINGS, now=0.0), RateDiscovery(SETTINGS, now=0.0)
+    busy(first, 0.0, 12.0)
+    second.load(first.dump(), [], [], now=12.0)
+    known = second.version  # what the second spaces its starts by
+    assert first.on_rejected(12.0, started_at=11.9, version=known)
+    second.load(first.dump(), [], [], now=12.3)
+    assert not second.on_rejected(12.3, started_at=12.1, version=known)
+    assert not second.on_rejected(12.3, started_at=12.25, version=known)
+    assert second.cuts == 1
+    # A start spaced for the cut rate that is refused too: the pool is smaller still.
+    assert second.on_rejected(12.8, started_at=12.5, version=second.version)
+    assert second.cuts == 2
+
+
+def test_shared_counts_per_second_spread_over_the_second() -> None:
+    """Redis counts the shared starts and successes per second; spread evenly, a cut at 11.6
+    leaves 40% of second 11's successes after it (all at its middle, it would be none)."""
+    times = spread([4, 10, 2], 10, now=12.5)
+    assert times[:4] == pytest.approx([10.125, 10.375, 10.625, 10.875])
+    assert times[-2:] == pytest.approx([12.125, 12.375])  # the second under way, so far
+    assert sum(1 for at in times[4:14] if at > 11.6) == 4
 
 
 def test_after_a_cut_the_rate_returns_to_the_ceiling_estimate_then_probes_above() -> None:

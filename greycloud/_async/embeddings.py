@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/embeddings.py by tools/generate.py.
 # Change _async_src/embeddings.py and run `make generate`.
-# output-sha256: 479a8096e846faa6
+# output-sha256: d31456564746cef9
 """Embeddings under the limiter: one ``embed_content`` call sent as many requests.
 
 The call is planned by ``greycloud._core.embedding`` (checked, split by the model's per-request
@@ -24,7 +24,7 @@ from .._core.usage import TokenUsage, UsageMeter
 from .._primitives import async_map_bounded
 from ..config import GreyCloudConfig
 from ..errors import ConfigError, QuotaExhaustedError
-from .rate_limiter import VertexRateLimiter
+from .rate_limiter import Permit, VertexRateLimiter
 
 
 class EmbeddingClient(Protocol):
@@ -38,7 +38,7 @@ class EmbeddingClient(Protocol):
     async def _call_with_auth(self, surface: str, method: str, **arguments: Any) -> Any: ...
 
     async def _report(
-        self, model: str, exc: errors.APIError | QuotaExhaustedError, started_at: float
+        self, model: str, exc: errors.APIError | QuotaExhaustedError, permit: Permit
     ) -> None: ...
 
     async def _wait_before_retry(
@@ -96,7 +96,7 @@ async def _send_once(
                 config=plan.config,
             )
         except errors.APIError as exc:
-            await client._report(plan.model, exc, permit.start)
+            await client._report(plan.model, exc, permit)
             raise
         check_answer(request, response)
         actual = counted_tokens(response)

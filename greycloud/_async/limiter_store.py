@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/limiter_store.py by tools/generate.py.
 # Change _async_src/limiter_store.py and run `make generate`.
-# output-sha256: 62af7ddacb05e4ad
+# output-sha256: 725fe55dee40e894
 """Where the limiter keeps its quota state: the ``LimiterStore`` interface and the in-memory store.
 
 A store books starts, gives back bookings that never started, corrects tokens after the
@@ -43,8 +43,15 @@ class LimiterStore(Protocol):
     async def release(self, booking: Booking, success: bool) -> None: ...
 
     async def report_rate_limited(
-        self, model: str, retry_delay: float | None, per_day: bool, started_at: float | None
-    ) -> None: ...
+        self,
+        model: str,
+        retry_delay: float | None,
+        per_day: bool,
+        started_at: float | None,
+        booking: Booking | None = None,
+    ) -> None:
+        """A 429; ``booking`` (the refused request's, when known) says more than ``started_at``."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -81,8 +88,16 @@ class MemoryStore:
         self._core.finish(booking, success)
 
     async def report_rate_limited(
-        self, model: str, retry_delay: float | None, per_day: bool, started_at: float | None
+        self,
+        model: str,
+        retry_delay: float | None,
+        per_day: bool,
+        started_at: float | None,
+        booking: Booking | None = None,
     ) -> None:
+        # In one process a new rate respaces every waiting booking at once: the start says all.
+        if booking is not None:
+            started_at = booking.local_start
         self._core.report_rate_limited(model, retry_delay, per_day, started_at)
 
     async def aclose(self) -> None:

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/rate_limiter.py by tools/generate.py.
 # Change _async_src/rate_limiter.py and run `make generate`.
-# output-sha256: 2a8fed0e9363086e
+# output-sha256: 5663a3b13d1de9b8
 """``VertexRateLimiter``: every call waits here for a start inside its model's quota.
 
 Each request books its start across requests per minute, tokens per minute and (optionally)
@@ -324,15 +324,18 @@ class VertexRateLimiter:
         *,
         per_day: bool = False,
         started_at: float | None = None,
+        permit: Permit | None = None,
     ) -> None:
         """The server answered 429 for ``model``: slow down and hold new starts.
 
         ``retry_delay`` is the server's RetryInfo in seconds (None: a short default hold). A
-        per-day quota is only counted: waiting minutes cannot help it. ``started_at`` (the
-        ``Permit.start`` of the refused request) lets a discovered rate (``rpm="auto"``) cut
-        once per overload rather than once per request that was already in flight.
+        per-day quota is only counted: waiting minutes cannot help it. The refused request's
+        ``permit`` (or at least its ``Permit.start`` as ``started_at``) lets a discovered rate
+        (``rpm="auto"``) cut once per overload rather than once per request that was already
+        in flight or spaced for the rate before the last cut.
         """
-        await self._store.report_rate_limited(model, retry_delay, per_day, started_at)
+        booking = None if permit is None else permit._booking
+        await self._store.report_rate_limited(model, retry_delay, per_day, started_at, booking)
 
     async def call_with_limits(
         self, prompt_tokens_est: int, coro: AsyncWork[T], model: str = DEFAULT_MODEL_KEY

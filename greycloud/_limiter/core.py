@@ -578,12 +578,13 @@ class LimiterCore:
         starts: list[float],
         successes: list[float],
         now: float,
-        rejections: list[float],
+        rejections: list[tuple[float, int | None]],
     ) -> tuple[dict[str, Any], float, RateChange | None]:
         """One step of ``model``'s discovered rate on a state shared by many processes.
 
         ``state`` and the measurements come from the store (on its clock, ``now`` included);
-        ``rejections`` are the start times of this process's 429s since the last step. Returns
+        ``rejections`` are this process's 429s since the last step: each request's start and
+        the shared version its start was spaced by (None: not known). Returns
         the new state, the ratio old rate / new rate and the change made here (if any: the
         caller logs it once the state is written; a change loaded from the state was logged
         where it was made).
@@ -596,8 +597,8 @@ class LimiterCore:
             bucket.logged_version = discovery.version
             before = float(state["rate"]) if state else discovery.rate(now)
             discovery.rate(now)
-            for started in rejections:
-                discovery.on_rejected(now, started)
+            for started, version in rejections:
+                discovery.on_rejected(now, started, version)
             change = self._follow_discovery(bucket, model, now, log=False)
             return discovery.dump(), before / discovery.rate(now), change
 

@@ -13,9 +13,11 @@ The law (chosen by measurement, see ``bench/bench_auto.py`` and ``bench/RESULTS.
 - **Cut.** A 429 marks the pool's edge. The rate served just before it (the successes of the
   last ``window`` seconds, or since the last cut when refused again soon after it; never more
   than the rate in force) becomes the *ceiling estimate* ``w``, and the rate drops to
-  ``backoff * w``. Only a 429 for a request that started after the
-  last cut is news: the others were sent at the old rate and are the same episode, so one
-  overload costs one cut, not one per request in flight.
+  ``backoff * w``. Only a 429 for a request spaced for the rate after the last cut is news:
+  the others were sent at the old rate and are the same episode, so one overload costs one
+  cut, not one per request in flight. A request says so by the version of the law its start
+  was spaced by (a process sharing the law learns of a cut made elsewhere a little late, and
+  starts at the old spacing meanwhile), or else by when it started.
 - **Return and probe.** After a cut the rate climbs back along a cubic (as in TCP CUBIC): fast at
   first, flat near ``w`` (where the last 429 was, so it stays just under it for a while), then
   faster and faster above it, reaching ``2 w`` ``probe`` seconds after passing ``w``. A pool
@@ -103,6 +105,19 @@ def ramp(settings: DiscoverySettings, grown: float) -> float:
     return settings.start * math.pow(2.0, min(grown / settings.doubling, 64.0))
 
 
+def spread(counts: Iterable[int], first: int, now: float) -> list[float]:
+    """Event times from counts per whole second (``first``, ``first + 1``, ...; the last may be
+    the second under way at ``now``): each second's events evenly over the part of it that
+    has passed. Then a cut in the middle of a second counts as served after it the share of
+    that second's successes that came after it, not all or none of them."""
+    times: list[float] = []
+    for index, count in enumerate(counts):
+        begin = first + index
+        length = min(1.0, max(0.0, now - begin))
+        times += [begin + (k + 0.5) * length / count for k in range(count)]
+    return times
+
+
 class RateDiscovery:
     """One dimension's discovered rate (see the module docstring for the law)."""
 
@@ -110,6 +125,7 @@ class RateDiscovery:
         "_ceiling_estimate",
         "_computed_at",
         "_cut_at",
+        "_cut_version",
         "_grown",
         "_logged_rate",
         "_rate",
@@ -128,6 +144,7 @@ class RateDiscovery:
         self.settings = settings
         self._ceiling_estimate: float | None = None  # None: still ramping
         self._cut_at = -math.inf
+        self._cut_version = 0  # the version the last cut made
         self._grown = 0.0  # seconds of use since the ramp began or the last cut
         self._updated = now
         self._computed_at = now
@@ -207,9 +224,19 @@ class RateDiscovery:
             return recent / since
         return len(self._successes) / self.settings.window
 
-    def on_rejected(self, now: float, started_at: float | None = None) -> bool:
-        """A 429; True when it cut the rate (False: part of the episode already cut for)."""
-        if started_at is not None:
+    def on_rejected(
+        self, now: float, started_at: float | None = None, version: int | None = None
+    ) -> bool:
+        """A 429; True when it cut the rate (False: part of the episode already cut for).
+
+        ``version`` is the ``version`` the refused request's start was spaced by (known
+        before the last cut: the same episode); without it, ``started_at`` (before the last
+        cut: the same episode); without either, a 429 soon after a cut is part of it.
+        """
+        if version is not None:
+            if version < self._cut_version:
+                return False
+        elif started_at is not None:
             if started_at < self._cut_at:
                 return False
         elif now - self._cut_at < EPISODE_GRACE:
@@ -224,6 +251,7 @@ class RateDiscovery:
         self._rate = self._clamp(self.settings.backoff * self._ceiling_estimate)
         self.cuts += 1
         self._note(now, "cut")
+        self._cut_version = self.version
         return True
 
     # -- one state shared by many processes (the Redis store) --------------------------------
@@ -241,6 +269,7 @@ class RateDiscovery:
             "logged": self._logged_rate,
             "cuts": self.cuts,
             "version": self.version,
+            "cut_version": self._cut_version,
             "reason": self.history[-1].reason,
             "changes": [list(change) for change in self.changes],
         }
@@ -275,6 +304,7 @@ class RateDiscovery:
         self._rate = float(state["rate"])
         self._logged_rate = float(state["logged"])
         self.cuts = int(state["cuts"])
+        self._cut_version = int(state.get("cut_version", 0))
         self.changes = deque(
             ((int(v), float(at), float(ratio)) for v, at, ratio in state["changes"]),
             maxlen=SHARED_CHANGES,

@@ -89,11 +89,22 @@ def _limit(field: str, value: object, label: str) -> Limit:
     return value
 
 
+# Why there is no max_concurrency="auto" (see the README's "Which limits to set").
+NO_AUTO_CONCURRENCY = (
+    'cannot be "auto": a shared pool (Dynamic Shared Quota) limits the rate, which rpm="auto" '
+    "discovers, not the calls in flight. Set how many calls may be in flight at once (with "
+    "Redis storage: all processes together), at least the rate you expect times a call's "
+    "latency (e.g. 40 requests/s x 5 s = 200), or the cap and not the pool will limit the rate"
+)
+
+
 def check_limits(limits: Mapping[str, object], model: str | None = None) -> None:
     """Validate the default limits, or (``model``) a model's overrides merged over them."""
     for key, value in limits.items():
         field = key if model is None else "model_limits"
         label = "" if model is None else f"{model}.{key} "
+        if key == "max_concurrency" and value == AUTO:
+            raise ConfigError(field, label + NO_AUTO_CONCURRENCY)
         if key in ("rpm", "tpm"):
             _limit(field, value, label)
         elif value is not None or key == "max_concurrency":

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# output-sha256: ffc0b2c94dcf9de0
+# output-sha256: 9391ba59cdb6a2c5
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -66,7 +66,7 @@ from ..errors import (
 from .chats import GreyCloudChats
 from .embeddings import embed_planned
 from .grounding import SearchGrounding
-from .rate_limiter import SyncVertexRateLimiter
+from .rate_limiter import Permit, SyncVertexRateLimiter
 
 logger = logging.getLogger("greycloud.client")
 
@@ -796,7 +796,7 @@ class GreyCloudClient:
                     config=request.config,
                 )
             except (errors.APIError, QuotaExhaustedError) as exc:
-                self._report(request.model, exc, permit.start)
+                self._report(request.model, exc, permit)
                 raise
             permit.reconcile(response.usage_metadata)
             self.usage.add(request.model, response.usage_metadata)
@@ -830,7 +830,7 @@ class GreyCloudClient:
                         if not received and self._recover_auth(exc, auth_attempt, generation):
                             continue
                         if isinstance(exc, errors.APIError):
-                            self._report(request.model, exc, permit.start)
+                            self._report(request.model, exc, permit)
                             _raise_if_per_day(exc)
                         raise
                     finally:
@@ -930,7 +930,7 @@ class GreyCloudClient:
         sync_sleep(delay)
 
     def _report(
-        self, model: str, exc: errors.APIError | QuotaExhaustedError, started_at: float
+        self, model: str, exc: errors.APIError | QuotaExhaustedError, permit: Permit
     ) -> None:
         # A QuotaExhaustedError carries the 429 it was made from as its cause.
         cause = exc.__cause__ if isinstance(exc, QuotaExhaustedError) else None
@@ -938,7 +938,7 @@ class GreyCloudClient:
         if failure.rate_limited:
             self._telemetry.rate_limited(model)
             self.rate_limiter.report_rate_limited(
-                model, failure.retry_after, per_day=failure.per_day, started_at=started_at
+                model, failure.retry_after, per_day=failure.per_day, permit=permit
             )
 
     def _recover_auth(self, exc: AuthFailure, attempt: int, generation: int) -> bool:

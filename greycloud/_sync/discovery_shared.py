@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/discovery_shared.py by tools/generate.py.
 # Change _async_src/discovery_shared.py and run `make generate`.
-# output-sha256: 59c0087e8bde20ca
+# output-sha256: 3a8531ae57290803
 """rpm="auto" shared through Redis: one discovered rate per model for every process.
 
 The law (``greycloud._limiter.discovery``) runs in the processes; Redis keeps its one state per
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._limiter import lua
 from .._limiter.core import Booking, LimiterCore, log_change
+from .._limiter.discovery import spread
 
 if TYPE_CHECKING:
     from .._primitives import SyncRedis
@@ -48,7 +49,8 @@ class SharedDiscovery:
         self._lock = threading.Lock()
         self._starts: dict[str, int] = {}
         self._successes: dict[str, int] = {}
-        self._rejections: dict[str, list[float]] = {}  # local start times of 429s
+        # 429s: the local start and the shared version each request's start was spaced by.
+        self._rejections: dict[str, list[tuple[float, int | None]]] = {}
         self._next: dict[str, float] = {}  # when each model steps next, on the local clock
         self._version: dict[str, int] = {}
         self._changes: dict[str, list[tuple[int, float, float]]] = {}  # on the local clock
@@ -61,7 +63,8 @@ class SharedDiscovery:
     # -- what callers tell (no waiting on Redis) ------------------------------------------------
 
     def booked(self, booking: Booking) -> None:
-        """A shared booking was made: a start to count; its schedule is that of the version seen."""
+        """A shared booking was made: a start to count; its schedule is that of the version seen
+        (its ``epoch`` from now on, moved on by ``adjust``)."""
         with self._lock:
             model = booking.model
             self._starts[model] = self._starts.get(model, 0) + 1
@@ -72,12 +75,19 @@ class SharedDiscovery:
         with self._lock:
             self._successes[model] = self._successes.get(model, 0) + 1
 
-    def rejected(self, model: str, started_at: float | None, retry_delay: float | None) -> None:
+    def rejected(
+        self, model: str, started_at: float | None, version: int | None, retry_delay: float | None
+    ) -> None:
         """A 429: stepped into the shared law by the background loop within a tick; a retry
-        delay the server gave holds every process's new starts."""
+        delay the server gave holds every process's new starts.
+
+        ``version`` (the refused booking's ``epoch``, when known) says whether its start was
+        spaced for the last cut: one booked at the old spacing before this process heard of a
+        cut is part of that cut's episode, however late it started."""
         now = self._core.clock()
         with self._lock:
-            self._rejections.setdefault(model, []).append(now if started_at is None else started_at)
+            started = now if started_at is None else started_at
+            self._rejections.setdefault(model, []).append((started, version))
             self._next[model] = 0.0
             if retry_delay:
                 self._hold_for[model] = max(self._hold_for.get(model, 0.0), retry_delay)
@@ -186,15 +196,7 @@ def _parse(reply: list[Any]) -> tuple[float, int, dict[str, Any]]:
 
 
 def _measurements(reply: list[Any], now: float) -> tuple[list[float], list[float]]:
-    """Event times from the per-second counts (each second's events at its middle, or halfway
-    to now for the current second)."""
+    """Event times from the per-second counts (starts and successes of each whole second)."""
     counts = [int(value) for value in reply[5:]]
     first = int(now) - len(counts) // 2 + 1
-    starts: list[float] = []
-    successes: list[float] = []
-    for index in range(len(counts) // 2):
-        second = first + index
-        at = second + min(0.5, (now - second) / 2)
-        starts += [at] * counts[2 * index]
-        successes += [at] * counts[2 * index + 1]
-    return starts, successes
+    return spread(counts[0::2], first, now), spread(counts[1::2], first, now)

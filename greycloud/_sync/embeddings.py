@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/embeddings.py by tools/generate.py.
 # Change _async_src/embeddings.py and run `make generate`.
-# output-sha256: ec55eb8bfae67de5
+# output-sha256: d2f3d736a5376ec9
 """Embeddings under the limiter: one ``embed_content`` call sent as many requests.
 
 The call is planned by ``greycloud._core.embedding`` (checked, split by the model's per-request
@@ -24,7 +24,7 @@ from .._core.usage import TokenUsage, UsageMeter
 from .._primitives import sync_map_bounded
 from ..config import GreyCloudConfig
 from ..errors import ConfigError, QuotaExhaustedError
-from .rate_limiter import SyncVertexRateLimiter
+from .rate_limiter import Permit, SyncVertexRateLimiter
 
 
 class EmbeddingClient(Protocol):
@@ -38,7 +38,7 @@ class EmbeddingClient(Protocol):
     def _call_with_auth(self, surface: str, method: str, **arguments: Any) -> Any: ...
 
     def _report(
-        self, model: str, exc: errors.APIError | QuotaExhaustedError, started_at: float
+        self, model: str, exc: errors.APIError | QuotaExhaustedError, permit: Permit
     ) -> None: ...
 
     def _wait_before_retry(
@@ -94,7 +94,7 @@ def _send_once(
                 config=plan.config,
             )
         except errors.APIError as exc:
-            client._report(plan.model, exc, permit.start)
+            client._report(plan.model, exc, permit)
             raise
         check_answer(request, response)
         actual = counted_tokens(response)

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/limiter_redis.py by tools/generate.py.
 # Change _async_src/limiter_redis.py and run `make generate`.
-# output-sha256: b9f357ac17c58fde
+# output-sha256: 61b5cc5a0dd7beec
 """The Redis store: one quota shared by every process that points at the same Redis.
 
 Each operation is one Lua script (``greycloud._limiter.lua``), atomic on the server and timed by
@@ -505,16 +505,27 @@ class RedisStore:
             self._held.get(booking.model, set()).discard(booking.lease or "")
 
     def report_rate_limited(
-        self, model: str, retry_delay: float | None, per_day: bool, started_at: float | None
+        self,
+        model: str,
+        retry_delay: float | None,
+        per_day: bool,
+        started_at: float | None,
+        booking: Booking | None = None,
     ) -> None:
         core = self._core
+        version = None  # the shared version the refused start was spaced by, when known
+        if booking is not None:
+            started_at = booking.local_start
+            if booking.source is self:  # not booked by a fallback
+                version = booking.epoch
         if self._fallback is not None:
             self._fallback.report_rate_limited(model, retry_delay, per_day, started_at)
         core.count_rate_limited(model, per_day)
         if per_day:
             return
         if self._discovery.applies_to(model):
-            self._discovery.rejected(model, started_at, retry_delay)  # the next tick shares it
+            # The next tick shares it.
+            self._discovery.rejected(model, started_at, version, retry_delay)
             self._poke.set()
             return
         delay = 1.0 if retry_delay is None else max(0.0, retry_delay)

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/limiter_store.py by tools/generate.py.
 # Change _async_src/limiter_store.py and run `make generate`.
-# output-sha256: b1e092585d463990
+# output-sha256: ee39f074c21b51ec
 """Where the limiter keeps its quota state: the ``LimiterStore`` interface and the in-memory store.
 
 A store books starts, gives back bookings that never started, corrects tokens after the
@@ -41,8 +41,15 @@ class LimiterStore(Protocol):
     def release(self, booking: Booking, success: bool) -> None: ...
 
     def report_rate_limited(
-        self, model: str, retry_delay: float | None, per_day: bool, started_at: float | None
-    ) -> None: ...
+        self,
+        model: str,
+        retry_delay: float | None,
+        per_day: bool,
+        started_at: float | None,
+        booking: Booking | None = None,
+    ) -> None:
+        """A 429; ``booking`` (the refused request's, when known) says more than ``started_at``."""
+        ...
 
     def close(self) -> None: ...
 
@@ -79,8 +86,16 @@ class MemoryStore:
         self._core.finish(booking, success)
 
     def report_rate_limited(
-        self, model: str, retry_delay: float | None, per_day: bool, started_at: float | None
+        self,
+        model: str,
+        retry_delay: float | None,
+        per_day: bool,
+        started_at: float | None,
+        booking: Booking | None = None,
     ) -> None:
+        # In one process a new rate respaces every waiting booking at once: the start says all.
+        if booking is not None:
+            started_at = booking.local_start
         self._core.report_rate_limited(model, retry_delay, per_day, started_at)
 
     def close(self) -> None:

@@ -50,6 +50,8 @@ async def test_auto_is_accepted_by_config_constructor_and_model_limits(
         ({"rpm": "auto", "auto_floor": 70_000}, "auto_floor", "at most auto_max (60000)"),
         ({"model_limits": {"m": {"rpm": "sometimes"}}}, "model_limits", "m.rpm"),
         ({"model_limits": {"m": {"auto_max": -1}}}, "model_limits", "m.auto_max"),
+        ({"max_concurrency": "auto"}, "max_concurrency", "a call's latency"),
+        ({"model_limits": {"m": {"max_concurrency": "auto"}}}, "model_limits", "limits the rate"),
     ],
 )
 async def test_bad_auto_settings_fail_at_construction(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import Callable
 
 import redis
@@ -79,6 +80,46 @@ async def test_a_429_seen_by_one_cuts_the_rate_of_both_once(redis_url: RedisTarg
     assert _cut_seen(first) and _cut_seen(second)
     assert first.stats().models[MODEL].rate_limited == 1
     assert second.stats().models[MODEL].rate_limited == 1
+    await first.aclose()
+    await second.aclose()
+
+
+class RewindableClock:
+    """The limiter's clock, which can be set back: the limiter's background loop, due to step
+    the shared law a tick after its last step, then steps it only when a 429 pokes it (a
+    process that has not heard of a cut made elsewhere yet)."""
+
+    def __init__(self) -> None:
+        self.behind = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() - self.behind
+
+    def rewind(self, seconds: float) -> None:
+        self.behind += seconds
+
+
+async def test_a_429_of_a_start_spaced_before_a_cut_heard_late_does_not_cut_again(
+    redis_url: RedisTarget,
+) -> None:
+    first = _limiter(redis_url, auto_floor=600)
+    clock = RewindableClock()
+    second = _limiter(redis_url, auto_floor=600, clock=clock)
+    await _call(first)
+    await _call(second)
+    await _until(lambda: "rate" in _shared_state(redis_url))
+    await async_sleep(0.3)  # the second has stepped the shared law: it knows the state so far
+    clock.rewind(3600.0)  # and now hears of nothing more until it reports a 429 itself
+    async with first.limit(MODEL, 1) as permit:
+        await first.report_rate_limited(MODEL, None, permit=permit)
+    await _until(lambda: _shared_state(redis_url)["cuts"] == 1)
+    # Started after the cut, but at the spacing of the rate before it: the same overload.
+    async with second.limit(MODEL, 1) as late:
+        await second.report_rate_limited(MODEL, None, permit=late)
+    await _until(lambda: second.stats().models[MODEL].rate_limited == 1)
+    await async_sleep(0.6)  # its loop, poked by the 429, has stepped it into the shared law
+    assert _cut_seen(second)  # it did step: the first's cut is in its history now
+    assert _shared_state(redis_url)["cuts"] == 1
     await first.aclose()
     await second.aclose()
 

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_rate_limiter_auto.py by tools/generate.py.
 # Change tests/_async/test_rate_limiter_auto.py and run `make generate`.
-# output-sha256: 0cec6e5204e6245e
+# output-sha256: 57763ea6abcfea96
 """rpm="auto" through the client, against the emulator's capacity mode (a shared pool like
 Vertex AI's Dynamic Shared Quota): config and constructors, the cut on a busy pool, auto_max.
 
@@ -53,6 +53,8 @@ def test_auto_is_accepted_by_config_constructor_and_model_limits(
         ({"rpm": "auto", "auto_floor": 70_000}, "auto_floor", "at most auto_max (60000)"),
         ({"model_limits": {"m": {"rpm": "sometimes"}}}, "model_limits", "m.rpm"),
         ({"model_limits": {"m": {"auto_max": -1}}}, "model_limits", "m.auto_max"),
+        ({"max_concurrency": "auto"}, "max_concurrency", "a call's latency"),
+        ({"model_limits": {"m": {"max_concurrency": "auto"}}}, "model_limits", "limits the rate"),
     ],
 )
 def test_bad_auto_settings_fail_at_construction(

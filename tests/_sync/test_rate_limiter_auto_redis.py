@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_rate_limiter_auto_redis.py by tools/generate.py.
 # Change tests/_async/test_rate_limiter_auto_redis.py and run `make generate`.
-# output-sha256: 1e1243ea93503613
+# output-sha256: 1d4ee4e5760d19ad
 """rpm="auto" with its state in Redis: one discovered rate shared by every limiter (process).
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/. Needs a real
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import Callable
 
 import redis
@@ -82,6 +83,46 @@ def test_a_429_seen_by_one_cuts_the_rate_of_both_once(redis_url: RedisTarget) ->
     assert _cut_seen(first) and _cut_seen(second)
     assert first.stats().models[MODEL].rate_limited == 1
     assert second.stats().models[MODEL].rate_limited == 1
+    first.close()
+    second.close()
+
+
+class RewindableClock:
+    """The limiter's clock, which can be set back: the limiter's background loop, due to step
+    the shared law a tick after its last step, then steps it only when a 429 pokes it (a
+    process that has not heard of a cut made elsewhere yet)."""
+
+    def __init__(self) -> None:
+        self.behind = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() - self.behind
+
+    def rewind(self, seconds: float) -> None:
+        self.behind += seconds
+
+
+def test_a_429_of_a_start_spaced_before_a_cut_heard_late_does_not_cut_again(
+    redis_url: RedisTarget,
+) -> None:
+    first = _limiter(redis_url, auto_floor=600)
+    clock = RewindableClock()
+    second = _limiter(redis_url, auto_floor=600, clock=clock)
+    _call(first)
+    _call(second)
+    _until(lambda: "rate" in _shared_state(redis_url))
+    sync_sleep(0.3)  # the second has stepped the shared law: it knows the state so far
+    clock.rewind(3600.0)  # and now hears of nothing more until it reports a 429 itself
+    with first.limit(MODEL, 1) as permit:
+        first.report_rate_limited(MODEL, None, permit=permit)
+    _until(lambda: _shared_state(redis_url)["cuts"] == 1)
+    # Started after the cut, but at the spacing of the rate before it: the same overload.
+    with second.limit(MODEL, 1) as late:
+        second.report_rate_limited(MODEL, None, permit=late)
+    _until(lambda: second.stats().models[MODEL].rate_limited == 1)
+    sync_sleep(0.6)  # its loop, poked by the 429, has stepped it into the shared law
+    assert _cut_seen(second)  # it did step: the first's cut is in its history now
+    assert _shared_state(redis_url)["cuts"] == 1
     first.close()
     second.close()
 
