@@ -32,14 +32,11 @@ import asyncio
 import math
 import multiprocessing
 import random
-import shutil
-import subprocess
-import tempfile
 import time
 from collections import deque
 from typing import Any
 
-from bench_limiter_support import MODEL, EmulatorProcess, credentials
+from bench_limiter_support import MODEL, EmulatorProcess, credentials, local_redis
 
 from greycloud import GreyCloudAsyncClient, GreyCloudConfig
 
@@ -210,23 +207,8 @@ def main() -> None:
     candidates = args.candidates.split(",")
     steps = [(at * args.scale, capacity) for at, capacity in STEPS]
     duration = DURATION * args.scale
-    redis = storage = None
-    if args.processes > 1:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("--processes needs redis-server (apt-get install redis-server)")
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        folder = tempfile.mkdtemp()
-        redis = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", folder],
-            stdout=subprocess.DEVNULL,
-        )
-        storage = f"redis://127.0.0.1:{port}/0"
-        time.sleep(0.5)
+    redis = local_redis() if args.processes > 1 else None
+    storage = redis.url if redis is not None else None
     servers = {name: EmulatorProcess(capacity=list(steps), latency=LATENCY) for name in candidates}
     try:
         context = multiprocessing.get_context("spawn")
@@ -275,8 +257,7 @@ def main() -> None:
         for server in servers.values():
             server.stop()
         if redis is not None:
-            redis.terminate()
-            redis.wait()
+            redis.stop()
 
 
 if __name__ == "__main__":
