@@ -403,9 +403,8 @@ class _Telemetry(Telemetry):
 class _Attempt(Attempt):
     # Attributes are gathered and set in one call when the span ends: each set_attribute of the
     # SDK takes a lock, and this runs on every request. The span is started on entering, next
-    # to the call's own span: in a real call, SDK code run again right after it costs a
-    # fraction of the same code run later, when the request has evicted it from the caches
-    # (measured in real calls: several times more when made at the attempt's end).
+    # to the call's own span, while the SDK's code is still in the CPU caches (made at the
+    # attempt's end instead, after the request has evicted it, it measured no cheaper).
     # Not made current: what runs inside an attempt is the SDK's request, and the call's span
     # (current outside streams) is the parent that matters to the caller's own spans.
     __slots__ = ("_attributes", "_number", "_operation", "_span", "_started")
