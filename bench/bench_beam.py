@@ -107,10 +107,10 @@ def main() -> None:
     parser.add_argument("--handlers", default="beam,greycloud", help="which to run, in order")
     args = parser.parse_args()
     with (
-        local_redis() as redis_url,
+        local_redis() as redis,
         EmulatorProcess(rpm=args.rpm, latency=args.latency) as server,
     ):
-        measure(server, redis_url, args)
+        measure(server, redis.url, args)
 
 
 def measure(server: EmulatorProcess, redis_url: str, args: argparse.Namespace) -> None:

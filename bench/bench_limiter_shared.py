@@ -89,8 +89,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args()
-    with local_redis() as redis_url, EmulatorProcess(rpm=RPM, tpm=TPM) as server:
-        measure(server, redis_url, args.seconds)
+    with local_redis() as redis, EmulatorProcess(rpm=RPM, tpm=TPM) as server:
+        measure(server, redis.url, args.seconds)
         measure(server, None, args.seconds)
 
 

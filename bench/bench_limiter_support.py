@@ -6,19 +6,14 @@ that it never shares the GIL with the client being measured.
 
 from __future__ import annotations
 
-import contextlib
 import random
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from google.oauth2.credentials import Credentials
 
 from greycloud.testing import EmulatorProcess
+from greycloud.testing.redis_server import RedisServer
 
 __all__ = [
     "MODEL",
@@ -32,26 +27,12 @@ __all__ = [
 MODEL = "gemini-2.5-flash"  # the config's default model
 
 
-@contextlib.contextmanager
-def local_redis() -> Iterator[str]:
-    """A throw-away ``redis-server`` on a free port, no persistence; yields its URL."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("needs redis-server (apt-get install redis-server)")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    with tempfile.TemporaryDirectory() as directory:
-        command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", directory]
-        redis = subprocess.Popen(
-            [*command, "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL
-        )
-        try:
-            time.sleep(0.5)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            redis.terminate()
-            redis.wait()
+def local_redis() -> RedisServer:
+    """A throw-away ``redis-server`` on a free port (``with local_redis() as redis:``)."""
+    try:
+        return RedisServer()
+    except FileNotFoundError as exc:
+        raise SystemExit(f"this benchmark needs Redis: {exc}") from None
 
 
 def credentials() -> Credentials:

@@ -21,20 +21,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import multiprocessing
-import os
 import random
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
 import time
 from typing import Any
 
-from bench_limiter_support import MODEL, EmulatorProcess, credentials
+from bench_limiter_support import MODEL, EmulatorProcess, credentials, local_redis
 
 from greycloud import GreyCloudAsyncClient, GreyCloudConfig
 from greycloud._limiter import lua
@@ -100,12 +93,6 @@ def _worker(
     return {"done": done, **counts}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _left_in_redis(port: int) -> tuple[int, int]:
     import redis
 
@@ -125,9 +112,6 @@ def main() -> None:
     parser.add_argument("--cancel", type=float, default=0.1)
     parser.add_argument("--unavailable", choices=("local", "wait"), default="local")
     args = parser.parse_args()
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("needs redis-server (apt-get install redis-server)")
     options = {
         "seconds": args.seconds,
         "tasks": args.tasks,
@@ -135,40 +119,27 @@ def main() -> None:
         "cancel": args.cancel,
         "unavailable": args.unavailable,
     }
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as directory:
-        redis = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", directory, "--save", ""],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            time.sleep(0.5)
-            with EmulatorProcess(rpm=RPM, tpm=10**9, latency=args.latency) as server:
-                server.reset()
-                context = multiprocessing.get_context("spawn")
-                begin = time.time() + 5.0  # every worker imported by then
-                with context.Pool(PROCESSES) as pool:
-                    pending = pool.starmap_async(
-                        _worker,
-                        [
-                            (i, server.base_url, f"redis://127.0.0.1:{port}/0", begin, options)
-                            for i in range(PROCESSES)
-                        ],
-                    )
-                    time.sleep(max(0.0, begin + args.freeze_at - time.time()))
-                    os.kill(redis.pid, signal.SIGSTOP)
-                    frozen = time.time()
-                    time.sleep(args.freeze)
-                    os.kill(redis.pid, signal.SIGCONT)
-                    thawed = time.time()
-                    results = pending.get()
-                stats = server.stats()
-            leases, tickets = _left_in_redis(port)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(redis.pid, signal.SIGCONT)
-            redis.terminate()
-            redis.wait()
+    with (
+        local_redis() as redis,
+        EmulatorProcess(rpm=RPM, tpm=10**9, latency=args.latency) as server,
+    ):
+        server.reset()
+        context = multiprocessing.get_context("spawn")
+        begin = time.time() + 5.0  # every worker imported by then
+        with context.Pool(PROCESSES) as pool:
+            pending = pool.starmap_async(
+                _worker,
+                [(i, server.base_url, redis.url, begin, options) for i in range(PROCESSES)],
+            )
+            time.sleep(max(0.0, begin + args.freeze_at - time.time()))
+            redis.pause()
+            frozen = time.time()
+            time.sleep(args.freeze)
+            redis.resume()
+            thawed = time.time()
+            results = pending.get()
+        stats = server.stats()
+        leases, tickets = _left_in_redis(redis.port)
     _report(args, results, stats, frozen, thawed, leases, tickets)
 
 

@@ -36,12 +36,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +48,7 @@ from google.oauth2.credentials import Credentials
 from greycloud import GreyCloudConfig
 from greycloud.beam import Answer, GreyCloudModelHandler, SplitFailures
 from greycloud.testing import EmulatorProcess
+from greycloud.testing.redis_server import RedisServer
 
 HERE = Path(__file__).parent
 
@@ -90,33 +86,6 @@ def build(pipeline: beam.Pipeline, handler: GreyCloudModelHandler, source: str, 
     )
 
 
-@contextlib.contextmanager
-def local_redis() -> Iterator[str]:
-    """A throw-away ``redis-server`` on a free port (the workers' shared quota)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("needs redis-server (apt-get install redis-server) or --redis URL")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with tempfile.TemporaryDirectory() as directory:
-        process = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
-            cwd=directory,
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
-                    break
-                time.sleep(0.05)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            process.terminate()
-            process.wait()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--input", default=str(HERE / "prompts.jsonl"))
@@ -133,7 +102,7 @@ def main() -> None:
         ]
     options = PipelineOptions(beam_args)
     with contextlib.ExitStack() as stack:
-        redis_url = args.redis or stack.enter_context(local_redis())
+        redis_url = args.redis or stack.enter_context(RedisServer()).url
         credentials: Any = None
         server: EmulatorProcess | None = None
         if args.no_emulator:

@@ -150,14 +150,20 @@ async def async_map_bounded(
         for index, item in queue:
             results[index] = await func(item)
 
-    workers = [asyncio.ensure_future(work()) for _ in range(min(limit, len(pending)))]
-    try:
-        await asyncio.gather(*workers)
-    finally:
-        for worker in workers:
-            worker.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+    await gather_or_cancel(*(work() for _ in range(min(limit, len(pending)))))
     return results  # type: ignore[return-value]  # every slot was filled
+
+
+async def gather_or_cancel(*coroutines: Awaitable[object]) -> None:
+    """Run the coroutines at once until all are done; the first failure (or the caller's
+    cancellation) cancels the others, and is raised once they have ended."""
+    tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def sync_map_bounded(func: Callable[[T], R], items: Iterable[T], limit: int) -> list[R]:

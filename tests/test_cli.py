@@ -14,6 +14,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -531,3 +533,36 @@ def test_emulator_command_serves(tmp_path: Path) -> None:
     process.communicate(timeout=10)
     assert "emulator listening on http://127.0.0.1:" in first and "rpm=5" in first
     assert process.returncode == 0
+
+
+def test_emulator_command_with_a_capacity_refuses_what_its_pool_cannot_serve() -> None:
+    """``--capacity 2``: a pool of 2 requests a second (1 s of burst), so of 8 requests sent
+    at once the excess gets Vertex's 429 RESOURCE_EXHAUSTED."""
+    process = subprocess.Popen(
+        [*COMMAND, "emulator", "--port", "0", "--capacity", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert "capacity=2 requests/s per model" in first
+        base_url = first.split("listening on ")[1].split()[0]
+        statuses = []
+        for _ in range(8):
+            request = urllib.request.Request(
+                f"{base_url}/v1/projects/p/locations/l/publishers/google/models/m:generateContent",
+                data=b'{"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}',
+                headers={"Authorization": "Bearer any", "Content-Type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(request) as response:
+                    statuses.append(response.status)
+            except urllib.error.HTTPError as refused:
+                statuses.append(refused.code)
+                assert b"RESOURCE_EXHAUSTED" in refused.read()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=10)
+    assert 2 <= statuses.count(200) <= 4 and statuses.count(429) == 8 - statuses.count(200)

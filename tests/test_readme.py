@@ -132,7 +132,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
         vertex.gcs_endpoint = gcs.endpoint
         redis = None
         if any("REDIS_URL" in block.text for block in BLOCKS) and shutil.which("redis-server"):
-            redis = RedisServer(tmp_path_factory.mktemp("redis"))
+            redis = RedisServer()
         env = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES}
         env.update(
             PROJECT_ID=vertex.project,

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/cache.py by tools/generate.py.
 # Change _async_src/cache.py and run `make generate`.
-# output-sha256: 03e4ab35459f56d2
+# output-sha256: a24af127f79e0e31
 """Context caches: create, list, update, delete, and generate against one under the limiter.
 
 This file is the only hand-written copy of the cache client. ``make generate`` turns it into
@@ -20,7 +20,7 @@ from .. import auth
 from .._core.cache_rules import guess_mime_type, min_cache_tokens, model_id
 from .._core.request import Contents
 from .._gcs import GCS_SCHEME
-from .._primitives import async_close_iterator
+from .._primitives import AsyncStream, async_close_iterator
 from ..config import GreyCloudConfig
 from ..errors import CacheTooSmallError, ConfigError
 from .client import GreyCloudAsyncClient, StreamItem, _ClientBacked
@@ -275,7 +275,7 @@ class GreyCloudAsyncCache(_ClientBacked):
         )
         return response
 
-    async def generate_with_cache_stream(
+    def generate_with_cache_stream(
         self,
         cache_name: str,
         prompt: Contents,
@@ -283,9 +283,26 @@ class GreyCloudAsyncCache(_ClientBacked):
         max_retries: int = 5,
         return_chunks: bool = False,
         **generate_kwargs: Any,
-    ) -> AsyncIterator[StreamItem]:
+    ) -> AsyncStream[StreamItem]:
         """The streamed form of ``generate_with_cache``: text chunks, or raw response chunks
-        with ``return_chunks``; a broken stream is resumed as ``generate_with_retry`` does."""
+        with ``return_chunks``; a broken stream is resumed as ``generate_with_retry`` does.
+        It takes the forms of the client's ``generate_content_stream``, and nothing is sent
+        before the first chunk is asked for."""
+        return AsyncStream(
+            lambda: self._cache_stream(
+                cache_name, prompt, model, max_retries, return_chunks, generate_kwargs
+            )
+        )
+
+    async def _cache_stream(
+        self,
+        cache_name: str,
+        prompt: Contents,
+        model: str | None,
+        max_retries: int,
+        return_chunks: bool,
+        generate_kwargs: dict[str, Any],
+    ) -> AsyncIterator[StreamItem]:
         model = await self._model_of(cache_name, model)
         stream = await self._client.generate_with_retry(
             prompt,

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# output-sha256: f21667d0bf6a566d
+# output-sha256: f3c475473ae4809a
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -33,11 +33,13 @@ from .._core.request import (
     priced_estimate,
 )
 from .._core.retry import (
+    MANAGEMENT_ATTEMPTS,
     RetryCallback,
     RetryPolicy,
     backoff_delay,
     classify,
     is_rejected_api_key,
+    may_resend,
 )
 from .._core.token_estimate import UnsizedMedia
 from .._core.usage import UsageMeter
@@ -743,25 +745,44 @@ class GreyCloudAsyncClient:
     async def _call_with_auth(self, surface: str, method: str, **arguments: Any) -> Any:
         """Call the SDK's ``<surface>.<method>`` (e.g. ``models.generate_content``); after a
         401, refresh the credentials and call once more. Also used by the cache and batch
-        classes, so that every service call refreshes credentials the same way."""
+        classes, so that every service call refreshes credentials the same way; their calls
+        are also sent again after a transient failure, when that is safe (``may_resend``)."""
         # Generation and counting are traced by their callers; caches and batches here.
         traced = (
             _telemetry.NO_OPERATION
             if surface == "models"
             else self._telemetry.operation(f"{surface}.{method}", str(arguments.get("model", "")))
         )
-        attempt = 0
+        # Caches and batch jobs are retried here, when safe; generation by its own callers.
+        retries = RetryPolicy(
+            0 if surface == "models" else MANAGEMENT_ATTEMPTS - 1,
+            DEFAULT_BASE_DELAY,
+            DEFAULT_MAX_DELAY,
+            None,
+        )
+        refreshed = failures = 0
         with traced:
             while True:
-                attempt += 1
                 generation = self._auth_generation
                 try:
                     service = getattr(async_sdk(self._sdk), surface)
                     return await getattr(service, method)(**arguments)
                 except (errors.ClientError, google.auth.exceptions.RefreshError) as exc:
-                    if not await self._recover_auth(exc, attempt, generation):
-                        _raise_if_per_day(exc)
+                    if await self._recover_auth(exc, refreshed + 1, generation):
+                        refreshed += 1
+                        continue
+                    _raise_if_per_day(exc)
+                    if not retries.max_retries or not may_resend(method, exc):
                         raise
+                    failed: Exception = exc
+                except Exception as exc:
+                    if not retries.max_retries or not may_resend(method, exc):
+                        raise
+                    failed = exc
+                failures += 1
+                await self._wait_before_retry(
+                    failed, failures, retries, model=f"{surface}.{method}", traced=traced
+                )
 
     async def _generate_once(
         self, request: GenerateRequest, step: _telemetry.Attempt

@@ -422,6 +422,15 @@ def emulator_command(
         typer.Option(min=0, help="Input tokens per minute per model (default: no limit)."),
     ] = None,
     latency: Annotated[float, typer.Option(min=0.0, help="Seconds before every answer.")] = 0.0,
+    capacity: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Requests per second each model's hidden shared pool serves, as under Vertex "
+            "AI's Dynamic Shared Quota: the excess gets 429 RESOURCE_EXHAUSTED (try --rpm auto "
+            "against it). Default: no pool.",
+        ),
+    ] = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Serve a local Vertex AI emulator in the foreground until Ctrl-C.
@@ -435,7 +444,7 @@ def emulator_command(
     # Ctrl-C is how it stops, also in the instant before serve() starts waiting for it.
     with contextlib.suppress(KeyboardInterrupt):
         try:
-            serve(port, rpm, tpm, latency, host=host)
+            serve(port, rpm, tpm, latency, capacity=capacity, host=host)
         except RuntimeError as exc:  # the port is taken, or the host is not an address here
             raise fail(str(exc), EXIT_USAGE) from None
 

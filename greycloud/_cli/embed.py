@@ -31,7 +31,7 @@ from .group_commit import GroupCommit
 from .jsonl_input import Parse
 from .progress import Reporter, RunTally
 from .prompts import PromptLine, load_object
-from .results import LineResult, TokenUsage, failed, is_rate_limited
+from .results import LineResult, TokenUsage, failed
 from .run_command import LineKind, RunOptions
 from .runner import RUN_STOPPING_ERRORS, BulkRunner, RunStopped
 
@@ -268,16 +268,7 @@ class EmbedRunner(BulkRunner):
         return group_lines(lines, self._group_size)
 
     async def _run_group(self, group: Sequence[PromptLine]) -> list[LineResult]:
-        attempts, refused = 1, 0
-
-        def on_retry(attempt: int, error: BaseException, delay: float) -> None:
-            nonlocal attempts, refused
-            attempts = max(attempts, attempt + 1)
-            rate_limited = is_rate_limited(error)
-            refused += rate_limited
-            self._tally.add_retry(rate_limited)
-            self._reporter.update()
-
+        attempts = self.attempts()
         settings = group[0].settings
         try:
             response = await self._client.embed_content(
@@ -287,7 +278,7 @@ class EmbedRunner(BulkRunner):
                 title=settings["title"],
                 output_dimensionality=self._dimensions,
                 max_retries=self._max_retries,
-                on_retry=on_retry,
+                on_retry=attempts.on_retry,
             )
         except RUN_STOPPING_ERRORS as exc:
             raise RunStopped(exc) from exc
@@ -296,13 +287,14 @@ class EmbedRunner(BulkRunner):
             if len(group) > 1 and not retried_out:
                 # One bad line must not fail the others: send them one by one to find it.
                 return [result for line in group for result in await self._run_group([line])]
-            if is_rate_limited(exc):
-                refused += 1
-                self._tally.rate_limited += 1
+            attempts.gave_up(exc)
             return [
-                failed(line, self._model, exc, attempts, refused, EmbeddingResult) for line in group
+                failed(
+                    line, self._model, exc, attempts.count, attempts.rate_limited, EmbeddingResult
+                )
+                for line in group
             ]
         return [
-            _embedded(line, self._model, embedding, attempts, refused)
+            _embedded(line, self._model, embedding, attempts.count, attempts.rate_limited)
             for line, embedding in zip(group, response.embeddings or [], strict=True)
         ]

@@ -20,6 +20,7 @@ from typing import TypeVar
 import google.auth.exceptions
 
 from .._async.client import GreyCloudAsyncClient
+from .._primitives import gather_or_cancel
 from ..errors import AuthError, QuotaExhaustedError
 from .common import credentials_problem
 from .group_commit import GroupCommit
@@ -112,15 +113,7 @@ class BulkRunner:
         rest, and ``JournalWriteError`` when a result cannot be saved."""
         # Shared: each worker takes the next group of lines when it is free.
         pending = iter(self.groups(lines))
-        workers = [
-            asyncio.create_task(self._work(pending)) for _ in range(min(self._concurrency, count))
-        ]
-        try:
-            await asyncio.gather(*workers)
-        finally:
-            for worker in workers:
-                worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+        await gather_or_cancel(*(self._work(pending) for _ in range(min(self._concurrency, count))))
 
     def groups(self, lines: Iterable[PromptLine]) -> Iterator[Sequence[PromptLine]]:
         """The lines in the groups that are sent together: one at a time for generation."""
@@ -143,22 +136,12 @@ class BulkRunner:
 
     async def _run_line(self, line: PromptLine) -> LineResult:
         model = line.model or self._client.config.model
-        failed_attempts = 0
-        rate_limited = 0
-
-        def on_retry(attempt: int, error: BaseException, delay: float) -> None:
-            nonlocal failed_attempts, rate_limited
-            failed_attempts = attempt
-            refused = is_rate_limited(error)
-            rate_limited += refused
-            self._tally.add_retry(refused)
-            self._reporter.update()
-
+        attempts = self.attempts()
         try:
             response = await self._client.generate_with_retry(
                 line.contents,
                 max_retries=self._max_retries,
-                on_retry=on_retry,
+                on_retry=attempts.on_retry,
                 model=line.model,
                 system_instruction=line.system_instruction,
                 **line.settings,
@@ -166,11 +149,38 @@ class BulkRunner:
         except RUN_STOPPING_ERRORS as exc:
             raise RunStopped(exc) from exc
         except Exception as exc:  # any other failure belongs to this line alone
-            if is_rate_limited(exc):
-                rate_limited += 1
-                self._tally.rate_limited += 1
-            return failed(line, model, exc, failed_attempts + 1, rate_limited)
-        return answered(line, model, response, failed_attempts + 1, rate_limited)
+            attempts.gave_up(exc)
+            return failed(line, model, exc, attempts.count, attempts.rate_limited)
+        return answered(line, model, response, attempts.count, attempts.rate_limited)
+
+    def attempts(self) -> Attempts:
+        """A counter for one call's attempts that reports its retries to the run as they come."""
+        return Attempts(self._tally, self._reporter)
+
+
+class Attempts:
+    """How many attempts one call took and how many were refused with a 429; each retry is
+    counted in the run's tally (and shown) as it happens."""
+
+    def __init__(self, tally: RunTally, reporter: Reporter) -> None:
+        self._tally = tally
+        self._reporter = reporter
+        self.count = 1
+        self.rate_limited = 0
+
+    def on_retry(self, attempt: int, error: BaseException, delay: float) -> None:
+        """``generate_with_retry``'s ``on_retry``."""
+        self.count = attempt + 1
+        refused = is_rate_limited(error)
+        self.rate_limited += refused
+        self._tally.add_retry(refused)
+        self._reporter.update()
+
+    def gave_up(self, error: BaseException) -> None:
+        """The call failed for good with ``error`` (its last attempt)."""
+        if is_rate_limited(error):
+            self.rate_limited += 1
+            self._tally.rate_limited += 1
 
 
 async def until_signalled(work: Awaitable[T]) -> tuple[T | None, int | None]:

@@ -80,6 +80,26 @@ def classify(exc: BaseException) -> Failure:
     return Failure(transient=isinstance(exc, _TRANSPORT_ERRORS))
 
 
+# Cache and batch-job calls that change nothing when sent twice (a create does).
+IDEMPOTENT_METHODS = frozenset({"get", "list", "delete", "cancel", "update"})
+# Attempts a cache or batch-job call makes before it fails.
+MANAGEMENT_ATTEMPTS = 5
+
+
+def may_resend(method: str, exc: BaseException) -> bool:
+    """Whether a failed cache or batch-job call (SDK method ``method``) may be sent again.
+
+    Reads, deletes, cancels and TTL updates may after any transient failure. A create only
+    when the service refused it outright (429, 503): after a timeout, another 5xx or a cut
+    connection it may have been made, and sending it again could make a second one.
+    """
+    if not classify(exc).transient:
+        return False
+    if method in IDEMPOTENT_METHODS:
+        return True
+    return isinstance(exc, errors.APIError) and exc.code in (429, 503)
+
+
 def _error_details(exc: errors.APIError) -> list[dict[str, Any]]:
     body = exc.details if isinstance(exc.details, dict) else {}
     error = body.get("error", body)

@@ -101,6 +101,10 @@ class Calibration:
         if actual < 0:
             return
         if estimate is None:
+            if not details:  # a bare token count (the limiter used directly): text alone
+                if tokens > 0:
+                    self._mean(TEXT).add(tokens, actual)
+                return
             estimate = TokenEstimate({TEXT: tokens})
         reported = sum(details.values()) if details else 0
         if reported > 0 and details is not None:

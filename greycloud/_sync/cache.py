@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/cache.py by tools/generate.py.
 # Change _async_src/cache.py and run `make generate`.
-# output-sha256: b404e63a6ee92418
+# output-sha256: 4822385fdef52b03
 """Context caches: create, list, update, delete, and generate against one under the limiter.
 
 This file is the only hand-written copy of the cache client. ``make generate`` turns it into
@@ -20,7 +20,7 @@ from .. import auth
 from .._core.cache_rules import guess_mime_type, min_cache_tokens, model_id
 from .._core.request import Contents
 from .._gcs import GCS_SCHEME
-from .._primitives import sync_close_iterator
+from .._primitives import SyncStream, sync_close_iterator
 from ..config import GreyCloudConfig
 from ..errors import CacheTooSmallError, ConfigError
 from .client import GreyCloudClient, StreamItem, _ClientBacked
@@ -283,9 +283,26 @@ class GreyCloudCache(_ClientBacked):
         max_retries: int = 5,
         return_chunks: bool = False,
         **generate_kwargs: Any,
-    ) -> Iterator[StreamItem]:
+    ) -> SyncStream[StreamItem]:
         """The streamed form of ``generate_with_cache``: text chunks, or raw response chunks
-        with ``return_chunks``; a broken stream is resumed as ``generate_with_retry`` does."""
+        with ``return_chunks``; a broken stream is resumed as ``generate_with_retry`` does.
+        It takes the forms of the client's ``generate_content_stream``, and nothing is sent
+        before the first chunk is asked for."""
+        return SyncStream(
+            lambda: self._cache_stream(
+                cache_name, prompt, model, max_retries, return_chunks, generate_kwargs
+            )
+        )
+
+    def _cache_stream(
+        self,
+        cache_name: str,
+        prompt: Contents,
+        model: str | None,
+        max_retries: int,
+        return_chunks: bool,
+        generate_kwargs: dict[str, Any],
+    ) -> Iterator[StreamItem]:
         model = self._model_of(cache_name, model)
         stream = self._client.generate_with_retry(
             prompt,

@@ -18,6 +18,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tpm", type=int, default=None, help="input tokens per minute per model")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
     parser.add_argument(
+        "--capacity",
+        type=float,
+        default=None,
+        help="requests per second each model's hidden shared pool serves (429 beyond it)",
+    )
+    parser.add_argument(
         "--event-delay", type=float, default=0.0, help="seconds between stream events"
     )
     parser.add_argument("--project", default="test-project")
@@ -35,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
             args.rpm,
             args.tpm,
             args.latency,
+            capacity=args.capacity,
             event_delay=args.event_delay,
             host=args.host,
             project=args.project,

@@ -13,6 +13,7 @@ def serve(
     tpm: int | None = None,
     latency: float = 0.0,
     *,
+    capacity: float | None = None,
     event_delay: float = 0.0,
     host: str = "127.0.0.1",
     project: str = "test-project",
@@ -27,6 +28,8 @@ def serve(
     Any bearer token is accepted by default, so a client using real Application Default
     Credentials works unchanged; pass ``accept_any_token=False`` to demand the emulator's own.
     Only the last 1,000 requests are kept (for ``requests()``), so memory stays flat.
+    ``capacity`` (requests per second) turns on capacity mode: each model's hidden shared pool
+    serves that many and refuses the excess with 429, as Dynamic Shared Quota does.
     """
     emulator = VertexEmulator(
         port=port,
@@ -34,6 +37,7 @@ def serve(
         rpm=rpm,
         tpm=tpm,
         latency=latency,
+        capacity=capacity,
         event_delay=event_delay,
         project=project,
         location=location,
@@ -48,6 +52,8 @@ def serve(
                 f"rpm={_limit(rpm)}, tpm={_limit(tpm)}, latency={latency}s, "
                 f"event_delay={event_delay}s"
             )
+            if capacity is not None:
+                limits += f", capacity={capacity:g} requests/s per model"
             print(f"Vertex AI emulator listening on {emulator.base_url} ({limits})", flush=True)
             print(
                 "Point greycloud at it:\n"

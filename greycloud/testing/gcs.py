@@ -11,15 +11,10 @@ Needs the ``dev`` extra (gcp-storage-emulator) and the ``storage`` extra (google
 
 from __future__ import annotations
 
-import socket
 from types import TracebackType
 from typing import Any
 
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+from ._ports import free_port
 
 
 def anonymous_client(project: str, endpoint: str | None) -> Any:
@@ -57,7 +52,7 @@ class GcsEmulator:
                 name=exc.name,
             ) from None
 
-        port = self._requested_port or _free_port(self.host)
+        port = self._requested_port or free_port(self.host)
         server = create_server(self.host, port, in_memory=True)
         server.start()
         self._server, self._port = server, port

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 import pytest
 
@@ -118,9 +117,7 @@ async def test_unreachable_redis_can_fall_back_to_memory(caplog: pytest.LogCaptu
     await limiter.aclose()
 
 
-async def test_unreachable_redis_can_be_waited_for(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_unreachable_redis_can_be_waited_for(caplog: pytest.LogCaptureFixture) -> None:
     port = free_port()
     limiter = VertexRateLimiter(storage=f"redis://127.0.0.1:{port}/0", storage_unavailable="wait")
     servers: list[RedisServer] = []
@@ -128,7 +125,7 @@ async def test_unreachable_redis_can_be_waited_for(
     async def step(index: int) -> float:
         if index == 0:
             await async_sleep(0.4)
-            servers.append(await async_run_blocking(RedisServer, tmp_path, port))
+            servers.append(await async_run_blocking(lambda: RedisServer(port=port)))
             return 0.0
         began = time.monotonic()
         async with limiter.limit("m", 1):

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_cache.py by tools/generate.py.
 # Change tests/_async/test_cache.py and run `make generate`.
-# output-sha256: 3aa6256417013b96
+# output-sha256: dafde86510d63c71
 """The cache client against the emulator: lifecycle, generation with a cache, size and MIME checks.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -14,10 +14,10 @@ from typing import Any
 
 import pydantic
 import pytest
-from google.genai import types
+from google.genai import errors, types
 
 from greycloud import CacheTooSmallError, ConfigError, GreyCloudCache, GreyCloudClient
-from greycloud.testing import VertexEmulator
+from greycloud.testing import Fault, VertexEmulator
 
 MODEL = "gemini-2.5-flash"
 # About 2,600 tokens at the emulator's four characters a token: above Vertex AI's 2,048.
@@ -89,6 +89,20 @@ def test_stream_with_cache_matches_the_answer(cache: GreyCloudCache) -> None:
     pieces = [piece for piece in cache.generate_with_cache_stream(created.name, "Summarise it.")]
     assert len(pieces) > 1
     assert "".join(str(piece) for piece in pieces) == whole.text
+
+
+def test_a_cache_stream_takes_both_forms_and_sends_nothing_until_read(
+    cache: GreyCloudCache, vertex_emulator: VertexEmulator
+) -> None:
+    created = cache.create_cache([{"role": "user", "parts": [{"text": LONG_TEXT}]}])
+    assert created.name
+    sent = len(calls(vertex_emulator, ":streamGenerateContent"))
+    unread = cache.generate_with_cache_stream(created.name, "Summarise it.", MODEL)
+    assert len(calls(vertex_emulator, ":streamGenerateContent")) == sent
+    unread.close()
+    awaited = cache.generate_with_cache_stream(created.name, "Summarise it.", MODEL)
+    chunks = [piece for piece in awaited]
+    assert "".join(chunks) and len(calls(vertex_emulator, ":streamGenerateContent")) == sent + 1
 
 
 class Summary(pydantic.BaseModel):
@@ -227,3 +241,32 @@ def test_caches_work_with_an_api_key(vertex_emulator: VertexEmulator) -> None:
         assert answer.text
         assert caches.delete_all_caches("keyed") == 1
         assert caches.list_caches() == []
+
+
+def test_reads_and_deletes_are_sent_again_after_a_transient_failure(
+    cache: GreyCloudCache, vertex_emulator: VertexEmulator
+) -> None:
+    created = cache.create_cache_from_text(LONG_TEXT)
+    assert created.name
+    vertex_emulator.inject(Fault.status(503), path="cachedContents/")
+    assert (cache.get_cache(created.name)).name == created.name
+    vertex_emulator.inject(Fault.status(500), path="cachedContents/")
+    cache.delete_cache(created.name)
+    statuses = [r.status for r in calls(vertex_emulator, "cachedContents/")]
+    assert statuses == [503, 200, 500, 200]
+    assert cache.list_caches() == []
+
+
+def test_a_create_is_sent_again_only_when_the_service_refused_it(
+    cache: GreyCloudCache, vertex_emulator: VertexEmulator
+) -> None:
+    # A 500 may come after the cache was made: sending the create again could make two.
+    vertex_emulator.inject(Fault.status(500), path="/cachedContents")
+    with pytest.raises(errors.ServerError):
+        cache.create_cache_from_text(LONG_TEXT)
+    assert [r.status for r in calls(vertex_emulator, "/cachedContents", "POST")] == [500]
+    # A 429 (or 503) says nothing was done: it is sent again, and one cache is made.
+    vertex_emulator.inject(Fault.status(429), path="/cachedContents")
+    created = cache.create_cache_from_text(LONG_TEXT)
+    assert [r.status for r in calls(vertex_emulator, "/cachedContents", "POST")] == [500, 429, 200]
+    assert [c.name for c in cache.list_caches()] == [created.name]

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_rate_limiter_redis.py by tools/generate.py.
 # Change tests/_async/test_rate_limiter_redis.py and run `make generate`.
-# output-sha256: 45139386e3d1ab05
+# output-sha256: 70a90502280f94c1
 """The limiter with its quota in Redis: shared between limiters, and explicit when Redis is down.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/. Needs a real
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 import pytest
 
@@ -119,9 +118,7 @@ def test_unreachable_redis_can_fall_back_to_memory(caplog: pytest.LogCaptureFixt
     limiter.close()
 
 
-def test_unreachable_redis_can_be_waited_for(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_unreachable_redis_can_be_waited_for(caplog: pytest.LogCaptureFixture) -> None:
     port = free_port()
     limiter = SyncVertexRateLimiter(
         storage=f"redis://127.0.0.1:{port}/0", storage_unavailable="wait"
@@ -131,7 +128,7 @@ def test_unreachable_redis_can_be_waited_for(
     def step(index: int) -> float:
         if index == 0:
             sync_sleep(0.4)
-            servers.append(sync_run_blocking(RedisServer, tmp_path, port))
+            servers.append(sync_run_blocking(lambda: RedisServer(port=port)))
             return 0.0
         began = time.monotonic()
         with limiter.limit("m", 1):
