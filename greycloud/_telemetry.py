@@ -252,6 +252,10 @@ class _Instruments:
         return cls._made
 
     def __init__(self) -> None:
+        # Whether a tracer / meter provider is set. Without a meter provider every measurement
+        # goes to the API's no-op instruments, so none is made (see ``active``).
+        self.tracing = False
+        self.metering = False
         version = _version()
         self.tracer = otel_trace.get_tracer(INSTRUMENTATION, version)
         meter = otel_metrics.get_meter(INSTRUMENTATION, version)
@@ -291,13 +295,16 @@ class _Instruments:
             description="Requests started and not yet finished, per model.",
         )
 
-    @staticmethod
-    def unconfigured() -> bool:
-        """True while the application has set neither a tracer nor a meter provider: then
-        every span and measurement would go to the API's no-op objects."""
-        return isinstance(otel_trace.get_tracer_provider(), otel_trace.ProxyTracerProvider) and (
-            isinstance(otel_metrics.get_meter_provider(), _PROXY_METER_PROVIDERS)
-        )
+    def active(self) -> bool:
+        """False while the application has set neither a tracer nor a meter provider: then
+        every span and measurement would go to the API's no-op objects. A provider, once set,
+        stays (the API refuses to replace it), so the question is asked until both are."""
+        if not (self.tracing and self.metering):
+            tracing = otel_trace.get_tracer_provider()
+            self.tracing = not isinstance(tracing, otel_trace.ProxyTracerProvider)
+            metering = otel_metrics.get_meter_provider()
+            self.metering = not isinstance(metering, _PROXY_METER_PROVIDERS)
+        return self.tracing or self.metering
 
     def watch(self, limiter: WatchedLimiter) -> None:
         self._limiters.add(limiter)
@@ -379,7 +386,7 @@ class _Telemetry(Telemetry):
         *,
         streaming: bool = False,
     ) -> Operation:
-        if self.instruments.unconfigured():
+        if not self.instruments.active():
             return _NO_OPERATION  # no SDK yet: skip even the API's no-op spans
         kind = self.kinds.get((name, model))
         if kind is None:
@@ -387,7 +394,7 @@ class _Telemetry(Telemetry):
         return _Operation(self, kind, request, streaming)
 
     def rate_limited(self, model: str) -> None:
-        if self.instruments.unconfigured():
+        if not (self.instruments.active() and self.instruments.metering):
             return
         attributes = {"gen_ai.provider.name": self.provider, "gen_ai.request.model": model}
         self.instruments.rate_limited.add(1, attributes)
@@ -395,7 +402,9 @@ class _Telemetry(Telemetry):
 
 class _Attempt(Attempt):
     # Attributes are gathered and set in one call when the span ends: each set_attribute of the
-    # SDK takes a lock, and this runs on every request.
+    # SDK takes a lock, and this runs on every request. The span is started on entering, next
+    # to the call's own span, while the SDK's code is still in the CPU caches (made at the
+    # attempt's end instead, after the request has evicted it, it measured no cheaper).
     # Not made current: what runs inside an attempt is the SDK's request, and the call's span
     # (current outside streams) is the parent that matters to the caller's own spans.
     __slots__ = ("_attributes", "_number", "_operation", "_span", "_started")
@@ -451,9 +460,9 @@ class _Attempt(Attempt):
 
     def waited(self, seconds: float) -> None:
         self._attributes["greycloud.limiter.wait"] = seconds
-        if seconds > 0:  # most attempts start at once: no record for them
-            operation = self._operation
-            instruments = operation.telemetry.instruments
+        operation = self._operation
+        instruments = operation.telemetry.instruments
+        if seconds > 0 and instruments.metering:  # most attempts start at once: no record
             instruments.limiter_wait.record(seconds, operation.kind.model_only)
 
     def answered(self, response: types.GenerateContentResponse) -> None:
@@ -533,7 +542,9 @@ class _Operation(Operation):
         if exc is not None and not isinstance(exc, GeneratorExit):
             _mark_failed(span, exc, attributes)
             metric = {**metric, "error.type": attributes["error.type"]}
-        self.telemetry.instruments.duration.record(elapsed, metric)
+        instruments = self.telemetry.instruments
+        if instruments.metering:
+            instruments.duration.record(elapsed, metric)
         if span.is_recording():
             self._finish(attributes)
             span.set_attributes(attributes)
@@ -596,9 +607,9 @@ class _Operation(Operation):
 
     def retrying(self, delay: float, error: BaseException) -> None:
         self.pending_retry = (delay, describe(error))
-        self.telemetry.instruments.retries.add(
-            1, {**self.kind.metric, "error.type": error_type(error)}
-        )
+        instruments = self.telemetry.instruments
+        if instruments.metering:
+            instruments.retries.add(1, {**self.kind.metric, "error.type": error_type(error)})
 
     def resumed(self) -> None:
         self.resumptions += 1
@@ -606,8 +617,10 @@ class _Operation(Operation):
     def chunk(self, chunk: types.GenerateContentResponse) -> None:
         if self.first_chunk_at is None:
             self.first_chunk_at = time.perf_counter()
-            waited = self.first_chunk_at - self.started
-            self.telemetry.instruments.first_chunk.record(waited, self.kind.metric)
+            instruments = self.telemetry.instruments
+            if instruments.metering:
+                waited = self.first_chunk_at - self.started
+                instruments.first_chunk.record(waited, self.kind.metric)
         if chunk.usage_metadata is not None or chunk.candidates:
             self.last = chunk
         if self.texts is not None:
@@ -625,7 +638,10 @@ class _Operation(Operation):
         totals[1] += output_tokens
         totals[2] += usage.cached
         totals[3] += usage.thinking
-        record = self.telemetry.instruments.tokens.record
+        instruments = self.telemetry.instruments
+        if not instruments.metering:
+            return
+        record = instruments.tokens.record
         record(usage.input, self.kind.input_tokens)
         if output:
             record(output_tokens, self.kind.output_tokens)
