@@ -1,10 +1,10 @@
 """Tracing benchmark: what greycloud's OpenTelemetry spans and metrics add to a call.
 
-    .venv/bin/python bench/bench_tracing.py [--rounds 8] [--calls 200]
+    .venv/bin/python bench/bench_tracing.py [--rounds 8] [--calls 200] [--latency 0.05]
 
-The emulator (own process, zero latency) answers small prompts; greycloud's limits are far
-above the load. Three setups, each in a fresh worker process, so that one process's global
-tracer provider cannot leak into another's figures:
+The emulator (own process, zero latency unless ``--latency``) answers small prompts;
+greycloud's limits are far above the load. Five setups, each in a fresh worker process, so
+that one process's global tracer provider cannot leak into another's figures:
 
 - ``off``: opentelemetry cannot be imported (greycloud without the ``otel`` extra);
 - ``api``: the API installed, no SDK (what a library user gets who never set up tracing);
@@ -15,9 +15,9 @@ tracer provider cannot leak into another's figures:
 - ``sdk``: traces as above plus a ``MeterProvider`` whose reader collects the metrics at the
   end (everything recorded).
 
-The three workers run side by side and take turns: the parent asks each, one at a time in a
+The five workers run side by side and take turns: the parent asks each, one at a time in a
 freshly shuffled order, for one timed sync or async ``generate_with_retry`` call, so that the
-machine's load hits all three alike. Printed, after a warm-up: the median latency per setup
+machine's load hits all five alike. Printed, after a warm-up: the median latency per setup
 and its ratio to ``off``, over ``--rounds`` rounds of fresh workers. Target: traces / off
 <= 1.05.
 """
@@ -142,6 +142,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds the emulator takes per call"
+    )
     parser.add_argument("--worker", choices=SETUPS, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -153,7 +156,7 @@ def main() -> None:
 
     rng = random.Random(SEED)
     results: dict[str, dict[str, list[float]]] = {s: {"sync": [], "async": []} for s in SETUPS}
-    with EmulatorProcess() as server:
+    with EmulatorProcess(latency=args.latency) as server:
         for _ in range(args.rounds):
             # Fresh workers each round: a process that happens to share a core with the
             # emulator for its whole life would otherwise bias one setup.
@@ -172,7 +175,7 @@ def main() -> None:
                 each.finish()
     print(
         f"{args.rounds} rounds x {args.calls} calls per setup and kind, interleaved, "
-        "zero emulator latency"
+        f"emulator latency {args.latency:g} s"
     )
     print(f"{'setup':<6} {'sync median':>12} {'ratio':>7} {'async median':>13} {'ratio':>7}")
     base = {kind: statistics.median(results["off"][kind]) for kind in ("sync", "async")}

@@ -168,7 +168,10 @@ def test_a_full_disk_is_one_line_and_a_rerun_finishes(
     ids = [f"d{n:03d}" for n in range(60)]
     prompts = write_lines(tmp_path / "in.jsonl", ({"id": i, "prompt": question(i)} for i in ids))
     output = tmp_path / "out.jsonl"
+    # One request at a time, so that the first writes are a line or two (a group commit writes
+    # every result that came in while the last write was syncing, all at once).
     command = [*COMMAND, "run", str(prompts), "-o", str(output), "--rpm", "100000"]
+    command += ["--concurrency", "1"]
     room = 2_500  # bytes the output may take: a few lines, then the disk is "full"
 
     def full_disk() -> None:
