@@ -6,7 +6,7 @@ the sync ones; keep comments and docstrings true for both.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
 from google.genai import types
@@ -25,7 +25,11 @@ class _TurnSender(Protocol):
     ) -> AsyncResult[types.GenerateContentResponse]: ...
 
     def _chat_turn_stream(
-        self, contents: list[types.Content], model: str | None, config: GenerateConfig | None
+        self,
+        contents: list[types.Content],
+        model: str | None,
+        config: GenerateConfig | None,
+        on_hop: Callable[[], None],
     ) -> AsyncStream[types.GenerateContentResponse]: ...
 
 
@@ -105,15 +109,16 @@ class GreyCloudAsyncChat:
     ) -> AsyncIterator[types.GenerateContentResponse]:
         sent = len(self._curated)
         calling: list[types.Content] | None = None
+        # The answer is what the model said in the last hop (earlier hops called functions).
         parts: list[types.Part] = []
-        stream = self._client._chat_turn_stream([*self._curated, user], self.model, config)
+        stream = self._client._chat_turn_stream(
+            [*self._curated, user], self.model, config, parts.clear
+        )
         try:
             async for chunk in stream:
-                # Chunks after a function-calling hop carry the exchange so far: the answer
-                # is what the model said after the last of them.
-                seen = chunk.automatic_function_calling_history
-                if seen and (calling is None or len(seen) != len(calling)):
-                    calling, parts = seen, []
+                # Kept unless the config ignores it: the function-calling exchange so far.
+                if chunk.automatic_function_calling_history:
+                    calling = chunk.automatic_function_calling_history
                 candidates = chunk.candidates
                 content = candidates[0].content if candidates else None
                 if content is not None and content.parts:

@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# output-sha256: ce11e748ab798675
+# output-sha256: e639db8d816efff2
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
@@ -414,10 +414,16 @@ class GreyCloudAsyncClient:
         return self._generate(request, _CHAT_RETRY, CHAT)
 
     def _chat_turn_stream(
-        self, contents: list[types.Content], model: str | None, config: GenerateConfig | None
+        self,
+        contents: list[types.Content],
+        model: str | None,
+        config: GenerateConfig | None,
+        on_hop: Callable[[], None],
     ) -> AsyncStream[types.GenerateContentResponse]:
+        """A streamed chat turn; ``on_hop()`` is told when a function-calling hop ends and the
+        next begins (the chunks say so only when the exchange is kept in them)."""
         request = self._build(contents, model=model, config=config)
-        return AsyncStream(lambda: self._stream(request, _CHAT_RETRY, CHAT))
+        return AsyncStream(lambda: self._stream(request, _CHAT_RETRY, CHAT, on_hop))
 
     async def count_tokens(
         self,
@@ -666,14 +672,18 @@ class GreyCloudAsyncClient:
                 )
 
     async def _stream(
-        self, request: GenerateRequest, retry: RetryPolicy | None, operation: str = GENERATE
+        self,
+        request: GenerateRequest,
+        retry: RetryPolicy | None,
+        operation: str = GENERATE,
+        on_hop: Callable[[], None] | None = None,
     ) -> AsyncIterator[types.GenerateContentResponse]:
         """The chunks of the answer, traced as one ``operation``."""
         # Never made current across a yield: see greycloud/_telemetry.py.
         with self._telemetry.operation(operation, request.model, request, streaming=True) as traced:
             with traced.current():
                 request = await self._ground(request)
-            hops = self._stream_hops(request, retry, traced)
+            hops = self._stream_hops(request, retry, traced, on_hop)
             try:
                 async for chunk in hops:
                     traced.chunk(chunk)
@@ -682,7 +692,11 @@ class GreyCloudAsyncClient:
                 await async_close_iterator(hops)
 
     async def _stream_hops(
-        self, request: GenerateRequest, retry: RetryPolicy | None, traced: _telemetry.Operation
+        self,
+        request: GenerateRequest,
+        retry: RetryPolicy | None,
+        traced: _telemetry.Operation,
+        on_hop: Callable[[], None] | None = None,
     ) -> AsyncIterator[types.GenerateContentResponse]:
         """The chunks of the answer; with Python functions, of every hop, the functions run
         between hops (each hop's stream is resumed on its own)."""
@@ -715,6 +729,8 @@ class GreyCloudAsyncClient:
             turn = types.Content(role="model", parts=said)
             history = [*history, turn, function_calling.replies_turn(replies)]
             request = request.next_hop(history)
+            if on_hop is not None:
+                on_hop()
 
     def _stream_attempts(
         self, request: GenerateRequest, retry: RetryPolicy | None, traced: _telemetry.Operation

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/chats.py by tools/generate.py.
 # Change _async_src/chats.py and run `make generate`.
-# output-sha256: f6b46626e9d444f7
+# output-sha256: e2f7e064cf64a573
 """Chat sessions: a conversation whose every turn is one ``generate_with_retry`` call.
 
 This file is the only hand-written copy of the chat classes. ``make generate`` turns it into
@@ -9,7 +9,7 @@ the sync ones; keep comments and docstrings true for both.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from google.genai import types
@@ -28,7 +28,11 @@ class _TurnSender(Protocol):
     ) -> SyncResult[types.GenerateContentResponse]: ...
 
     def _chat_turn_stream(
-        self, contents: list[types.Content], model: str | None, config: GenerateConfig | None
+        self,
+        contents: list[types.Content],
+        model: str | None,
+        config: GenerateConfig | None,
+        on_hop: Callable[[], None],
     ) -> SyncStream[types.GenerateContentResponse]: ...
 
 
@@ -108,15 +112,16 @@ class GreyCloudChat:
     ) -> Iterator[types.GenerateContentResponse]:
         sent = len(self._curated)
         calling: list[types.Content] | None = None
+        # The answer is what the model said in the last hop (earlier hops called functions).
         parts: list[types.Part] = []
-        stream = self._client._chat_turn_stream([*self._curated, user], self.model, config)
+        stream = self._client._chat_turn_stream(
+            [*self._curated, user], self.model, config, parts.clear
+        )
         try:
             for chunk in stream:
-                # Chunks after a function-calling hop carry the exchange so far: the answer
-                # is what the model said after the last of them.
-                seen = chunk.automatic_function_calling_history
-                if seen and (calling is None or len(seen) != len(calling)):
-                    calling, parts = seen, []
+                # Kept unless the config ignores it: the function-calling exchange so far.
+                if chunk.automatic_function_calling_history:
+                    calling = chunk.automatic_function_calling_history
                 candidates = chunk.candidates
                 content = candidates[0].content if candidates else None
                 if content is not None and content.parts:

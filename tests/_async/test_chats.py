@@ -142,6 +142,30 @@ async def test_a_chat_runs_functions_and_keeps_the_exchange(
     assert history[3].parts and history[3].parts[0].text == response.text
 
 
+async def test_a_streamed_turn_that_ignores_the_call_history_keeps_only_the_answer(
+    client: GreyCloudAsyncClient, vertex_emulator: VertexEmulator
+) -> None:
+    """As ``send_message`` does: the history gets the user's turn and the last hop's answer,
+    not the function call of the first hop glued to it (a call with no reply after it)."""
+    vertex_emulator.script_function_calls([{"name": "get_weather", "args": {"city": "Oslo"}}])
+
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        return "snow"
+
+    config = {
+        "tools": [get_weather],
+        "automatic_function_calling": {"ignore_call_history": True},
+    }
+    chat = client.chats.create(config=config)
+    text = "".join([chunk.text or "" async for chunk in chat.send_message_stream("Oslo?")])
+    history = chat.get_history()
+    assert [c.role for c in history] == ["user", "model"]
+    assert history[1].parts is not None
+    assert [part.function_call for part in history[1].parts] == [None]
+    assert history[1].parts[0].text == text
+
+
 async def test_structured_output_in_a_chat(
     client: GreyCloudAsyncClient, vertex_emulator: VertexEmulator
 ) -> None:

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_chats.py by tools/generate.py.
 # Change tests/_async/test_chats.py and run `make generate`.
-# output-sha256: 6703e5e0f574baff
+# output-sha256: defd34d4ae1d2a58
 """Chat sessions: every turn through generate_with_retry, the history kept as google-genai keeps it.
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -143,6 +143,30 @@ def test_a_chat_runs_functions_and_keeps_the_exchange(
     assert history[1].parts and history[1].parts[0].function_call is not None
     assert history[2].parts and history[2].parts[0].function_response is not None
     assert history[3].parts and history[3].parts[0].text == response.text
+
+
+def test_a_streamed_turn_that_ignores_the_call_history_keeps_only_the_answer(
+    client: GreyCloudClient, vertex_emulator: VertexEmulator
+) -> None:
+    """As ``send_message`` does: the history gets the user's turn and the last hop's answer,
+    not the function call of the first hop glued to it (a call with no reply after it)."""
+    vertex_emulator.script_function_calls([{"name": "get_weather", "args": {"city": "Oslo"}}])
+
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        return "snow"
+
+    config = {
+        "tools": [get_weather],
+        "automatic_function_calling": {"ignore_call_history": True},
+    }
+    chat = client.chats.create(config=config)
+    text = "".join([chunk.text or "" for chunk in chat.send_message_stream("Oslo?")])
+    history = chat.get_history()
+    assert [c.role for c in history] == ["user", "model"]
+    assert history[1].parts is not None
+    assert [part.function_call for part in history[1].parts] == [None]
+    assert history[1].parts[0].text == text
 
 
 def test_structured_output_in_a_chat(
