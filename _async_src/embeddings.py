@@ -92,7 +92,7 @@ async def _send_once(
                 contents=request.contents,
                 config=plan.config,
             )
-        except errors.APIError as exc:
+        except (errors.APIError, QuotaExhaustedError) as exc:  # a per-day 429 is counted too
             await client._report(plan.model, exc, permit)
             raise
         check_answer(request, response)

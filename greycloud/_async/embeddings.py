@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/embeddings.py by tools/generate.py.
 # Change _async_src/embeddings.py and run `make generate`.
-# output-sha256: d31456564746cef9
+# output-sha256: 01281713833af623
 """Embeddings under the limiter: one ``embed_content`` call sent as many requests.
 
 The call is planned by ``greycloud._core.embedding`` (checked, split by the model's per-request
@@ -95,7 +95,7 @@ async def _send_once(
                 contents=request.contents,
                 config=plan.config,
             )
-        except errors.APIError as exc:
+        except (errors.APIError, QuotaExhaustedError) as exc:  # a per-day 429 is counted too
             await client._report(plan.model, exc, permit)
             raise
         check_answer(request, response)

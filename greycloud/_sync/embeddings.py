@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from _async_src/embeddings.py by tools/generate.py.
 # Change _async_src/embeddings.py and run `make generate`.
-# output-sha256: d2f3d736a5376ec9
+# output-sha256: 8c7217ca9f9c5e0b
 """Embeddings under the limiter: one ``embed_content`` call sent as many requests.
 
 The call is planned by ``greycloud._core.embedding`` (checked, split by the model's per-request
@@ -93,7 +93,7 @@ def _send_once(
                 contents=request.contents,
                 config=plan.config,
             )
-        except errors.APIError as exc:
+        except (errors.APIError, QuotaExhaustedError) as exc:  # a per-day 429 is counted too
             client._report(plan.model, exc, permit)
             raise
         check_answer(request, response)

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_embeddings.py by tools/generate.py.
 # Change tests/_async/test_embeddings.py and run `make generate`.
-# output-sha256: 016bebb0c3ead5cd
+# output-sha256: 4732a36450b5dd37
 """``embed_content``, checked on what reached a real server (the emulator, over HTTP).
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from google.genai import errors, types
 
-from greycloud import ConfigError, GreyCloudClient
+from greycloud import ConfigError, GreyCloudClient, QuotaExhaustedError
 from greycloud.testing import Fault, RequestRecord, VertexEmulator
 
 GEMINI = "gemini-embedding-001"
@@ -226,3 +226,14 @@ def test_a_request_that_fails_for_good_stops_the_call(
             pytest.fail("the call succeeded although its first request failed for good")
     # One at a time: after the first request failed, the other four were never sent.
     assert [c.status for c in embedding_calls(vertex_emulator)] == [400]
+
+
+def test_a_per_day_quota_stops_the_embedding_and_is_counted_by_the_limiter(
+    client: GreyCloudClient, vertex_emulator: VertexEmulator
+) -> None:
+    vertex_emulator.inject(Fault.status(429, quota_id="EmbedRequestsPerDayPerProjectPerModel"))
+    with pytest.raises(QuotaExhaustedError, match="PerDay"):
+        client.embed_content("a line")
+    assert len(embedding_calls(vertex_emulator)) == 1  # not retried: tomorrow is too far
+    stats = client.rate_limiter.stats().models[client.config.embedding_model]
+    assert stats.rate_limited_per_day == 1
