@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import urllib.request
 
 import pytest
 
+from greycloud.testing import EmulatorProcess
 from greycloud.testing._answers import estimate_tokens, make_answer, split_text
 from greycloud.testing._quota import Limits, QuotaBook, RollingWindow
 from greycloud.testing._rpc import format_duration, retry_after_header
@@ -131,3 +133,16 @@ def test_python_m_serves_until_stopped() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_an_emulator_process_raises_what_failed_in_it_instead_of_hanging() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(RuntimeError, match="could not listen"):
+            EmulatorProcess(port=taken.getsockname()[1])
+    with EmulatorProcess() as server:
+        with pytest.raises(TypeError):
+            server.set_quota(per_fortnight=5)
+        assert server.stats().accepted == 0  # and it still answers
+        assert server.config().search_endpoint == server.base_url

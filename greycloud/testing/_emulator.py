@@ -223,17 +223,7 @@ class VertexEmulator:
 
     def config(self, **overrides: Any) -> GreyCloudConfig:
         """A ``GreyCloudConfig`` pointing at this emulator (``overrides`` replace any field)."""
-        from greycloud.config import GreyCloudConfig
-
-        values: dict[str, Any] = {
-            "project_id": self.project,
-            "location": self.location,
-            "endpoint": self.base_url,
-            "api_version": "v1",
-            "search_endpoint": self.base_url,
-        }
-        values.update(overrides)
-        return GreyCloudConfig(**values)
+        return config_for(self.base_url, self.project, self.location, overrides)
 
     def sdk_client(
         self, *, vertexai: bool = True, api_key: bool = False, **http: Any
@@ -448,3 +438,21 @@ class VertexEmulator:
     def __repr__(self) -> str:
         where = self.base_url if self._port is not None else "stopped"
         return f"VertexEmulator({where}, project={self.project!r}, location={self.location!r})"
+
+
+def config_for(
+    base_url: str, project: str, location: str, overrides: dict[str, Any]
+) -> GreyCloudConfig:
+    """A ``GreyCloudConfig`` pointing at the emulator at ``base_url`` (generation, counting,
+    embeddings and Vertex AI Search alike); ``overrides`` replace any field."""
+    from greycloud.config import GreyCloudConfig
+
+    values: dict[str, Any] = {
+        "project_id": project,
+        "location": location,
+        "endpoint": base_url,
+        "api_version": "v1",
+        "search_endpoint": base_url,
+        **overrides,
+    }
+    return GreyCloudConfig(**values)

@@ -14,28 +14,38 @@ from typing import Any
 
 from greycloud.config import GreyCloudConfig
 
-from ._emulator import VertexEmulator
+from ._emulator import VertexEmulator, config_for
 from ._state import EmulatorStats
 
 
 def _serve(connection: multiprocessing.connection.Connection, options: dict[str, Any]) -> None:
-    with VertexEmulator(**options) as emulator:
-        connection.send((emulator.base_url, emulator.project, emulator.location))
+    # Every command is answered ("ok", result) or ("error", exception): the parent raises it
+    # rather than waiting for an answer that never comes.
+    try:
+        emulator = VertexEmulator(**options).start()
+    except Exception as exc:
+        connection.send(("error", exc))
+        return
+    try:
+        connection.send(("ok", (emulator.base_url, emulator.project, emulator.location)))
         while True:
             command, arguments = connection.recv()
             if command == "stop":
                 return
-            if command == "stats":
-                connection.send(emulator.stats())
-            elif command == "reset":
-                emulator.reset()
-                connection.send(None)
-            elif command == "set_quota":
-                emulator.set_quota(**arguments)
-                connection.send(None)
-            elif command == "script_function_calls":
-                emulator.script_function_calls(**arguments)
-                connection.send(None)
+            try:
+                result = emulator.stats() if command == "stats" else None
+                if command == "reset":
+                    emulator.reset()
+                elif command == "set_quota":
+                    emulator.set_quota(**arguments)
+                elif command == "script_function_calls":
+                    emulator.script_function_calls(**arguments)
+            except Exception as exc:
+                connection.send(("error", exc))
+            else:
+                connection.send(("ok", result))
+    finally:
+        emulator.stop()
 
 
 class EmulatorProcess:
@@ -52,22 +62,27 @@ class EmulatorProcess:
         self._connection, child = context.Pipe()
         self._process = context.Process(target=_serve, args=(child, options), daemon=True)
         self._process.start()
-        self.base_url, self.project, self.location = self._connection.recv()
+        child.close()  # the child's end lives in the child: a child that dies ends the pipe
+        self.base_url, self.project, self.location = self._receive()
 
     def config(self, **overrides: Any) -> GreyCloudConfig:
         """A ``GreyCloudConfig`` pointing at this emulator (``overrides`` replace any field)."""
-        values: dict[str, Any] = {
-            "project_id": self.project,
-            "location": self.location,
-            "endpoint": self.base_url,
-            "api_version": "v1",
-        }
-        values.update(overrides)
-        return GreyCloudConfig(**values)
+        return config_for(self.base_url, self.project, self.location, overrides)
 
     def _call(self, command: str, **arguments: Any) -> Any:
         self._connection.send((command, arguments))
-        return self._connection.recv()
+        return self._receive()
+
+    def _receive(self) -> Any:
+        try:
+            status, value = self._connection.recv()
+        except EOFError:
+            raise RuntimeError(
+                f"the emulator's process ended (exit code {self._process.exitcode})"
+            ) from None
+        if status == "error":
+            raise value
+        return value
 
     def stats(self) -> EmulatorStats:
         stats: EmulatorStats = self._call("stats")
