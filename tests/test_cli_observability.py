@@ -107,3 +107,19 @@ def test_otel_without_an_installed_exporter_says_what_to_install(
     assert "OTEL_TRACES_EXPORTER=no-such-exporter" in result.stderr
     assert "pip install" in result.stderr
     assert vertex_emulator.requests() == []
+
+
+def test_embed_exports_with_otel_too(vertex_emulator: VertexEmulator, tmp_path: Path) -> None:
+    texts = write_lines(tmp_path / "in.jsonl", [{"id": str(n), "text": f"t {n}"} for n in range(3)])
+    console = {"OTEL_TRACES_EXPORTER": "console", "OTEL_METRICS_EXPORTER": "console"}
+    result = subprocess.run(
+        [*COMMAND, "embed", str(texts), "-o", str(tmp_path / "out.jsonl"), "--otel"],
+        env={**cli_env(vertex_emulator), **console},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"name": "embeddings gemini-embedding-001"' in result.stdout
+    assert '"name": "gen_ai.client.token.usage"' in result.stdout

@@ -291,6 +291,7 @@ def embed(
     api_version: ApiVersionOption = None,
     log_interval: LogIntervalOption = 10.0,
     pricing: PricingOption = None,
+    otel: OtelOption = False,
     verbose: VerboseOption = False,
     access_token: AccessTokenOption = None,
 ) -> None:
@@ -314,7 +315,9 @@ def embed(
         max_retries, retry_failed, skip_invalid, log_interval, load_pricing(pricing)
     )
     kind = embed_lines(task_type, dimensions)
-    raise typer.Exit(run_file(input_path, output_path, target, overrides, options, kind))
+    with exported_telemetry(otel):
+        code = run_file(input_path, output_path, target, overrides, options, kind)
+    raise typer.Exit(code)
 
 
 def _limit_option(name: str, value: str | None) -> int | str | None:
