@@ -42,6 +42,9 @@ def test_unknown_bytes_have_no_size() -> None:
 
 def test_pdf_pages_and_wav_duration() -> None:
     assert media.pdf_pages(samples.pdf(7)) == 7
+    # A page count no PDF has is not believed (nor handed to int()): the pages are counted.
+    absurd = samples.pdf(2).replace(b"/Count 2", b"/Count " + b"9" * 5000)
+    assert media.pdf_pages(absurd) == 2
     assert media.audio_seconds(samples.wav(3.5)) == pytest.approx(3.5)
     assert media.audio_seconds(samples.wav(1.0, rate=44_100)) == pytest.approx(1.0)
 

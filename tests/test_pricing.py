@@ -105,12 +105,21 @@ def _from_env(monkeypatch: pytest.MonkeyPatch, path: Path) -> Pricing:
         ('{"prices": {}}', '"models"'),
         ('{"models": {"m": {"input": -1, "output": 1}}}', "m.input must be a price"),
         ('{"models": {"m": {"input": 1}}}', "m has no output price"),
+        ('{"models": {"m": {"input": NaN, "output": 1}}}', "m.input must be a price"),
+        ('{"models": {"m": {"input": 1, "output": Infinity}}}', "m.output must be a price"),
     ],
 )
 def test_a_bad_pricing_file_says_what_is_wrong(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "prices.json"
     path.write_text(content)
     with pytest.raises(ConfigError, match=message):
+        Pricing.load(path)
+
+
+def test_a_pricing_file_that_is_not_text_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "prices.json"
+    path.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(ConfigError, match="not UTF-8"):
         Pricing.load(path)
 
 

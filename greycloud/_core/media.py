@@ -11,13 +11,14 @@ import re
 import struct
 
 _PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
+# A count of more than nine digits is no real page count (and no int() should see it).
 _PDF_COUNT = re.compile(
-    rb"/Type\s*/Pages\b[^>]*?/Count\s+(\d+)|/Count\s+(\d+)[^>]*?/Type\s*/Pages\b"
+    rb"/Type\s*/Pages\b[^>]*?/Count\s+(\d{1,9})(?!\d)"
+    rb"|/Count\s+(\d{1,9})(?!\d)[^>]*?/Type\s*/Pages\b"
 )
-# MPEG-1/2 Layer III bit rates (kbit/s) by version and index; sample rates by version.
+# MPEG-1/2 Layer III bit rates (kbit/s) by version and index.
 _MP3_RATES_V1 = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 0)
 _MP3_RATES_V2 = (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160, 0)
-_MP3_SAMPLE_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:

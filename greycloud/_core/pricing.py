@@ -16,6 +16,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
+from math import inf
 from pathlib import Path
 from typing import Any
 
@@ -112,9 +113,11 @@ class Pricing:
 
 def _read(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError("pricing", f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError("pricing", f"{path} is not UTF-8 text (a JSON file is)") from None
     except json.JSONDecodeError as exc:
         raise ConfigError("pricing", f"{path} is not JSON: {exc}") from None
 
@@ -136,7 +139,7 @@ def _price(model: str, fields: Mapping[str, Any]) -> ModelPrice:
         value = fields.get(key)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < inf:
             raise ConfigError(
                 "pricing", f"{model}.{key} must be a price of 0 or more, got {value!r}"
             )
