@@ -483,7 +483,7 @@ class GreyCloudAsyncClient:
         title: str | None = None,
         auto_truncate: bool | None = None,
         config: types.EmbedContentConfig | dict[str, Any] | None = None,
-        max_retries: int = 5,
+        max_retries: int = DEFAULT_MAX_RETRIES,
         on_retry: RetryCallback | None = None,
     ) -> types.EmbedContentResponse:
         """One embedding per input (a text, Part or Content; a list is one input per item), in

@@ -168,15 +168,14 @@ class Telemetry:
         *,
         streaming: bool = False,
     ) -> Operation:
-        return _NO_OPERATION
+        return NO_OPERATION
 
     def rate_limited(self, model: str) -> None:
         """The server answered 429 for ``model``."""
 
 
 _NO_ATTEMPT = Attempt()
-_NO_OPERATION = Operation()
-NO_OPERATION = _NO_OPERATION
+NO_OPERATION = Operation()
 """The operation of a call that another span already covers."""
 _NO_TELEMETRY = Telemetry()
 
@@ -387,7 +386,7 @@ class _Telemetry(Telemetry):
         streaming: bool = False,
     ) -> Operation:
         if not self.instruments.active():
-            return _NO_OPERATION  # no SDK yet: skip even the API's no-op spans
+            return NO_OPERATION  # no SDK yet: skip even the API's no-op spans
         kind = self.kinds.get((name, model))
         if kind is None:
             kind = self.kinds[name, model] = _Kind(self, name, model)

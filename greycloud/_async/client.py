@@ -1,6 +1,6 @@
 # DO NOT EDIT: a copy of _async_src/client.py by tools/generate.py.
 # Change _async_src/client.py and run `make generate`.
-# output-sha256: e639db8d816efff2
+# output-sha256: 89117c7a51ddbddb
 """The Gemini client: generation, streaming, retries and token counting under the limiter.
 
 This file is the only hand-written copy of the client. ``make generate`` turns it into the
@@ -486,7 +486,7 @@ class GreyCloudAsyncClient:
         title: str | None = None,
         auto_truncate: bool | None = None,
         config: types.EmbedContentConfig | dict[str, Any] | None = None,
-        max_retries: int = 5,
+        max_retries: int = DEFAULT_MAX_RETRIES,
         on_retry: RetryCallback | None = None,
     ) -> types.EmbedContentResponse:
         """One embedding per input (a text, Part or Content; a list is one input per item), in

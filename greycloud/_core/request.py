@@ -49,11 +49,6 @@ class GenerateRequest:
     """The estimate with media of unknown size priced too (None: there are none, or not yet)."""
 
     @property
-    def estimated_tokens(self) -> int:
-        """The tokens of everything that could be sized locally (media of unknown size aside)."""
-        return self.estimate.total
-
-    @property
     def booked_tokens(self) -> TokenEstimate:
         """What the limiter books for this request, by modality."""
         if self.priced is not None:

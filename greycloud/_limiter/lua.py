@@ -368,7 +368,6 @@ def members_key(prefix: str) -> str:
 # Writing a new rate rescales the requests schedule still ahead (starts booked for the old
 # rate), pivoting on now, so that what is booked ahead keeps to the new rate; the last start
 # and the tokens schedule move by as much as the last booking does.
-DISCOVERY_SECONDS = 4
 DISCOVERY = (
     _PRELUDE
     + """

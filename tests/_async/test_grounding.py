@@ -145,7 +145,7 @@ async def test_token_estimate_includes_the_block(client: GreyCloudAsyncClient) -
     grounded = await client._ground(client._build(QUESTION))
     block = grounded.contents[0]
     assert isinstance(block, str)
-    assert grounded.estimated_tokens >= plain.estimated_tokens + len(block) // 4
+    assert grounded.estimate.total >= plain.estimate.total + len(block) // 4
 
 
 async def test_quotes_become_keywords_and_unit_marks_stay(

@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_grounding.py by tools/generate.py.
 # Change tests/_async/test_grounding.py and run `make generate`.
-# output-sha256: 1f0e92bb5a2933fd
+# output-sha256: d28aae3621de275d
 """Vertex AI Search grounding, checked on what reached the emulator (search and generation).
 
 Written once here; ``make generate`` produces the sync twin in tests/_sync/.
@@ -148,7 +148,7 @@ def test_token_estimate_includes_the_block(client: GreyCloudClient) -> None:
     grounded = client._ground(client._build(QUESTION))
     block = grounded.contents[0]
     assert isinstance(block, str)
-    assert grounded.estimated_tokens >= plain.estimated_tokens + len(block) // 4
+    assert grounded.estimate.total >= plain.estimate.total + len(block) // 4
 
 
 def test_quotes_become_keywords_and_unit_marks_stay(
