@@ -26,11 +26,14 @@ from greycloud._limiter.quota import build_quotas
 SETTINGS = DiscoverySettings(start=1.0, floor=0.1, ceiling=1000.0)
 
 
-def busy(discovery: RateDiscovery, begin: float, end: float, step: float = 0.01) -> float:
-    """Use the whole rate from ``begin`` to ``end`` (every request succeeds); the rate at end."""
+def busy(
+    discovery: RateDiscovery, begin: float, end: float, step: float = 0.01, share: float = 1.0
+) -> float:
+    """Use ``share`` of the rate from ``begin`` to ``end`` (every request succeeds); the rate
+    at the end."""
     now, credit = begin, 0.0
     while now < end:
-        credit += discovery.rate(now) * step
+        credit += discovery.rate(now) * share * step
         while credit >= 1.0:
             credit -= 1.0
             discovery.on_start(now)
@@ -51,6 +54,16 @@ def test_an_unused_rate_does_not_grow() -> None:
     discovery = RateDiscovery(SETTINGS, now=0.0)
     for second in range(1, 60):
         assert discovery.rate(float(second)) == 1.0  # nothing started: nothing learnt
+
+
+def test_the_rate_grows_only_while_at_least_half_of_it_is_used() -> None:
+    """A client sending 30% of the rate has not shown the pool takes more; one sending 70%
+    has (and keeps growing as its own rate grows)."""
+    settings = DiscoverySettings(start=10.0, floor=0.1, ceiling=1000.0)
+    light = RateDiscovery(settings, now=0.0)
+    assert busy(light, 0.0, 12.0, share=0.3) == pytest.approx(10.0)
+    heavy = RateDiscovery(settings, now=0.0)
+    assert busy(heavy, 0.0, 12.0, share=0.7) >= 10.0 * 2**3  # about four doublings in 12 s
 
 
 def test_a_429_cuts_to_backoff_times_the_rate_served() -> None:

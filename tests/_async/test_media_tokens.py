@@ -54,9 +54,12 @@ MEDIA = [
 
 @pytest.mark.parametrize(("name", "data", "mime"), MEDIA, ids=[m[0] for m in MEDIA])
 @pytest.mark.parametrize("model", [MODEL, "gemini-3-flash-preview"])
-async def test_estimates_match_the_emulators_count(
+async def test_media_bytes_reach_the_request_and_are_estimated_by_modality(
     client: GreyCloudAsyncClient, name: str, data: bytes, mime: str, model: str
 ) -> None:
+    """The media travel in the request and are booked under their modality. The emulator
+    counts by greycloud's own rules table, so this does not check the rules themselves:
+    tests/test_media_tokens.py holds them against the published figures."""
     contents = [PROMPT, types.Part.from_bytes(data=data, mime_type=mime)]
     estimate = build_request(client.config, contents, model=model).estimate
     response = await client.generate_content(contents, model=model)

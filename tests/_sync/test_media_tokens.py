@@ -1,6 +1,6 @@
 # DO NOT EDIT: generated from tests/_async/test_media_tokens.py by tools/generate.py.
 # Change tests/_async/test_media_tokens.py and run `make generate`.
-# output-sha256: d6b2716dc511413a
+# output-sha256: 33088dc26e18396f
 """Token estimates for images, PDFs, audio and file URIs, checked against what the emulator
 counts (by the service's published rules) through the real SDK on a real socket.
 
@@ -57,9 +57,12 @@ MEDIA = [
 
 @pytest.mark.parametrize(("name", "data", "mime"), MEDIA, ids=[m[0] for m in MEDIA])
 @pytest.mark.parametrize("model", [MODEL, "gemini-3-flash-preview"])
-def test_estimates_match_the_emulators_count(
+def test_media_bytes_reach_the_request_and_are_estimated_by_modality(
     client: GreyCloudClient, name: str, data: bytes, mime: str, model: str
 ) -> None:
+    """The media travel in the request and are booked under their modality. The emulator
+    counts by greycloud's own rules table, so this does not check the rules themselves:
+    tests/test_media_tokens.py holds them against the published figures."""
     contents = [PROMPT, types.Part.from_bytes(data=data, mime_type=mime)]
     estimate = build_request(client.config, contents, model=model).estimate
     response = client.generate_content(contents, model=model)
