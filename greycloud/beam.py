@@ -45,6 +45,7 @@ from . import auth
 from ._cli.prompts import check_line
 from ._cli.results import TokenUsage, error_json, finish_reason, is_rate_limited
 from ._core.request import build_request
+from ._core.retry import worth_splitting
 from ._sync.client import DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY, GreyCloudClient
 from ._sync.rate_limiter import SyncVertexRateLimiter
 from .config import GreyCloudConfig
@@ -462,14 +463,16 @@ class GreyCloudEmbeddingHandler(_Handler):
         whole = self._embed(model.client, [batch[i] for i in sendable], kwargs)
         if isinstance(whole, list):
             outcomes.update(zip(sendable, whole, strict=True))
-        elif sendable:
-            # The call failed for good: alone, each element fails or succeeds on its own.
+        elif len(sendable) > 1 and whole[2]:
+            # One bad element may have failed the call: alone, each fails or succeeds.
             alone = [
                 model.pool.submit(self._embed, model.client, [batch[i]], kwargs) for i in sendable
             ]
             for index, future in zip(sendable, alone, strict=True):
                 result = future.result()
-                outcomes[index] = result[0] if isinstance(result, list) else result
+                outcomes[index] = result[0] if isinstance(result, list) else result[:2]
+        else:  # the service was busy or failing: more requests would not help
+            outcomes.update((index, whole[:2]) for index in sendable)
         results = []
         for index, element in enumerate(batch):
             inference, rate_limited = outcomes[index]
@@ -479,9 +482,9 @@ class GreyCloudEmbeddingHandler(_Handler):
 
     def _embed(
         self, client: GreyCloudClient, contents: list[Any], kwargs: dict[str, Any]
-    ) -> list[tuple[Embedding, int]] | tuple[Failure, int]:
+    ) -> list[tuple[Embedding, int]] | tuple[Failure, int, bool]:
         """Each content's embedding (with the 429s met, counted on the first), or the failure
-        of the whole call and its 429s."""
+        of the whole call, its 429s, and whether sending the contents alone may get further."""
         if not contents:
             return []
         failed_attempts = rate_limited = 0
@@ -503,7 +506,8 @@ class GreyCloudEmbeddingHandler(_Handler):
             raise
         except Exception as exc:  # refused as a whole; run_inference tries each alone
             rate_limited += is_rate_limited(exc)
-            return Failure.of(exc, self._model, failed_attempts + 1), rate_limited
+            failure = Failure.of(exc, self._model, failed_attempts + 1)
+            return failure, rate_limited, worth_splitting(exc)
         embeddings = []
         for position, embedding in enumerate(response.embeddings or []):
             statistics = embedding.statistics

@@ -339,3 +339,26 @@ def test_embeddings_one_call_per_batch_and_only_the_refused_element_fails(
     # The batch went as one call, refused for the poison; then each element alone.
     calls = [r for r in vertex_emulator.requests() if r.model is not None]
     assert len(calls) == 1 + len(texts) + 1
+
+
+def test_an_embedding_batch_the_service_kept_refusing_is_not_sent_again_element_by_element(
+    vertex_emulator: VertexEmulator, tmp_path: Path
+) -> None:
+    """Retries used up on a 503: the service is failing, so every element fails with it, and
+    no one-by-one requests pile onto it (that is for a batch one bad element failed)."""
+    vertex_emulator.inject(Fault.status(503), times=None)
+    handler = GreyCloudEmbeddingHandler(
+        vertex_emulator.config(),
+        credentials=Credentials(token=vertex_emulator.token),
+        max_retries=0,
+        max_batch_size=10,
+        min_batch_size=10,
+    )
+    pipeline = beam.Pipeline(options=PipelineOptions(flags=[], **IN_PROCESS))
+    _, failed = (
+        pipeline | beam.Create([f"text {i}" for i in range(4)]) | RunInference(handler)
+    ) | SplitFailures()
+    _ = failed | beam.Map(lambda r: r.inference.code) | beam.io.WriteToText(str(tmp_path / "f"))
+    pipeline.run().wait_until_finish()
+    assert sorted(_read_lines(tmp_path, "f")) == ["503"] * 4
+    assert len([r for r in vertex_emulator.requests() if r.model is not None]) == 1

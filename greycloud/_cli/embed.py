@@ -24,9 +24,9 @@ from google.genai import types
 from .._async.client import GreyCloudAsyncClient
 from .._core.embedding import TASK_TYPES, check_dimensions, input_tokens, limits_for
 from .._core.request import is_content
-from .._core.retry import classify
+from .._core.retry import worth_splitting
 from ..config import GreyCloudConfig
-from ..errors import ConfigError, RetryExhaustedError
+from ..errors import ConfigError
 from .group_commit import GroupCommit
 from .jsonl_input import Parse
 from .progress import Reporter, RunTally
@@ -283,8 +283,7 @@ class EmbedRunner(BulkRunner):
         except RUN_STOPPING_ERRORS as exc:
             raise RunStopped(exc) from exc
         except Exception as exc:  # any other failure belongs to this group alone
-            retried_out = isinstance(exc, RetryExhaustedError) or classify(exc).transient
-            if len(group) > 1 and not retried_out:
+            if len(group) > 1 and worth_splitting(exc):
                 # One bad line must not fail the others: send them one by one to find it.
                 return [result for line in group for result in await self._run_group([line])]
             attempts.gave_up(exc)

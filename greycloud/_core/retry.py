@@ -19,6 +19,8 @@ from typing import Any
 import httpx2
 from google.genai import errors
 
+from ..errors import RetryExhaustedError
+
 # on_retry(failed_attempt, error, delay_seconds): told before each backoff sleep.
 RetryCallback = Callable[[int, BaseException, float], None]
 
@@ -78,6 +80,13 @@ def classify(exc: BaseException) -> Failure:
             return Failure(transient=True, retry_after=server_retry_delay(exc))
         return Failure(transient=False)
     return Failure(transient=isinstance(exc, _TRANSPORT_ERRORS))
+
+
+def worth_splitting(exc: BaseException) -> bool:
+    """Whether a request of many inputs (an embedding batch) that failed for good may get
+    further sent one input at a time: yes when one bad input may be the cause, not when the
+    service was busy or failing and the retries ran out (more requests would not help)."""
+    return not (isinstance(exc, RetryExhaustedError) or classify(exc).transient)
 
 
 # Cache and batch-job calls that change nothing when sent twice (a create does).
