@@ -273,8 +273,9 @@ def _this_command() -> str:
 def _discovered_rpm(client: GreyCloudAsyncClient) -> Callable[[], float | None] | None:
     """For a run with a discovered rate (rpm="auto"): reads the requests/min found so far."""
     config = client.config
-    limits = [config.rpm, *((config.model_limits or {}).get(config.model, {}).values())]
-    if "auto" not in limits:
+    per_model = (config.model_limits or {}).values()
+    limits = [config.rpm, config.tpm, *(value for limit in per_model for value in limit.values())]
+    if "auto" not in limits:  # no model of this run can have one: no need to ask
         return None
 
     def read() -> float | None:
