@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import stat
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from greycloud._cli.jsonl_input import InputProblem, scan, stream
+from greycloud._cli.prompts import PromptLine, line_id, parse_checked_line, parse_line
 
 # Every variable the command reads its configuration from; a test sets or unsets each one, so
 # the developer's own environment never leaks into a run.
@@ -51,3 +55,19 @@ def logged_out_gcloud(bin_dir: Path) -> None:
         "exit 1\n"
     )
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
+
+
+@dataclass
+class PromptFile:
+    """The valid lines of a prompt file in order, and every problem found."""
+
+    lines: list[PromptLine]
+    problems: list[InputProblem]
+    invalid_lines: int  # lines left out because of a problem
+
+
+def read_prompts(path: Path) -> PromptFile:
+    """Read and check every line of ``path`` at once, with greycloud run's two passes."""
+    checked = scan(path, parse_line, line_id)
+    lines = list(stream(path, parse_checked_line, checked.invalid))
+    return PromptFile(lines, checked.problems, checked.invalid_lines)

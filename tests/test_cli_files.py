@@ -12,7 +12,8 @@ import pytest
 
 from greycloud._cli.group_commit import GroupCommit
 from greycloud._cli.journal import JournalError, JournalWriteError, OutputJournal
-from greycloud._cli.prompts import parse_line, read_prompts
+from greycloud._cli.prompts import parse_line
+from tests.cli_support import read_prompts
 
 
 def record(line_id: object, error: object = None) -> str:

@@ -36,10 +36,10 @@ import pytest
 
 from greycloud._cli.embed import embed_line_parser
 from greycloud._cli.jsonl_input import scan
-from greycloud._cli.prompts import line_id, read_prompts
+from greycloud._cli.prompts import line_id
 from greycloud.testing import VertexEmulator
 from greycloud.testing.gcs import GcsEmulator
-from tests.cli_support import CONFIG_VARIABLES
+from tests.cli_support import CONFIG_VARIABLES, read_prompts
 from tests.redis_fixture import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,7 +16,6 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pydantic
@@ -25,7 +24,7 @@ from google.genai import types
 from .._core.json_lines import LineProblem, parse_json_line
 from .._core.request import estimate_tokens
 from ..config import THINKING_LEVELS, GreyCloudConfig
-from .jsonl_input import InputProblem, LineId, scan, stream
+from .jsonl_input import LineId
 
 # Settings a line may carry, each passed to ``generate_with_retry`` as a keyword of that name.
 Check = Callable[[Any], str | None]  # None when the value is fine, else what is wrong
@@ -96,23 +95,6 @@ class PromptLine:
     system_instruction: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     metadata: Any = None
-
-
-@dataclass
-class PromptFile:
-    """The valid lines in file order, and every problem found (empty when all is well)."""
-
-    lines: list[PromptLine]
-    problems: list[InputProblem]
-    invalid_lines: int  # lines left out because of a problem
-
-
-def read_prompts(path: Path) -> PromptFile:
-    """Read and check every line of ``path`` at once (``greycloud run`` streams it instead);
-    raises ``OSError`` when it cannot be read."""
-    checked = scan(path, parse_line, line_id)
-    lines = list(stream(path, parse_checked_line, checked.invalid))
-    return PromptFile(lines, checked.problems, checked.invalid_lines)
 
 
 def line_id(line: PromptLine) -> LineId:
