@@ -22,11 +22,10 @@ import pydantic
 from google.genai import types
 
 from .._async.client import GreyCloudAsyncClient
-from .._core.embedding import TASK_TYPES, check_dimensions, input_tokens, limits_for
+from .._core.embedding import TASK_TYPES, check_dimensions, input_problem, limits_for
 from .._core.request import is_content
 from .._core.retry import worth_splitting
 from ..config import GreyCloudConfig
-from ..errors import ConfigError
 from .group_commit import GroupCommit
 from .jsonl_input import Parse
 from .progress import Reporter, RunTally
@@ -54,10 +53,8 @@ def embed_lines(task_type: str | None, dimensions: int | None) -> LineKind:
             line, problems = parse(number, text)
             if line is None:
                 return None, problems
-            try:
-                input_tokens(input_of(line), text_only, 0)
-            except ConfigError as exc:
-                problem = str(exc).removeprefix("contents: input 0 ")
+            problem = input_problem(input_of(line), text_only)
+            if problem is not None:
                 return None, [f"{problem} (model {config.embedding_model})"]
             return line, []
 

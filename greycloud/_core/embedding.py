@@ -252,21 +252,29 @@ def _one_text(content: types.Content) -> types.Content:
     )
 
 
-def input_tokens(content: types.Content, text_only: bool, index: int) -> int:
-    """A token estimate for one input; ``ConfigError`` when it holds nothing to embed."""
+def input_problem(content: types.Content, text_only: bool) -> str | None:
+    """Why one input cannot be embedded (e.g. "has no text; ..."), or None."""
     parts = content.parts or []
     texts = [part.text for part in parts if part.text is not None]
-    others = len(parts) - len(texts)
-    if text_only and others:
-        raise ConfigError(
-            "contents",
-            f"input {index} holds a part that is not text; this model embeds text only "
-            "(use a multimodal Gemini embedding model for images and documents)",
+    if text_only and len(texts) < len(parts):
+        return (
+            "holds a part that is not text; this model embeds text only "
+            "(use a multimodal Gemini embedding model for images and documents)"
         )
-    if not others and not "".join(texts).strip():
-        raise ConfigError("contents", f"input {index} has no text; remove it or give it text")
+    if len(texts) == len(parts) and not "".join(texts).strip():
+        return "has no text; remove it or give it text"
+    return None
+
+
+def input_tokens(content: types.Content, text_only: bool, index: int) -> int:
+    """A token estimate for one input; ``ConfigError`` when it holds nothing to embed."""
+    problem = input_problem(content, text_only)
+    if problem is not None:
+        raise ConfigError("contents", f"input {index} {problem}")
+    parts = content.parts or []
+    texts = [part.text for part in parts if part.text is not None]
     text_estimate = estimate_tokens("".join(texts)) if texts else 0
-    return text_estimate + others * NON_TEXT_PART_TOKENS
+    return text_estimate + (len(parts) - len(texts)) * NON_TEXT_PART_TOKENS
 
 
 def split(
